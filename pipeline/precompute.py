@@ -1,0 +1,248 @@
+"""``aura precompute``: run the frozen Whisper teacher once, in Ray, and cache its layers in the store.
+
+The driver compares the shards listed in the manifest with the store's committed groups and hands
+only the missing ones to a pool of Ray actors, each holding one teacher (one GPU per actor when GPUs
+exist, CPU actors otherwise). An actor claims a shard with a lease, encodes its utterances in
+length-sorted batches and writes one store group, committed last; a killed actor leaves an
+uncommitted group that the next run redoes. Two jobs on one store never write the same group.
+
+Usage::
+
+    >>> from pipeline.config import load_config
+    >>> summary = run_precompute(load_config("configs/demo.yaml"))        # doctest: +SKIP
+    >>> summary.computed, summary.skipped_committed
+    (10, 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feature_store import FeatureStore, StoreFingerprint
+from feature_store import MelSettings as StoreMelSettings
+from pipeline.config import AuraConfig
+from pipeline.data.mel import frame_rate_hz
+from pipeline.data.shards import ShardFormatError, ShardSet
+
+log = logging.getLogger(__name__)
+
+
+def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
+    """The store fingerprint this config asks for, read from the teacher's files (no weights loaded)."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+
+    from pipeline.models.sources import resolve_model_dir, weights_fingerprint
+
+    model_dir = resolve_model_dir(cfg.models.teacher, cfg.models.cache_dir)
+    wcfg = WhisperConfig.from_pretrained(model_dir)
+    fe = WhisperFeatureExtractor.from_pretrained(model_dir)
+    layers = cfg.store.layers if cfg.store.layers is not None else list(range(1, wcfg.encoder_layers + 1))
+    mel = StoreMelSettings(n_mels=fe.feature_size, sampling_rate=fe.sampling_rate, hop_length=fe.hop_length, n_fft=fe.n_fft)
+    return StoreFingerprint(
+        teacher=cfg.models.teacher,
+        teacher_weights=weights_fingerprint(model_dir),
+        layers=layers,
+        pooling=cfg.store.pooling,
+        codec=cfg.store.codec,
+        width=wcfg.d_model,
+        frame_rate_hz=frame_rate_hz(cfg.store.pooling),
+        mel=mel,
+    )
+
+
+def open_store_for(cfg: AuraConfig, mode: str = "r") -> FeatureStore:
+    """Open the config's store, refusing one whose fingerprint differs (the message names the field)."""
+    return FeatureStore.open(cfg.paths.store, teacher_fingerprint(cfg), mode=mode)
+
+
+@dataclass
+class ShardResult:
+    shard: str
+    status: str  # computed | committed-already | claimed-elsewhere | failed
+    samples: int = 0
+    failures: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+    node: str = ""
+    error: str | None = None
+
+
+@dataclass
+class PrecomputeSummary:
+    total_shards: int = 0
+    skipped_committed: int = 0
+    results: list[ShardResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def computed(self) -> int:
+        return sum(r.status == "computed" for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" for r in self.results)
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(r.audio_seconds for r in self.results if r.status == "computed")
+
+    def describe(self) -> str:
+        lines = [
+            f"precompute: {self.total_shards} shards in the manifest, {self.skipped_committed} already in the store, "
+            f"computed {self.computed} now ({self.audio_seconds:.1f} s of audio in {self.wall_seconds:.1f} s)"
+        ]
+        busy = [r.shard for r in self.results if r.status == "claimed-elsewhere"]
+        if busy:
+            lines.append(f"  {len(busy)} shard(s) held by another job, not computed here: {', '.join(busy[:5])}")
+        for r in self.results:
+            if r.status == "failed":
+                lines.append(f"  FAILED {r.shard}: {r.error}")
+            elif r.failures:
+                lines.append(f"  {r.shard}: {r.failures} sample(s) failed in the teacher (recorded in the store)")
+        return "\n".join(lines)
+
+
+class TeacherWorker:
+    """Holds one teacher; computes and commits whole shard groups. Runs as a Ray actor."""
+
+    def __init__(self, cfg_json: str, fingerprint_json: str, owner: str):
+        import torch
+
+        from pipeline.config import AuraConfig
+        from pipeline.models.teacher import WhisperTeacher
+
+        self.cfg = AuraConfig.model_validate_json(cfg_json)
+        torch.set_num_threads(self.cfg.precompute.threads_per_worker)
+        fingerprint = StoreFingerprint.model_validate_json(fingerprint_json)
+        device = "cuda" if torch.cuda.is_available() and self.cfg.precompute.use_gpu != "never" else "cpu"
+        self.teacher = WhisperTeacher.from_spec(
+            self.cfg.models.teacher, self.cfg.models.cache_dir, layers=fingerprint.layers,
+            pooling=fingerprint.pooling, device=device, trust_remote_code=self.cfg.models.trust_remote_code,
+        )
+        self.store = FeatureStore.open(self.cfg.paths.store, fingerprint, mode="a")
+        self.shards = ShardSet(self.cfg.paths.shards)
+        self.owner = owner
+        self.node = socket.gethostname()
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def process(self, shard: str) -> ShardResult:
+        start = time.perf_counter()
+        lease = self.store.try_claim(shard, self.owner)
+        if lease is None:
+            return ShardResult(shard, "claimed-elsewhere", node=self.node)
+        try:
+            if shard in self.store.committed_shards():
+                return ShardResult(shard, "committed-already", node=self.node)
+            try:
+                samples = list(self.shards.iter_shard(shard))
+            except (ShardFormatError, OSError, ValueError) as exc:
+                return ShardResult(shard, "failed", node=self.node, error=f"cannot read shard: {exc}")
+            states, failures = self._encode_all(samples)
+            with self.store.shard_writer(shard, lease=lease) as writer:
+                for sample in samples:  # shard order, whatever the batching order was
+                    if sample.key in failures:
+                        writer.add_failure(sample.key, failures[sample.key])
+                    else:
+                        writer.add(sample.key, states[sample.key])
+            audio_s = sum(len(s.audio) for s in samples) / 16000
+            return ShardResult(shard, "computed", len(samples) - len(failures), len(failures), audio_s,
+                               time.perf_counter() - start, self.node)
+        finally:
+            lease.release()
+
+    def _encode_all(self, samples) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        from pipeline.models.teacher import TeacherInputError
+
+        states: dict[str, np.ndarray] = {}
+        failures: dict[str, str] = {}
+        by_length = sorted(samples, key=lambda s: len(s.audio))
+        size = self.cfg.precompute.batch_size
+        for i in range(0, len(by_length), size):
+            batch = by_length[i : i + size]
+            try:
+                outputs = self.teacher.encode([s.audio for s in batch])
+            except TeacherInputError:
+                # One bad utterance must not sink its batch: redo one by one and record the culprit.
+                outputs = []
+                for s in batch:
+                    try:
+                        outputs.append(self.teacher.encode([s.audio])[0])
+                    except TeacherInputError as exc:
+                        failures[s.key] = str(exc)
+                        outputs.append(None)
+            for s, out in zip(batch, outputs):
+                if out is not None:
+                    states[s.key] = out
+        return states, failures
+
+
+def _use_gpu(cfg: AuraConfig) -> bool:
+    if cfg.precompute.use_gpu == "never":
+        return False
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.precompute.use_gpu == "always" and gpus == 0:
+        raise RuntimeError("precompute.use_gpu=always but the Ray cluster has no GPU")
+    return gpus > 0
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray on loopback without the dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:
+    """Compute the teacher states of every shard not yet committed to the store."""
+    import ray
+    from ray.util import ActorPool
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    shard_names = ShardSet(cfg.paths.shards).shard_names()
+    fingerprint = teacher_fingerprint(cfg)
+    store = FeatureStore.open(cfg.paths.store, fingerprint, mode="a")
+    committed = store.committed_shards()
+    pending = [s for s in shard_names if s not in committed]
+    summary = PrecomputeSummary(total_shards=len(shard_names), skipped_committed=len(shard_names) - len(pending))
+    print(f"precompute: {len(shard_names)} shards, {summary.skipped_committed} committed, {len(pending)} to compute")
+    if pending:
+        init_ray(cfg.precompute.address)
+        gpu = _use_gpu(cfg)
+        actor_cls = ray.remote(num_cpus=cfg.precompute.threads_per_worker, num_gpus=1 if gpu else 0)(TeacherWorker)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        actors = [
+            actor_cls.remote(cfg.model_dump_json(), fingerprint.model_dump_json(), owner)
+            for _ in range(min(cfg.precompute.num_workers, len(pending)))
+        ]
+        pool = ActorPool(actors)
+        results = pool.map_unordered(lambda actor, shard: actor.process.remote(shard), pending)
+        for result in tqdm(results, total=len(pending), desc="precompute: shards", disable=not progress):
+            summary.results.append(result)
+        for actor in actors:
+            ray.kill(actor)
+    summary.results.sort(key=lambda r: r.shard)
+    summary.wall_seconds = time.perf_counter() - start
+    return summary

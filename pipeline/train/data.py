@@ -1,0 +1,184 @@
+"""Training data: audio shards joined with cached teacher targets by sample key.
+
+:class:`TrainingData` knows which samples can be trained on (manifest rows of committed store shards,
+split ``train``, not failed in the teacher) and loads batches: audio from the webdataset shards
+(decoded shard by shard through a small cache, since the sampler walks a few shards at a time) and
+targets from the zarr store. :class:`Prefetcher` loads the next batches in a thread so that the
+loader wait stays a small share of the step time.
+
+Usage::
+
+    >>> data = TrainingData(ShardSet("runs/demo/shards"), store, split="train")          # doctest: +SKIP
+    >>> data.check_complete()        # every manifest key of a committed shard has targets
+    >>> batch = data.load(["key1", "key2"], with_targets=True)                           # doctest: +SKIP
+    >>> batch.targets.shape          # (batch, layers, max_frames, width)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from feature_store import FeatureStore
+from pipeline.data.shards import ShardSet
+
+
+class TrainingDataError(RuntimeError):
+    """The shards and the store do not fit together (missing keys, nothing to train on)."""
+
+
+@dataclass
+class Batch:
+    keys: list[str]
+    audio: list[torch.Tensor]  # float32 mono 16 kHz, unpadded
+    rows: list[dict[str, Any]]  # manifest rows (text, task, question, answer, ...)
+    targets: torch.Tensor | None = None  # (B, layers, max_frames, width), zero padded
+    target_lengths: torch.Tensor | None = None  # (B,)
+
+
+class TrainingData:
+    """Samples usable for training or held-out evaluation; see the module docstring."""
+
+    def __init__(self, shards: ShardSet, store: FeatureStore | None, split: str | None = "train",
+                 cache_shards: int = 8, tasks: Iterable[str] | None = None):
+        self.shards = shards
+        self.store = store
+        self.split = split
+        self.tasks = set(tasks) if tasks is not None else None
+        self.cache_shards = cache_shards
+        self._audio_cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def _row_selected(self, row: dict[str, Any]) -> bool:
+        split = row.get("split") or "train"
+        if self.split is not None and split != self.split:
+            return False
+        return self.tasks is None or (row.get("task") or "transcribe") in self.tasks
+
+    def refresh(self) -> None:
+        """Re-read the manifest and the store's committed shards (at an epoch boundary)."""
+        rows = self.shards.manifest_rows()
+        self.rows = {r["key"]: r for r in rows}
+        if self.store is not None:
+            self.store.refresh()
+            committed = self.store.committed_shards()
+            failed = self.store.failures()
+        else:
+            committed = {r["shard"] for r in rows}
+            failed = {}
+        self.committed = committed
+        self.by_shard: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for r in rows:
+            if r["shard"] in committed and r["key"] not in failed and self._row_selected(r):
+                self.by_shard[r["shard"]].append((r["key"], int(r["num_samples"])))
+        self.pending_shards = sorted({r["shard"] for r in rows} - committed)
+
+    def shard_lengths(self) -> dict[str, list[tuple[str, int]]]:
+        """For the sampler: ``{shard: [(key, num_samples), ...]}`` of selected samples."""
+        self.refresh()
+        return {shard: items for shard, items in self.by_shard.items() if items}
+
+    def keys(self) -> list[str]:
+        return [key for shard in sorted(self.by_shard) for key, _ in self.by_shard[shard]]
+
+    def check_complete(self) -> None:
+        """Fail before training if the store lacks targets for selected samples of committed shards."""
+        if self.store is None:
+            return
+        if not self.by_shard:
+            raise TrainingDataError(
+                f"nothing to train on: no committed store shard holds {self.split or 'any'} samples "
+                f"({len(self.pending_shards)} shard(s) not yet precomputed; run `aura precompute`)"
+            )
+        stored = set(self.store.keys())
+        missing = [key for key in self.keys() if key not in stored]
+        if missing:
+            raise TrainingDataError(
+                f"the feature store {self.store.path} has no targets for {len(missing)} manifest sample(s) "
+                f"of committed shards, e.g. {missing[:5]}; were the shards re-ingested after precompute? "
+                "Run `aura store verify` and `aura precompute`."
+            )
+
+    # ------------------------------------------------------------------ loading
+    def _shard_audio(self, shard: str) -> dict[str, np.ndarray]:
+        with self._lock:
+            if shard in self._audio_cache:
+                self._audio_cache.move_to_end(shard)
+                return self._audio_cache[shard]
+        audio = {s.key: s.audio for s in self.shards.iter_shard(shard)}
+        with self._lock:
+            self._audio_cache[shard] = audio
+            while len(self._audio_cache) > self.cache_shards:
+                self._audio_cache.popitem(last=False)
+        return audio
+
+    def audio(self, key: str) -> np.ndarray:
+        return self._shard_audio(self.rows[key]["shard"])[key]
+
+    def load(self, keys: list[str], with_targets: bool = True) -> Batch:
+        audio = [torch.from_numpy(np.asarray(self.audio(k), dtype=np.float32)) for k in keys]
+        batch = Batch(keys=list(keys), audio=audio, rows=[self.rows[k] for k in keys])
+        if with_targets and self.store is not None:
+            arrays = [self.store.read(k) for k in keys]
+            layers, _, width = arrays[0].shape
+            lengths = torch.tensor([a.shape[1] for a in arrays])
+            targets = torch.zeros(len(arrays), layers, int(lengths.max()), width)
+            for i, a in enumerate(arrays):
+                targets[i, :, : a.shape[1]] = torch.from_numpy(a)
+            batch.targets, batch.target_lengths = targets, lengths
+        return batch
+
+
+class Prefetcher:
+    """Loads batches in a background thread, ``depth`` ahead; measures the time the consumer waits."""
+
+    _DONE = object()
+
+    def __init__(self, plans: Iterator[Any], load, depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._plans = plans
+        self._load = load
+        self._stop = threading.Event()
+        self.wait_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for plan in self._plans:
+                if self._stop.is_set():
+                    return
+                item = (plan, self._load(plan))
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # surface loader errors in the training thread
+            self._queue.put(exc)
+        self._queue.put(self._DONE)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        item = self._queue.get()
+        self.wait_seconds += time.perf_counter() - start
+        if item is self._DONE:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,336 @@
+"""Stage 1 of AuRA: layer-wise distillation of cached Whisper states into a LoRA student.
+
+One recipe class in torchtune's shape: ``setup`` / ``train`` / ``save_checkpoint`` / ``cleanup``. It
+runs inside each DeepSpeed worker (launched by Ray Train, ``torchrun`` or ``deepspeed``).
+
+What it supports:
+    * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
+    * only the patch embedding, the LoRA weights and the distillation heads train; the teacher is
+      never loaded: targets come from the zarr feature store, checked against the config's
+      fingerprint before anything starts;
+    * exact resume: weights, optimizer, scheduler, RNG and sampler position are checkpointed; a run
+      killed at step k and resumed reproduces the uninterrupted run's losses from step k+1 on;
+    * metrics to ``metrics.csv`` and TensorBoard (total and per-layer loss and cosine, learning rate,
+      throughput, loader wait), held-out per-layer cosine to ``eval.csv``, a progress bar;
+    * export of the trained parts (safetensors) with the config that made them.
+
+Usage (what the launcher runs in every worker)::
+
+    >>> recipe = DistillRecipe(cfg, run_dir)          # doctest: +SKIP
+    >>> recipe.setup(); recipe.train(); recipe.cleanup()
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from pipeline.config import AuraConfig
+from pipeline.data.shards import ShardSet
+from pipeline.train.checkpoint import (
+    checkpoint_step,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pipeline.train.data import Prefetcher, TrainingData
+from pipeline.train.sampler import LengthGroupedSampler
+
+log = logging.getLogger(__name__)
+
+
+def use_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def deepspeed_config(cfg: AuraConfig, bf16: bool) -> dict[str, Any]:
+    """The DeepSpeed config for this run (micro batch per worker, no gradient accumulation)."""
+    zero: dict[str, Any] = {"stage": cfg.train.zero_stage}
+    if cfg.train.zero_stage == 3:
+        # Small trainable tensors stay gathered; the frozen base is partitioned.
+        zero.update({"stage3_param_persistence_threshold": 1e4, "stage3_gather_16bit_weights_on_model_save": False})
+    return {
+        "train_micro_batch_size_per_gpu": cfg.train.batch_size,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": 1.0,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+        "scheduler": {
+            "type": "WarmupDecayLR",
+            "params": {
+                "total_num_steps": cfg.train.max_steps,
+                "warmup_min_lr": 0.0,
+                "warmup_max_lr": cfg.train.lr,
+                "warmup_num_steps": max(cfg.train.warmup_steps, 1),
+                "warmup_type": "linear",
+            },
+        },
+    }
+
+
+class DistillRecipe:
+    """Stage-1 distillation; see the module docstring."""
+
+    stage = "distill"
+
+    def __init__(self, cfg: AuraConfig, run_dir: str | Path):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.step = 0
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        import deepspeed
+
+        cfg = self.cfg
+        if not dist.is_initialized():
+            deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda() else torch.device("cpu")
+        self.bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and use_cuda())
+        self._dtype = torch.bfloat16 if self.bf16 else torch.float32
+        torch.manual_seed(cfg.train.seed)
+
+        self.store = self._open_store()
+        self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
+        self.data.check_complete()
+        self.heldout = TrainingData(ShardSet(cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
+        self.sampler = LengthGroupedSampler(self.data.shard_lengths, cfg.train.batch_size, self.rank, self.world,
+                                            seed=cfg.train.seed)
+
+        self.student = self._build_student()
+        trainable = [p for p in self.student.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=self.student, optimizer=optimizer, config=deepspeed_config(cfg, self.bf16)
+        )
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is not None:
+            state = load_checkpoint(self.engine, found, self.rank)
+            self.step = checkpoint_step(found)
+            self.sampler.load_state_dict(state["sampler"])
+            if self.rank == 0:
+                print(f"resumed from {found} at step {self.step}", flush=True)
+        if self.rank == 0:
+            self._open_logs()
+
+    def train_tasks(self) -> list[str] | None:
+        return None  # stage 1 distils on every utterance
+
+    def _open_store(self):
+        from pipeline.precompute import open_store_for
+
+        store = open_store_for(self.cfg, mode="r")
+        if self.rank == 0 and store is not None:
+            pending = ShardSet(self.cfg.paths.shards).shard_names()
+            missing = sorted(set(pending) - store.committed_shards())
+            if missing:
+                print(f"note: {len(missing)} shard(s) not in the store yet are left out: {missing[:3]}", flush=True)
+        return store
+
+    def _build_student(self):
+        from pipeline.models.sources import load_llm
+        from pipeline.models.student import AuraStudent
+
+        fp = self.store.fingerprint
+        llm, self.tokenizer = load_llm(self.cfg.models.llm, self.cfg.models.cache_dir,
+                                       dtype=torch.bfloat16 if self.bf16 else torch.float32,
+                                       trust_remote_code=self.cfg.models.trust_remote_code)
+        return AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
+                                    n_mels=fp.mel.n_mels, pooling=fp.pooling)
+
+    # ------------------------------------------------------------------ logs
+    def _open_logs(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.run_dir / "metrics.csv"
+        self.eval_path = self.run_dir / "eval.csv"
+        # After a resume, rows past the checkpoint belong to the lost attempt: drop them.
+        for path in (self.metrics_path, self.eval_path):
+            if path.exists():
+                with open(path, newline="") as f:
+                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+                if rows:
+                    with open(path, "w", newline="") as f:
+                        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                        writer.writeheader()
+                        writer.writerows(rows)
+                else:
+                    path.unlink()
+        self.tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1)
+
+    def _append_csv(self, path: Path, row: dict[str, Any]) -> None:
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    # ------------------------------------------------------------------ steps
+    def _to_device(self, batch):
+        targets = {
+            layer: batch.targets[:, i].to(self.device) for i, layer in enumerate(self.store.fingerprint.layers)
+        } if batch.targets is not None else None
+        return targets
+
+    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
+        from pipeline.models.student import distillation_loss
+
+        student = self.engine.module
+        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+        # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
+        # on the submodules, so calling the module method directly is safe.
+        out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device))
+        targets = self._to_device(batch)
+        assert (token_lengths == batch.target_lengths).all(), "student tokens and stored frames differ in number"
+        return distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        names = sorted(values)
+        tensor = torch.tensor([values[n] for n in names], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return {n: float(v) / self.world for n, v in zip(names, tensor)}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Held-out per-layer cosine to the teacher (every rank runs it: ZeRO-3 needs all ranks)."""
+        keys = self.heldout.keys()
+        if not keys:
+            return {}
+        self.engine.eval()
+        sums: dict[str, float] = {}
+        size = self.cfg.train.batch_size
+        for i in range(0, len(keys), size):
+            batch = self.heldout.load(keys[i : i + size])
+            _, per_layer = self.compute_loss(batch)
+            for layer, values in per_layer.items():
+                sums[f"cos_L{layer}"] = sums.get(f"cos_L{layer}", 0.0) + float(values["cosine"]) * len(batch.keys)
+        self.engine.train()
+        result = {name: total / len(keys) for name, total in sums.items()}
+        result["cos_mean"] = sum(result.values()) / len(result)
+        return result
+
+    def train(self) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg.train
+        if self.step >= cfg.max_steps:
+            if self.rank == 0:
+                print(f"already trained to step {self.step} (max_steps={cfg.max_steps})", flush=True)
+            return
+        if self.step == 0:
+            self._log_eval()
+        self.engine.train()
+        plans = iter(self.sampler)
+        prefetch = Prefetcher(plans, lambda plan: self.data.load(plan.keys))
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train ({self.stage})", disable=self.rank != 0)
+        try:
+            while self.step < cfg.max_steps:
+                wait_before = prefetch.wait_seconds
+                t0 = time.perf_counter()
+                plan, batch = next(prefetch)
+                loss, per_layer = self.compute_loss(batch)
+                self.engine.backward(loss)
+                self.engine.step()
+                self.step += 1
+                step_time = time.perf_counter() - t0
+                self._last_plan = plan
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    self._log_step(loss, per_layer, batch, step_time, prefetch.wait_seconds - wait_before, plan)
+                bar.update(1)
+                if self.step % cfg.eval_every == 0 and self.step != cfg.max_steps:
+                    self._log_eval()
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                    self.save_checkpoint()
+                self._maybe_inject_fault()
+            self._log_eval()
+        finally:
+            prefetch.close()
+            bar.close()
+        self.export()
+
+    def _maybe_inject_fault(self) -> None:
+        """Test hook: ``AURA_FAULT_KILL_AT_STEP=k`` SIGKILLs rank ``AURA_FAULT_RANK`` (default 0) after step k."""
+        kill_at = os.environ.get("AURA_FAULT_KILL_AT_STEP")
+        marker = os.environ.get("AURA_FAULT_ONCE_FILE")
+        if kill_at and int(kill_at) == self.step and self.rank == int(os.environ.get("AURA_FAULT_RANK", "0")):
+            if marker:
+                if Path(marker).exists():
+                    return
+                Path(marker).write_text("fired")
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _log_step(self, loss, per_layer, batch, step_time, wait, plan) -> None:
+        values = {"loss": float(loss)}
+        for layer, v in per_layer.items():
+            values[f"loss_L{layer}"] = float(v["loss"])
+            values[f"cos_L{layer}"] = float(v["cosine"])
+        values = self._mean_over_ranks(values)
+        if self.rank != 0:
+            return
+        audio_s = sum(len(a) for a in batch.audio) / 16000 * self.world
+        row = {
+            "step": self.step,
+            "epoch": plan.epoch,
+            **{k: f"{v:.8f}" for k, v in values.items()},
+            "lr": f"{self.scheduler.get_last_lr()[0]:.8g}",
+            "step_time_s": f"{step_time:.4f}",
+            "loader_wait_s": f"{wait:.4f}",
+            "audio_s_per_s": f"{audio_s / step_time:.2f}",
+        }
+        self._append_csv(self.metrics_path, row)
+        for name, value in values.items():
+            self.tb.add_scalar(f"train/{name}", value, self.step)
+        self.tb.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+        self.tb.add_scalar("train/audio_s_per_s", audio_s / step_time, self.step)
+
+    def _log_eval(self) -> None:
+        result = self.evaluate()
+        if self.rank != 0 or not result:
+            return
+        self._append_csv(self.eval_path, {"step": self.step, **{k: f"{v:.6f}" for k, v in result.items()}})
+        for name, value in result.items():
+            self.tb.add_scalar(f"heldout/{name}", value, self.step)
+        print(f"step {self.step}: held-out cosine " + " ".join(f"{k}={v:.3f}" for k, v in result.items()), flush=True)
+
+    # ------------------------------------------------------------------ checkpoints and export
+    def save_checkpoint(self) -> Path:
+        rank_state = {"sampler": self._last_plan.state_after()}
+        extra = {"config.yaml": self.cfg.to_yaml().encode()} if self.rank == 0 else None
+        return save_checkpoint(self.engine, self.ckpt_dir, self.step, rank_state, self.cfg.train.keep_last, extra)
+
+    def export(self) -> None:
+        """Trainable parts (safetensors) + config, for the next stage and for inference."""
+        import deepspeed
+
+        student = self.engine.module
+        params = [p for p in student.parameters() if p.requires_grad]
+        with deepspeed.zero.GatheredParameters(params, enabled=self.cfg.train.zero_stage == 3):
+            if self.rank == 0:
+                out = self.run_dir / "export"
+                student.save_trainable(out)
+                (out / "config.yaml").write_text(self.cfg.to_yaml())
+                (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))
+        dist.barrier()
+
+    def cleanup(self) -> None:
+        if self.rank == 0 and hasattr(self, "tb"):
+            self.tb.close()
+        if dist.is_initialized():
+            dist.barrier()
