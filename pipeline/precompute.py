@@ -208,10 +208,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(address=address, logging_level=logging.WARNING)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False, _node_ip_address="127.0.0.1")
+                 _node_ip_address="127.0.0.1")
 
 
 def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:

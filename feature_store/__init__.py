@@ -1,0 +1,62 @@
+"""Zarr feature store of per-layer teacher (Whisper) hidden states for AuRA distillation.
+
+The precompute job writes one zarr group per input shard, guarded by a lease and committed by
+a marker written last; training reads samples by key. See :mod:`feature_store.store` for the
+layout and usage, :mod:`feature_store.fingerprint` for what must match between writer and
+reader, :mod:`feature_store.codecs` for fp16 / bf16 / int8 storage, and
+:mod:`feature_store.verify` / :mod:`feature_store.status` for operations.
+"""
+
+from feature_store.codecs import (
+    CODECS,
+    EncodedFeatures,
+    bytes_per_frame_per_width,
+    cosine_fidelity,
+    decode,
+    encode,
+)
+from feature_store.fingerprint import (
+    FORMAT_VERSION,
+    FingerprintMismatch,
+    MelSettings,
+    StoreFingerprint,
+    compare,
+)
+from feature_store.lease import Lease, LeaseLost
+from feature_store.status import format_status, status
+from feature_store.store import (
+    FeatureStore,
+    ShardAlreadyCommitted,
+    ShardBusy,
+    ShardCommit,
+    ShardWriter,
+    StoreLayout,
+)
+from feature_store.verify import ShardVerification, VerifyReport, verify
+
+__all__ = [
+    "CODECS",
+    "FORMAT_VERSION",
+    "EncodedFeatures",
+    "FeatureStore",
+    "FingerprintMismatch",
+    "Lease",
+    "LeaseLost",
+    "MelSettings",
+    "ShardAlreadyCommitted",
+    "ShardBusy",
+    "ShardCommit",
+    "ShardVerification",
+    "ShardWriter",
+    "StoreFingerprint",
+    "StoreLayout",
+    "VerifyReport",
+    "bytes_per_frame_per_width",
+    "compare",
+    "cosine_fidelity",
+    "decode",
+    "encode",
+    "format_status",
+    "status",
+    "verify",
+]

@@ -1,0 +1,51 @@
+"""Speech-task prompts, shared by stage-2 training and inference so both see the same layout.
+
+A request is rendered with the LLM's own chat template around an audio placeholder; the token ids
+before and after the placeholder surround the audio tokens::
+
+    <|im_start|>user\n[AUDIO TOKENS]\nTranscribe the audio.<|im_end|>\n<|im_start|>assistant\n
+
+Usage::
+
+    >>> before, after = prompt_ids(tokenizer, "Transcribe the audio.")      # doctest: +SKIP
+    >>> answer = answer_ids(tokenizer, "hello world")                       # ends with EOS
+"""
+
+from __future__ import annotations
+
+AUDIO_PLACEHOLDER = "<<AUDIO>>"
+TASK_INSTRUCTIONS = {
+    "transcribe": "Transcribe the audio.",
+    "spoken_qa": "Answer the question asked in the audio with a single word.",
+}
+
+
+def instruction_for(task: str | None) -> str:
+    return TASK_INSTRUCTIONS.get(task or "transcribe", TASK_INSTRUCTIONS["transcribe"])
+
+
+def prompt_ids(tokenizer, instruction: str) -> tuple[list[int], list[int]]:
+    """Token ids before and after the audio for a user turn ``<audio>\\n{instruction}``."""
+    content = f"{AUDIO_PLACEHOLDER}\n{instruction}"
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+    else:
+        text = f"User: {content}\nAssistant:"
+    before, after = text.split(AUDIO_PLACEHOLDER)
+    return (tokenizer(before, add_special_tokens=False)["input_ids"],
+            tokenizer(after, add_special_tokens=False)["input_ids"])
+
+
+def answer_ids(tokenizer, answer: str) -> list[int]:
+    """The target ids of an answer, closed by the end-of-turn token the chat template uses."""
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id]
+
+
+def target_for(row: dict) -> str:
+    """What the model should answer for a manifest row."""
+    if (row.get("task") or "transcribe") == "spoken_qa" and row.get("answer"):
+        return str(row["answer"])
+    return str(row.get("text") or "")
