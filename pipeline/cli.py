@@ -84,16 +84,25 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from feature_store import FingerprintMismatch
+    from pipeline.train.data import TrainingDataError
     from pipeline.train.launch import RunExistsError, launch
 
     cfg = _config(args)
     cfg.train.stage = args.stage
     try:
         result = launch(cfg, stage=args.stage, resume=args.resume, fresh=args.fresh, address=args.address)
-    except RunExistsError as exc:
+    except (RunExistsError, FingerprintMismatch, TrainingDataError, FileNotFoundError) as exc:
         print(f"aura: {exc}", file=sys.stderr)
         return 2
     print(f"training ({args.stage}) finished: metrics, checkpoints and export under {result.run_dir}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    run_demo(_config(args), fresh=args.fresh)
     return 0
 
 
@@ -108,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
         p.set_defaults(func=func)
         return p
+
+    p = add("demo", cmd_demo, "the whole pipeline on the embedded default (local Ray, bundled models)")
+    p.add_argument("--fresh", action="store_true", help="delete the demo's workdir and start over")
 
     p = add("corpus", cmd_corpus, "synthesize the espeak-ng speech corpus (demo and tests)")
     p.add_argument("--out", default=None, help="output folder (default: <workdir>/corpus)")

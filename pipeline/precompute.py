@@ -210,8 +210,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 _node_ip_address="127.0.0.1")
+        # Ray Train's controller uses the state API, which lives in the dashboard process: keep it,
+        # bound to loopback. Token auth is Ray's default; nothing listens beyond this machine.
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1",
+                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
 
 
 def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:

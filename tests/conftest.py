@@ -9,12 +9,49 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One model cache for the session and the subprocesses it starts (bundled conversions are reused).
+os.environ.setdefault("AURA_CACHE_DIR", os.path.expanduser("~/.cache/aura"))
 
 from pathlib import Path
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    """The cache that bundled/random model specs resolve into (``$AURA_CACHE_DIR``)."""
+    return Path(os.environ["AURA_CACHE_DIR"]).expanduser()
+
+
+def run_aura(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m pipeline.cli ARGS`` in a fresh process (as a user or a Ray job would)."""
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def build_tiny_workdir(workdir: Path, num_utterances: int = 24, extra: tuple[str, ...] = ()) -> list[str]:
+    """Corpus -> shards -> store with the tiny random models; returns the config overrides to reuse it."""
+    overrides = ["--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", *extra]
+    for step in (["corpus", "--set", f"corpus.num_utterances={num_utterances}"],
+                 ["ingest", str(workdir / "corpus" / "manifest.jsonl")],
+                 ["precompute"]):
+        done = run_aura(step[0], *overrides, *step[1:])
+        assert done.returncode == 0, f"aura {step[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return overrides
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A finished corpus/shards/store built once per session with configs/tiny.yaml."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    return workdir, build_tiny_workdir(workdir)
 
 
 def speechlike(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

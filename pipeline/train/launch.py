@@ -92,10 +92,28 @@ def prepare_run_dir(run_dir: Path, resume: bool, fresh: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def preflight(cfg: AuraConfig, stage: str) -> None:
+    """Fail fast, in the driver, when the store does not fit the config or lacks targets.
+
+    Raises ``FingerprintMismatch`` (naming the differing field) or ``TrainingDataError``.
+    """
+    from pipeline.data.shards import ShardSet
+    from pipeline.precompute import open_store_for
+    from pipeline.train.data import TrainingData
+
+    store = open_store_for(cfg, mode="r")
+    TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
+    if stage == "tasks":
+        stage1 = run_dir_for(cfg, "distill") / "export" / "student.safetensors"
+        if not stage1.exists():
+            raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
+
+
 def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = False,
            address: str | None = None) -> LaunchResult:
     """Train ``stage`` with the configured launcher; see the module docstring."""
     run_dir = run_dir_for(cfg, stage)
+    preflight(cfg, stage)
     loop_config = {"config": cfg.model_dump_json(), "stage": stage, "run_dir": str(run_dir)}
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
         # torchrun / deepspeed launcher: every process is a worker; rank 0 prepares the run dir.

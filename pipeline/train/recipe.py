@@ -324,7 +324,8 @@ class DistillRecipe:
         with deepspeed.zero.GatheredParameters(params, enabled=self.cfg.train.zero_stage == 3):
             if self.rank == 0:
                 out = self.run_dir / "export"
-                student.save_trainable(out)
+                out.mkdir(parents=True, exist_ok=True)
+                student.save_trainable(out / "student.safetensors")
                 (out / "config.yaml").write_text(self.cfg.to_yaml())
                 (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))
         dist.barrier()

@@ -31,7 +31,7 @@ class TasksRecipe(DistillRecipe):
         stage1 = Path(self.cfg.paths.checkpoints) / "distill" / "export"
         if not (stage1 / "student.safetensors").exists():
             raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
-        student.load_trainable(stage1)
+        student.load_trainable(stage1 / "student.safetensors")
         if self.cfg.train.distill_weight == 0:
             # Heads would get no gradient; frozen they stay out of the optimizer (and ZeRO's buckets).
             student.heads.requires_grad_(False)

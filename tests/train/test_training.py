@@ -1,0 +1,137 @@
+"""Training end to end with the tiny random models: Ray Train + DeepSpeed, exact resume, preflight."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from feature_store import FingerprintMismatch
+from pipeline.config import load_config
+from pipeline.data.shards import ShardSet
+from pipeline.train.checkpoint import latest_checkpoint, list_checkpoints
+from pipeline.train.data import TrainingDataError
+from pipeline.train.launch import RunExistsError, preflight, prepare_run_dir
+from tests.conftest import REPO, run_aura
+
+pytestmark = pytest.mark.slow
+
+
+def _metrics(run_dir: Path) -> dict[int, dict[str, float]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return {int(r["step"]): {k: float(v) for k, v in r.items() if k.startswith(("loss", "cos"))}
+                for r in csv.DictReader(f)}
+
+
+def _copy_workdir(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    return dst
+
+
+def _train_args(workdir: Path, *extra: str) -> list[str]:
+    return ["train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
+            "--set", "train.max_steps=12", "--set", "train.checkpoint_every=4", "--set", "train.eval_every=100",
+            *extra]
+
+
+def _assert_same_losses(a: dict, b: dict, steps) -> None:
+    for step in steps:
+        for name, value in a[step].items():
+            assert abs(value - b[step][name]) <= 1e-6, f"step {step} {name}: {value} vs {b[step][name]}"
+
+
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run_zero2(tiny_workdir, tmp_path):
+    workdir, _ = tiny_workdir
+    full = _copy_workdir(workdir, tmp_path / "full")
+    done = run_aura(*_train_args(full))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = _metrics(full / "checkpoints" / "distill")
+    assert sorted(reference) == list(range(1, 13))
+
+    killed = _copy_workdir(workdir, tmp_path / "killed")
+    run_dir = killed / "checkpoints" / "distill"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *_train_args(killed)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 400
+    try:
+        while time.time() < deadline:
+            if (run_dir / "metrics.csv").exists() and max(_metrics(run_dir), default=0) >= 6:
+                break
+            assert proc.poll() is None, "training ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray and its workers: nothing shuts down cleanly
+        proc.wait()
+    resumed_from = latest_checkpoint(run_dir / "checkpoints")
+    assert resumed_from is not None
+    k = int(resumed_from.name.split("-")[1])
+    assert 4 <= k < 12, f"kill landed too late (checkpoint {k})"
+
+    again = run_aura(*_train_args(killed))
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to silently restart
+    again = run_aura(*_train_args(killed, "--resume"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = _metrics(run_dir)
+    assert sorted(resumed) == list(range(1, 13))
+    _assert_same_losses(reference, resumed, range(k + 1, 13))
+    assert (run_dir / "export" / "student.safetensors").exists()
+    assert len(list_checkpoints(run_dir / "checkpoints")) == 2  # keep_last
+
+
+def test_zero3_trains_and_resumes_after_a_worker_dies(tiny_workdir, tmp_path):
+    workdir, _ = tiny_workdir
+    zero3 = ("--set", "train.zero_stage=3")
+    full = _copy_workdir(workdir, tmp_path / "full")
+    done = run_aura(*_train_args(full, *zero3))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = _metrics(full / "checkpoints" / "distill")
+    assert reference[12]["loss"] < reference[1]["loss"]
+
+    # Rank 1 SIGKILLs itself after step 6; Ray Train restarts the group from the step-4 checkpoint.
+    faulty = _copy_workdir(workdir, tmp_path / "faulty")
+    env = {"AURA_FAULT_KILL_AT_STEP": "6", "AURA_FAULT_RANK": "1", "AURA_FAULT_ONCE_FILE": str(tmp_path / "fired")}
+    done = run_aura(*_train_args(faulty, *zero3, "--set", "train.max_failures=1"), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "fired").exists()
+    _assert_same_losses(reference, _metrics(faulty / "checkpoints" / "distill"), range(5, 13))
+
+
+def test_preflight_refuses_a_store_made_for_another_config(tiny_workdir):
+    workdir, overrides = tiny_workdir
+    cfg = load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", "store.codec=int8"])
+    with pytest.raises(FingerprintMismatch, match="codec"):
+        preflight(cfg, "distill")
+    cfg = load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", "store.layers=[1, 4]"])
+    with pytest.raises(FingerprintMismatch, match="layers"):
+        preflight(cfg, "distill")
+
+
+def test_preflight_refuses_missing_targets(tiny_workdir, tmp_path):
+    workdir, _ = tiny_workdir
+    copy = _copy_workdir(workdir, tmp_path / "copy")
+    shards = ShardSet(copy / "shards")
+    rows = shards.manifest_rows()
+    ghost = dict(rows[0], key="ghost_sample", split="train")
+    shards.write_manifest(pa.Table.from_pylist(rows + [ghost]))
+    cfg = load_config(REPO / "configs/tiny.yaml", [f"workdir={copy}"])
+    with pytest.raises(TrainingDataError, match="ghost_sample"):
+        preflight(cfg, "distill")
+
+
+def test_existing_checkpoints_need_resume_or_fresh(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "step-000004").mkdir(parents=True)
+    with pytest.raises(RunExistsError, match="--resume"):
+        prepare_run_dir(run_dir, resume=False, fresh=False)
+    prepare_run_dir(run_dir, resume=True, fresh=False)
+    assert (run_dir / "checkpoints").exists()
+    prepare_run_dir(run_dir, resume=False, fresh=True)
+    assert not (run_dir / "checkpoints").exists()
