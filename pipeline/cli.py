@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="delete this stage's run folder and start over")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
 
+    from pipeline.export import add_export_arguments, cmd_export
+    from pipeline.infer import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
+
+    add_transcribe_arguments(add("transcribe", cmd_transcribe, "encoder-free transcription of audio files (JSONL out)"))
+    add_ask_arguments(add("ask", cmd_ask, "encoder-free answers to a prompt about audio files (JSONL out)"))
+    add_export_arguments(add("export", cmd_export, "export the trained student: merged LLM + patch embedding, or a peft adapter"))
+
     p = add("store", cmd_store, "inspect the feature store")
     p.add_argument("action", choices=["status", "verify"])
     p.add_argument("--repair", action="store_true", help="with verify: uncommit damaged groups so precompute redoes them")

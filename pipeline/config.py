@@ -170,6 +170,12 @@ class AuraConfig(_Section):
 
     @model_validator(mode="after")
     def _derive_paths(self) -> "AuraConfig":
+        # Absolute paths: Ray Train runs workers in its own working directory.
+        object.__setattr__(self, "workdir", self.workdir.absolute())
+        for name in PathsConfig.model_fields:
+            value = getattr(self.paths, name)
+            if value is not None:
+                object.__setattr__(self.paths, name, Path(value).absolute())
         derived = {
             "corpus": "corpus",
             "shards": "shards",

@@ -1,0 +1,464 @@
+"""Ship a trained AuRA model: a merged LLM anyone can load with plain transformers, or a peft adapter.
+
+``aura export --merged DIR`` writes::
+
+    DIR/llm/                        the LLM with LoRA merged (safetensors + tokenizer + chat template):
+                                    AutoModelForCausalLM.from_pretrained("DIR/llm") loads it
+    DIR/patch_embedding.safetensors the audio patch embedding (Conv1d -> LayerNorm -> Linear)
+    DIR/patch_embedding.json        its shape and front end: n_mels, stride, pooling, hidden, llm width, mel settings
+    DIR/aura.json                   layer map, prompt layout, stop tokens, attention rule, versions, provenance
+    DIR/README.md                   how to run it, with and without this package
+
+``aura export --adapter DIR`` writes ``DIR/adapter/`` (``PeftModel.save_pretrained``: adapter_config.json +
+adapter_model.safetensors, for the base LLM named in ``aura.json``), ``DIR/tokenizer/``, the patch
+embedding, ``aura.json`` and a README. Both can be given in one call.
+
+Usage::
+
+    >>> from pipeline.export import load_merged
+    >>> model = load_merged("exports/aura-smollm2")                  # no config, no LLM spec  # doctest: +SKIP
+    >>> model.transcribe([audio_16k])[0].text                                                 # doctest: +SKIP
+    'hello world'
+    >>> export_merged(EncoderFreeModel.from_config(cfg, dtype="float32"), "exports/aura")    # doctest: +SKIP
+
+A folder is written under a hidden temporary name next to ``DIR`` and renamed into place when
+complete, so an interrupted export never looks finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.metadata
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from pipeline.data.mel import MelSettings
+from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype, stop_token_ids, trained_export_path
+from pipeline.models.student import AudioPatchEmbedding, AuraStudent
+from pipeline.prompts import AUDIO_PLACEHOLDER, TASK_INSTRUCTIONS, prompt_ids
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT_VERSION = 1
+AURA_JSON = "aura.json"
+PATCH_WEIGHTS = "patch_embedding.safetensors"
+PATCH_CONFIG = "patch_embedding.json"
+MASK_RULE = ("query q may attend key k when k is a real (non-padding) token and either k <= q (causal) or q and k "
+             "are audio tokens of the same contiguous audio run (bidirectional inside the audio block)")
+
+
+class ExportError(RuntimeError):
+    """An export folder cannot be written or read."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Patch embedding on disk
+# --------------------------------------------------------------------------------------------------
+
+
+def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidirectional_audio: bool = True) -> None:
+    """Write ``patch_embedding.safetensors`` (keys ``patchify.*``, ``norm.*``, ``proj.*``) and ``patch_embedding.json``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    config = {
+        "n_mels": patch.n_mels,
+        "stride": patch.stride,  # mel frames per audio token = 2 (Whisper's conv stride) x pooling
+        "pooling": patch.pooling,
+        "hidden": patch.patchify.out_channels,
+        "llm_width": patch.proj.out_features,
+        "mel_settings": patch.mel_settings.model_dump(),
+        "bidirectional_audio": bidirectional_audio,
+        "tokens_per_second": patch.mel_settings.sampling_rate / (patch.mel_settings.hop_length * patch.stride),
+        "dtype": str(patch.proj.weight.dtype).removeprefix("torch."),
+    }
+    tensors = {k: v.detach().contiguous().cpu() for k, v in patch.state_dict().items()}
+    save_file(tensors, str(directory / PATCH_WEIGHTS), metadata={"aura_patch_embedding": json.dumps(config)})
+    (directory / PATCH_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_patch_embedding(directory: str | Path) -> tuple[AudioPatchEmbedding, dict]:
+    """Rebuild the patch embedding of an export folder; returns ``(module, its config dict)``."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config = json.loads((directory / PATCH_CONFIG).read_text())
+    patch = AudioPatchEmbedding(config["n_mels"], config["llm_width"], config["stride"], hidden=config["hidden"],
+                                mel_settings=MelSettings(**config["mel_settings"]))
+    patch.load_state_dict(load_file(str(directory / PATCH_WEIGHTS)))
+    return patch.eval(), config
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("aura-pipeline", "torch", "transformers", "peft", "safetensors"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _aura_json(kind: str, metadata: dict, tokenizer, stops: list[int], bidirectional_audio: bool) -> dict:
+    before, after = prompt_ids(tokenizer, TASK_INSTRUCTIONS["transcribe"])
+    keep = ("llm_spec", "source_export", "layer_map", "lora_layers", "teacher_layers", "teacher_width", "n_mels",
+            "pooling", "llm_layers", "llm_width", "student", "format_version")
+    return {
+        "format": kind,
+        "export_format_version": EXPORT_FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "student": {k: metadata[k] for k in keep if k in metadata},
+        "prompt": {
+            "layout": f"chat template around a user turn '{AUDIO_PLACEHOLDER}\\n<instruction>' with the generation "
+                      f"prompt; {AUDIO_PLACEHOLDER} is replaced by the audio tokens",
+            "audio_placeholder": AUDIO_PLACEHOLDER,
+            "task_instructions": dict(TASK_INSTRUCTIONS),
+            "example": {"instruction": TASK_INSTRUCTIONS["transcribe"], "ids_before_audio": before,
+                        "ids_after_audio": after},
+        },
+        "stop_token_ids": stops,
+        "attention": {"bidirectional_audio": bidirectional_audio, "rule": MASK_RULE,
+                      "positions": "count real tokens only (0 for left padding)"},
+        "versions": _versions(),
+    }
+
+
+class _StagedDir:
+    """Write into ``.tmp-<name>-<random>`` beside ``target``; rename into place on success."""
+
+    def __init__(self, target: str | Path, overwrite: bool):
+        self.target = Path(target)
+        if self.target.exists() and any(self.target.iterdir()) and not overwrite:
+            raise ExportError(f"{self.target} exists and is not empty; pass --overwrite to replace it")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.parent / f".tmp-{self.target.name}-{secrets.token_hex(4)}"
+
+    def __enter__(self) -> Path:
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        # Some writers create files 0600 through temp files; a shipped folder should follow the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        for path in self.tmp.rglob("*"):
+            if path.is_file():
+                path.chmod(0o666 & ~umask)
+        if self.target.exists():
+            shutil.rmtree(self.target)
+        self.tmp.rename(self.target)
+
+
+def export_merged(model: EncoderFreeModel, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write a self-contained merged export of ``model`` (LoRA already merged) to ``out_dir``.
+
+    >>> export_merged(EncoderFreeModel.from_config(cfg, dtype="float32"), "exports/aura")   # doctest: +SKIP
+    PosixPath('exports/aura')
+    """
+    if any("lora_" in name for name, _ in model.llm.named_parameters()):
+        raise ExportError("the LLM still has LoRA layers; build the model with merge=True")
+    with _StagedDir(out_dir, overwrite) as tmp:
+        model.llm.save_pretrained(tmp / "llm")
+        model.tokenizer.save_pretrained(tmp / "llm")
+        save_patch_embedding(model.patch_embedding, tmp, model.bidirectional_audio)
+        info = _aura_json("aura-merged", model.metadata, model.tokenizer, model.stop_token_ids,
+                          model.bidirectional_audio)
+        (tmp / AURA_JSON).write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "README.md").write_text(merged_readme(info))
+    logger.info("merged export written to %s", out_dir)
+    return Path(out_dir)
+
+
+def export_adapter(student: AuraStudent, tokenizer, out_dir: str | Path, llm_spec: str | None = None,
+                   overwrite: bool = False) -> Path:
+    """Write the peft adapter (``DIR/adapter``), tokenizer, patch embedding, ``aura.json`` and README.
+
+    The student must still hold its LoRA layers (not merged).
+    """
+    if not hasattr(student.llm, "peft_config"):
+        raise ExportError("LoRA was merged into this student; export the adapter before merging")
+    metadata = {**student.metadata, **({"llm_spec": llm_spec} if llm_spec else {})}
+    with _StagedDir(out_dir, overwrite) as tmp:
+        # save_embedding_layers=False: "auto" may try to look the base model up on the Hub.
+        student.llm.save_pretrained(tmp / "adapter", save_embedding_layers=False)
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        save_patch_embedding(student.patch_embedding, tmp, student.bidirectional_audio)
+        info = _aura_json("aura-adapter", metadata, tokenizer, stop_token_ids(tokenizer, student.base_llm),
+                          student.bidirectional_audio)
+        (tmp / AURA_JSON).write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "README.md").write_text(adapter_readme(info))
+    logger.info("adapter export written to %s", out_dir)
+    return Path(out_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_aura_json(directory: Path, kind: str) -> dict:
+    path = directory / AURA_JSON
+    if not path.is_file():
+        raise ExportError(f"{directory} is not an AuRA export (no {AURA_JSON})")
+    info = json.loads(path.read_text())
+    if info.get("format") != kind:
+        raise ExportError(f"{directory} holds a {info.get('format')!r} export, not {kind!r}")
+    if info.get("export_format_version", 0) > EXPORT_FORMAT_VERSION:
+        raise ExportError(f"{directory} was written by a newer exporter (format "
+                          f"{info['export_format_version']} > {EXPORT_FORMAT_VERSION}); upgrade this package")
+    return info
+
+
+def load_merged(directory: str | Path, device: str | torch.device | None = None,
+                dtype: str | torch.dtype | None = None) -> EncoderFreeModel:
+    """Rebuild an :class:`~pipeline.infer.EncoderFreeModel` from an ``aura export --merged`` folder alone.
+
+    >>> model = load_merged("exports/aura", device="cuda", dtype="bfloat16")    # doctest: +SKIP
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = Path(directory)
+    info = _read_aura_json(directory, "aura-merged")
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    llm = AutoModelForCausalLM.from_pretrained(directory / "llm", dtype=dtype, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(directory / "llm")
+    patch, patch_config = load_patch_embedding(directory)
+    llm.to(device)
+    patch.to(device=device, dtype=dtype)
+    metadata = {**info.get("student", {}), "export_dir": str(directory)}
+    return EncoderFreeModel(llm, tokenizer, patch, patch_config.get("bidirectional_audio", True), metadata)
+
+
+def load_adapter(directory: str | Path, llm_spec: str | None = None, cache_dir: str | Path | None = None,
+                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+                 ) -> EncoderFreeModel:
+    """Base LLM (``llm_spec``, default the one recorded in ``aura.json``) + an ``aura export --adapter``
+    folder, LoRA merged.
+
+    >>> model = load_adapter("exports/aura-adapter", llm_spec="HuggingFaceTB/SmolLM2-135M-Instruct")  # doctest: +SKIP
+    """
+    from peft import PeftModel
+
+    from transformers import AutoTokenizer
+
+    from pipeline.infer import ensure_mask_attention
+    from pipeline.models.sources import load_llm
+
+    directory = Path(directory)
+    info = _read_aura_json(directory, "aura-adapter")
+    spec = llm_spec or info.get("student", {}).get("llm_spec")
+    if not spec:
+        raise ExportError(f"{directory}/aura.json names no base LLM; pass llm_spec")
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    llm, _ = load_llm(spec, cache_dir, dtype=dtype)
+    ensure_mask_attention(llm)
+    with warnings.catch_warnings():
+        # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`; the warning is theirs.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        llm = PeftModel.from_pretrained(llm, directory / "adapter").merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
+    patch, patch_config = load_patch_embedding(directory)
+    llm.to(device)
+    patch.to(device=device, dtype=dtype)
+    metadata = {**info.get("student", {}), "llm_spec": spec, "export_dir": str(directory)}
+    return EncoderFreeModel(llm, tokenizer, patch, patch_config.get("bidirectional_audio", True), metadata)
+
+
+# --------------------------------------------------------------------------------------------------
+# README files (the code block under "Without this package" is executed by the tests)
+# --------------------------------------------------------------------------------------------------
+
+PLAIN_USAGE = '''\
+import json, math
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, WhisperFeatureExtractor
+
+llm = AutoModelForCausalLM.from_pretrained(f"{export_dir}/llm", attn_implementation="sdpa").eval()
+tok = AutoTokenizer.from_pretrained(f"{export_dir}/llm")
+cfg = json.load(open(f"{export_dir}/patch_embedding.json"))
+info = json.load(open(f"{export_dir}/aura.json"))
+
+
+class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B, T, llm_width)
+    def __init__(self, n_mels, hidden, llm_width, stride):
+        super().__init__()
+        self.patchify = torch.nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
+        self.norm = torch.nn.LayerNorm(hidden)
+        self.proj = torch.nn.Linear(hidden, llm_width)
+
+    def forward(self, mel):
+        return self.proj(self.norm(self.patchify(mel).transpose(1, 2)))
+
+
+patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"])
+patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
+
+# Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:
+# one token per stride mel frames (hop 160 -> 100 frames/s); `audio` is 16 kHz mono float32.
+mel_cfg = cfg["mel_settings"]
+num_tokens = math.ceil(math.ceil(len(audio) / (mel_cfg["hop_length"] * 2)) / cfg["pooling"])
+features = WhisperFeatureExtractor(feature_size=cfg["n_mels"], hop_length=mel_cfg["hop_length"],
+                                   n_fft=mel_cfg["n_fft"], sampling_rate=mel_cfg["sampling_rate"])
+mel = torch.from_numpy(features(audio, sampling_rate=16000, return_tensors="np").input_features)
+mel = mel[:, :, : num_tokens * cfg["stride"]]
+
+# Prompt: the chat template around "<<AUDIO>>\\n<instruction>"; the audio tokens replace <<AUDIO>>.
+text = tok.apply_chat_template([{"role": "user", "content": "<<AUDIO>>\\nTranscribe the audio."}],
+                               tokenize=False, add_generation_prompt=True)
+before, after = (tok(part, add_special_tokens=False)["input_ids"] for part in text.split("<<AUDIO>>"))
+
+with torch.no_grad():
+    audio_embeds = patch(mel)[0]
+    stops = set(info["stop_token_ids"])
+    answer = []
+    for _ in range(32):  # greedy; slow but simple: the whole sequence again at every step
+        ids = torch.tensor([before + [0] * num_tokens + after + answer])
+        is_audio = torch.zeros(ids.shape[1], dtype=torch.bool)
+        is_audio[len(before): len(before) + num_tokens] = True
+        # The mask rule: causal, plus audio tokens see each other both ways.
+        allowed = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril()
+        allowed |= is_audio[:, None] & is_audio[None, :]
+        embeds = llm.get_input_embeddings()(ids)
+        embeds[0, is_audio] = audio_embeds.to(embeds.dtype)
+        next_id = int(llm(inputs_embeds=embeds, attention_mask=allowed[None, None]).logits[0, -1].argmax())
+        if next_id in stops:
+            break
+        answer.append(next_id)
+text = tok.decode(answer, skip_special_tokens=True).strip()
+print(text)
+'''
+
+_README_HEAD = """\
+# AuRA encoder-free speech LLM ({kind})
+
+An LLM that hears through a small audio patch embedding (Conv1d -> LayerNorm -> Linear on
+Whisper-style log-mel frames, one token per {ms:g} ms) instead of a speech encoder: the ability
+was distilled from a Whisper encoder into LoRA on its first {lora_layers} decoder layers
+(AuRA, arXiv 2606.11033). No Whisper model is needed to run it.
+
+Created {created} with {versions}. Details: `aura.json`, `patch_embedding.json`.
+
+**Attention rule.** {rule}. Positions count real tokens only.
+"""
+
+
+def merged_readme(info: dict) -> str:
+    student = info.get("student", {})
+    tokens_per_second = 100.0 / (2 * int(student.get("pooling", 1)))
+    head = _README_HEAD.format(
+        kind="merged", ms=1000.0 / tokens_per_second, lora_layers=student.get("lora_layers", "?"),
+        created=info["created"], versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        rule=info["attention"]["rule"][0].upper() + info["attention"]["rule"][1:],
+    )
+    return head + f"""
+`llm/` is a plain causal LM with LoRA merged into its weights:
+`AutoModelForCausalLM.from_pretrained("llm")` loads it.
+
+## With the AuRA package
+
+```python
+from pipeline.export import load_merged
+model = load_merged("path/to/this/folder")  # batched greedy decoding with a KV cache
+print(model.transcribe([audio])[0].text)   # audio: 16 kHz mono float32 numpy array
+```
+
+or from the command line: `aura transcribe --merged path/to/this/folder clip.wav`.
+
+## Without this package
+
+```python
+export_dir = "path/to/this/folder"
+{PLAIN_USAGE}```
+"""
+
+
+def adapter_readme(info: dict) -> str:
+    student = info.get("student", {})
+    head = _README_HEAD.format(
+        kind="peft adapter", ms=1000.0 / (100.0 / (2 * int(student.get("pooling", 1)))),
+        lora_layers=student.get("lora_layers", "?"), created=info["created"],
+        versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        rule=info["attention"]["rule"][0].upper() + info["attention"]["rule"][1:],
+    )
+    return head + f"""
+`adapter/` is a peft LoRA adapter for the base LLM `{student.get('llm_spec', '?')}`.
+
+```python
+from pipeline.export import load_adapter
+model = load_adapter("path/to/this/folder")  # loads the base LLM, merges the adapter
+print(model.transcribe([audio])[0].text)
+
+# or by hand:
+from peft import PeftModel
+llm = PeftModel.from_pretrained(base_llm, "path/to/this/folder/adapter").merge_and_unload()
+```
+
+Then run it as in the merged export's README (patch embedding + mask rule).
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI: aura export
+# --------------------------------------------------------------------------------------------------
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``aura export --merged DIR`` / ``--adapter DIR`` (both may be given)."""
+    parser.add_argument("--merged", default=None, metavar="DIR", help="write the LLM with LoRA merged + patch embedding")
+    parser.add_argument("--adapter", default=None, metavar="DIR", help="write the peft adapter + patch embedding")
+    parser.add_argument("--export", default=None, help="trained student.safetensors (default: the latest under "
+                        "<checkpoints>/{tasks,distill}/export/)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="dtype of the written weights (default: float32)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing non-empty folders")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``aura export``: merged model and/or peft adapter from the latest trained student."""
+    from pipeline.cli import _config
+    from pipeline.infer import ensure_mask_attention
+    from pipeline.models.sources import load_llm
+
+    if not args.merged and not args.adapter:
+        print("aura export: give --merged DIR and/or --adapter DIR", file=sys.stderr)
+        return 2
+    cfg = _config(args)
+    try:
+        path = Path(args.export) if args.export else trained_export_path(cfg)
+        dtype = resolve_dtype(args.dtype, torch.device("cpu"))
+        llm, tokenizer = load_llm(cfg.models.llm, cfg.models.cache_dir, dtype=dtype,
+                                  trust_remote_code=cfg.models.trust_remote_code)
+        ensure_mask_attention(llm)
+        student = AuraStudent.load(llm, path).eval()
+        provenance = {"llm_spec": cfg.models.llm, "source_export": str(path)}
+        if args.adapter:  # before merging: the adapter needs the LoRA layers
+            export_adapter(student, tokenizer, args.adapter, llm_spec=cfg.models.llm, overwrite=args.overwrite)
+            print(f"adapter export: {args.adapter}")
+        if args.merged:
+            model = EncoderFreeModel.from_student(student, tokenizer, merge=True, metadata=provenance)
+            export_merged(model, args.merged, overwrite=args.overwrite)
+            print(f"merged export: {args.merged}")
+    except (FileNotFoundError, ExportError) as exc:
+        print(f"aura export: {exc}", file=sys.stderr)
+        return 1
+    return 0
