@@ -34,10 +34,11 @@ class MelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_mels: int = Field(ge=1)
-    sampling_rate: int = Field(ge=1)
-    hop_length: int = Field(ge=1)
-    n_fft: int = Field(ge=1)
+    # Defaults are Whisper's (tiny..large-v2; large-v3 has 128 mel bins).
+    n_mels: int = Field(80, ge=1)
+    sampling_rate: int = Field(16000, ge=1)
+    hop_length: int = Field(160, ge=1)
+    n_fft: int = Field(400, ge=1)
 
 
 class StoreFingerprint(BaseModel):

@@ -35,7 +35,7 @@ class _Section(BaseModel):
 
 def default_cache_dir() -> Path:
     """Where converted bundled models are cached (``$AURA_CACHE_DIR`` or ``~/.cache/aura``)."""
-    return Path(os.environ.get("AURA_CACHE_DIR", Path.home() / ".cache" / "aura"))
+    return Path(os.environ.get("AURA_CACHE_DIR") or "~/.cache/aura").expanduser()
 
 
 class ModelsConfig(_Section):

@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 
 from feature_store import FeatureStore, StoreFingerprint
-from feature_store import MelSettings as StoreMelSettings
 from pipeline.config import AuraConfig
-from pipeline.data.mel import frame_rate_hz
+from pipeline.data.mel import frame_rate_hz, mel_settings_of
 from pipeline.data.shards import ShardFormatError, ShardSet
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
     wcfg = WhisperConfig.from_pretrained(model_dir)
     fe = WhisperFeatureExtractor.from_pretrained(model_dir)
     layers = cfg.store.layers if cfg.store.layers is not None else list(range(1, wcfg.encoder_layers + 1))
-    mel = StoreMelSettings(n_mels=fe.feature_size, sampling_rate=fe.sampling_rate, hop_length=fe.hop_length, n_fft=fe.n_fft)
     return StoreFingerprint(
         teacher=cfg.models.teacher,
         teacher_weights=weights_fingerprint(model_dir),
@@ -55,7 +53,7 @@ def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
         codec=cfg.store.codec,
         width=wcfg.d_model,
         frame_rate_hz=frame_rate_hz(cfg.store.pooling),
-        mel=mel,
+        mel=mel_settings_of(fe),
     )
 
 

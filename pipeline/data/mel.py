@@ -22,8 +22,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
 from transformers.audio_utils import mel_filter_bank
+
+# One definition of the mel front end: the store fingerprint records exactly these settings.
+from feature_store.fingerprint import MelSettings
 
 WHISPER_SAMPLE_RATE = 16000
 WHISPER_WINDOW_SAMPLES = 30 * WHISPER_SAMPLE_RATE
@@ -31,15 +33,10 @@ WHISPER_WINDOW_SAMPLES = 30 * WHISPER_SAMPLE_RATE
 WHISPER_CONV_STRIDE = 2
 
 
-class MelSettings(BaseModel):
-    """The log-mel parameters of a Whisper teacher (also recorded in the store fingerprint)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    n_mels: int = 80
-    n_fft: int = 400
-    hop_length: int = 160
-    sampling_rate: int = WHISPER_SAMPLE_RATE
+def mel_settings_of(feature_extractor) -> MelSettings:
+    """The :class:`MelSettings` of a ``WhisperFeatureExtractor``."""
+    return MelSettings(n_mels=feature_extractor.feature_size, sampling_rate=feature_extractor.sampling_rate,
+                       hop_length=feature_extractor.hop_length, n_fft=feature_extractor.n_fft)
 
 
 @lru_cache(maxsize=8)

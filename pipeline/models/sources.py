@@ -52,6 +52,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from pipeline.config import default_cache_dir  # one definition, re-exported here
+
 logger = logging.getLogger(__name__)
 
 #: Bump when a converter or random config changes, so old cache entries are not reused.
@@ -72,15 +74,6 @@ class ModelSpecError(ModelSourceError, ValueError):
 
 class ModelNotFoundError(ModelSourceError, FileNotFoundError):
     """The spec is well formed but its files are not available on this machine."""
-
-
-def default_cache_dir() -> Path:
-    """``$AURA_CACHE_DIR`` if set, else ``~/.cache/aura``.
-
-    >>> os.environ["AURA_CACHE_DIR"] = "/scratch/aura"; default_cache_dir()
-    PosixPath('/scratch/aura')
-    """
-    return Path(os.environ.get("AURA_CACHE_DIR") or "~/.cache/aura").expanduser()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pipeline.data.mel import WHISPER_WINDOW_SAMPLES, MelSettings, log_mel, teacher_frames
+from pipeline.data.mel import WHISPER_WINDOW_SAMPLES, MelSettings, log_mel, mel_settings_of, teacher_frames
 
 
 class TeacherInputError(ValueError):
@@ -50,12 +50,7 @@ class WhisperTeacher:
         from pipeline.models.sources import load_whisper
 
         model, feature_extractor, _ = load_whisper(spec, cache_dir, trust_remote_code=trust_remote_code)
-        mel = MelSettings(
-            n_mels=feature_extractor.feature_size,
-            n_fft=feature_extractor.n_fft,
-            hop_length=feature_extractor.hop_length,
-            sampling_rate=feature_extractor.sampling_rate,
-        )
+        mel = mel_settings_of(feature_extractor)
         return cls(model.get_encoder(), mel, layers, pooling, device, dtype)
 
     def frames(self, num_samples: int) -> int:

@@ -76,8 +76,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     try:
         recipe.setup()
         recipe.train()
-    finally:
-        recipe.cleanup()
+    except BaseException:
+        recipe.cleanup(clean_exit=False)  # no barrier: the other ranks may never reach it
+        raise
+    recipe.cleanup()
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, fresh: bool) -> None:
@@ -101,6 +103,10 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     from pipeline.precompute import open_store_for
     from pipeline.train.data import TrainingData
 
+    from pipeline.models.sources import resolve_model_dir
+
+    # Convert/cache the LLM once here, not concurrently in every worker.
+    resolve_model_dir(cfg.models.llm, cfg.models.cache_dir)
     store = open_store_for(cfg, mode="r")
     TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
     if stage == "tasks":

@@ -129,6 +129,9 @@ class DistillRecipe:
     def train_tasks(self) -> list[str] | None:
         return None  # stage 1 distils on every utterance
 
+    def needs_targets(self) -> bool:
+        return True
+
     def _open_store(self):
         from pipeline.precompute import open_store_for
 
@@ -205,22 +208,39 @@ class DistillRecipe:
         dist.all_reduce(tensor)
         return {n: float(v) / self.world for n, v in zip(names, tensor)}
 
+    def heldout_batches(self, with_targets: bool = True):
+        """This rank's share of the held-out set as ``(batch, weight)``; every rank yields the same
+        number of batches (ZeRO-3 needs all ranks in every forward), padding with weight 0."""
+        keys = self.heldout.keys()
+        mine = keys[self.rank :: self.world]
+        size = self.cfg.train.batch_size
+        per_rank = -(-len(keys) // self.world)
+        for b in range(-(-per_rank // size)):
+            chunk = mine[b * size : (b + 1) * size]
+            yield self.heldout.load(chunk or keys[:1], with_targets=with_targets), len(chunk)
+
+    def _reduce_weighted(self, sums: dict[str, float], count: float) -> dict[str, float]:
+        names = sorted(sums)
+        tensor = torch.tensor([sums[n] for n in names] + [count], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        total = float(tensor[-1])
+        return {n: float(v) / total for n, v in zip(names, tensor[:-1])} if total else {}
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out per-layer cosine to the teacher (every rank runs it: ZeRO-3 needs all ranks)."""
-        keys = self.heldout.keys()
-        if not keys:
+        """Held-out per-layer cosine to the teacher, split across ranks."""
+        if not self.heldout.keys():
             return {}
         self.engine.eval()
-        sums: dict[str, float] = {}
-        size = self.cfg.train.batch_size
-        for i in range(0, len(keys), size):
-            batch = self.heldout.load(keys[i : i + size])
+        sums = {f"cos_L{layer}": 0.0 for layer in self.store.fingerprint.layers}
+        count = 0
+        for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
             for layer, values in per_layer.items():
-                sums[f"cos_L{layer}"] = sums.get(f"cos_L{layer}", 0.0) + float(values["cosine"]) * len(batch.keys)
+                sums[f"cos_L{layer}"] += float(values["cosine"]) * weight
+            count += weight
         self.engine.train()
-        result = {name: total / len(keys) for name, total in sums.items()}
+        result = self._reduce_weighted(sums, count)
         result["cos_mean"] = sum(result.values()) / len(result)
         return result
 
@@ -236,7 +256,7 @@ class DistillRecipe:
             self._log_eval()
         self.engine.train()
         plans = iter(self.sampler)
-        prefetch = Prefetcher(plans, lambda plan: self.data.load(plan.keys))
+        prefetch = Prefetcher(plans, lambda plan: self.data.load(plan.keys, with_targets=self.needs_targets()))
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train ({self.stage})", disable=self.rank != 0)
         try:
             while self.step < cfg.max_steps:
@@ -330,8 +350,8 @@ class DistillRecipe:
                 (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))
         dist.barrier()
 
-    def cleanup(self) -> None:
-        if self.rank == 0 and hasattr(self, "tb"):
+    def cleanup(self, clean_exit: bool = True) -> None:
+        if getattr(self, "rank", None) == 0 and hasattr(self, "tb"):
             self.tb.close()
-        if dist.is_initialized():
+        if clean_exit and dist.is_initialized():
             dist.barrier()

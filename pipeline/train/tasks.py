@@ -26,6 +26,9 @@ class TasksRecipe(DistillRecipe):
     def train_tasks(self) -> list[str] | None:
         return ["transcribe", "spoken_qa"]
 
+    def needs_targets(self) -> bool:
+        return self.cfg.train.distill_weight > 0
+
     def _build_student(self):
         student = super()._build_student()
         stage1 = Path(self.cfg.paths.checkpoints) / "distill" / "export"
@@ -65,16 +68,14 @@ class TasksRecipe(DistillRecipe):
 
     def evaluate(self) -> dict[str, float]:
         """Held-out answer loss (the full WER / accuracy evaluation is ``aura eval``)."""
-        keys = self.heldout.keys()
-        if not keys:
+        if not self.heldout.keys():
             return {}
         self.engine.eval()
-        total = 0.0
-        size = self.cfg.train.batch_size
+        total, count = 0.0, 0
         with torch.no_grad():
-            for i in range(0, len(keys), size):
-                batch = self.heldout.load(keys[i : i + size], with_targets=self.cfg.train.distill_weight > 0)
+            for batch, weight in self.heldout_batches(with_targets=self.cfg.train.distill_weight > 0):
                 loss, _ = self.compute_loss(batch)
-                total += float(loss) * len(batch.keys)
+                total += float(loss) * weight
+                count += weight
         self.engine.train()
-        return {"heldout_loss": total / len(keys)}
+        return {"heldout_loss": self._reduce_weighted({"loss": total}, count)["loss"]}
