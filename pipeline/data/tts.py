@@ -44,7 +44,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -436,67 +435,8 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50
 
 
 def resample_to_16k(samples: np.ndarray) -> np.ndarray:
-    """22.05 kHz -> 16 kHz, float32 in [-1, 1]: ``scipy.signal.resample_poly(x, 320, 441)``.
+    """22.05 kHz -> 16 kHz, float32 in [-1, 1] (scipy's polyphase filter, via :func:`pipeline.data.audio.resample`)."""
+    from pipeline.data.audio import resample
 
-    Written in numpy because importing scipy.signal takes ~2 s, paid again by every worker.
-    """
-    common = gcd(SAMPLE_RATE, ESPEAK_SAMPLE_RATE)
-    out = resample_poly(samples, SAMPLE_RATE // common, ESPEAK_SAMPLE_RATE // common)
     # the anti-aliasing filter can overshoot full scale by a hair on clipped peaks
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=8)
-def _polyphase_weights(up: int, down: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-phase filter weights and input offsets for resampling by ``up/down``.
-
-    The filter is scipy's resample_poly design: firwin(20*max+1, 1/max, window=("kaiser", 5.0))
-    scaled by ``up``. Output ``n = r + k*up`` reads ``span`` inputs starting at
-    ``first[r] + k*down`` with weights ``weights[r]``: a pattern that repeats every ``up`` outputs.
-    """
-    max_rate = max(up, down)
-    half_len = 10 * max_rate
-    cutoff = 1.0 / max_rate  # as a fraction of the Nyquist rate
-    offsets = np.arange(-half_len, half_len + 1)
-    taps = cutoff * np.sinc(cutoff * offsets) * np.kaiser(len(offsets), 5.0)
-    taps *= up / taps.sum()  # unit gain at DC, times up for the zero-stuffing
-    span = 2 * half_len // up + 1  # most inputs one output can see
-    phase = np.arange(up)
-    first = -((half_len - down * phase) // up)  # ceil((down*r - half_len) / up)
-    tap_index = half_len + down * phase[:, None] - up * (first[:, None] + np.arange(span))
-    inside = (tap_index >= 0) & (tap_index <= 2 * half_len)
-    weights = np.where(inside, taps[np.clip(tap_index, 0, 2 * half_len)], 0.0)
-    return weights, first
-
-
-def resample_poly(samples: np.ndarray, up: int, down: int) -> np.ndarray:
-    """Polyphase resampling by ``up/down`` (float64 out), matching scipy.signal.resample_poly.
-
-    Output sample ``n`` sits at input time ``n*down/up``; only the taps that land on input
-    samples are evaluated (one small matrix-vector product per phase).
-
-    >>> x = np.sin(np.arange(441) / 10.0)
-    >>> resample_poly(x, 320, 441).shape
-    (320,)
-    """
-    common = gcd(up, down)
-    up, down = up // common, down // common
-    x = np.asarray(samples, dtype=np.float64)
-    if up == down:
-        return x.copy()
-    weights, first = _polyphase_weights(up, down)
-    span = weights.shape[1]
-    num_out = -(-len(x) * up // down)
-    if num_out == 0:
-        return np.zeros(0)
-    # zero padding stands for the silence around the signal (scipy pads with zeros too)
-    left = max(0, -int(first.min()))
-    last = (num_out - 1) % up
-    last_start = int(first[last]) + ((num_out - 1) // up) * down
-    right = max(0, last_start + span - len(x))
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, (left, right)), span)
-    out = np.empty(num_out)
-    for r in range(min(up, num_out)):
-        rows = windows[first[r] + left::down][: len(range(r, num_out, up))]
-        out[r::up] = rows @ weights[r]
-    return out
+    return np.clip(resample(samples, ESPEAK_SAMPLE_RATE, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)

@@ -18,7 +18,6 @@ from pipeline.data.tts import (
     UnknownVoiceError,
     english_accents,
     list_voices,
-    resample_poly,
     synthesize,
 )
 
@@ -175,18 +174,6 @@ def test_missing_library_is_a_clear_error(monkeypatch):
         for cached in (tts._wheel_paths, tts._library_path, tts._catalogue):
             cached.cache_clear()
     assert len(synthesize("hello")) > 0
-
-
-def test_resample_poly_matches_scipy():
-    scipy_signal = pytest.importorskip("scipy.signal")
-    rng = np.random.default_rng(0)
-    for length in (0, 1, 5, 441, 22050 + 17):
-        x = rng.standard_normal(length)
-        for up, down in ((320, 441), (441, 320), (1, 3), (2, 1)):
-            ours = resample_poly(x, up, down)
-            theirs = scipy_signal.resample_poly(x, up, down)
-            assert ours.shape == theirs.shape
-            np.testing.assert_allclose(ours, theirs, atol=1e-9)
 
 
 def test_resampling_keeps_a_tone_and_removes_what_16k_cannot_hold():
