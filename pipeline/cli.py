@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_ask_arguments(add("ask", cmd_ask, "encoder-free answers to a prompt about audio files (JSONL out)"))
     add_export_arguments(add("export", cmd_export, "export the trained student: merged LLM + patch embedding, or a peft adapter"))
 
+    from pipeline.eval.run import add_eval_arguments, cmd_eval
+
+    add_eval_arguments(add("eval", cmd_eval, "held-out evaluation of AuRA vs bridge, cascade and text-only: report.md + plots"))
+
     p = add("store", cmd_store, "inspect the feature store")
     p.add_argument("action", choices=["status", "verify"])
     p.add_argument("--repair", action="store_true", help="with verify: uncommit damaged groups so precompute redoes them")

@@ -148,7 +148,8 @@ class TeacherWorker:
                 samples = list(self.shards.iter_shard(shard))
             except (ShardFormatError, OSError, ValueError) as exc:
                 return ShardResult(shard, "failed", node=self.node, error=f"cannot read shard: {exc}")
-            states, failures = self._encode_all(samples)
+            with lease.keep_alive():  # encoding a shard may outlast the lease ttl
+                states, failures = self._encode_all(samples)
             with self.store.shard_writer(shard, lease=lease) as writer:
                 for sample in samples:  # shard order, whatever the batching order was
                     if sample.key in failures:

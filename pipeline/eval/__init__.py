@@ -9,3 +9,6 @@
 * :mod:`pipeline.eval.run` — the held-out evaluation (``run_eval``, ``cmd_eval``, ``add_eval_arguments``);
 * :mod:`pipeline.eval.report` — ``report.md``, ``report.json`` and PNG plots.
 """
+
+#: The systems ``aura eval`` compares (see :mod:`pipeline.eval.baselines`).
+SYSTEMS = ("aura", "bridge", "cascade", "text")

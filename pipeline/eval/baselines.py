@@ -66,7 +66,7 @@ from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("aura", "bridge", "cascade", "text")
+from pipeline.eval import SYSTEMS  # noqa: E402  (re-exported)
 SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",
                  "cascade": "Cascade (Whisper -> LLM)", "text": "Text-only (reference transcript)"}
 _FORMAT_VERSION = 1

@@ -38,20 +38,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from pipeline.config import AuraConfig
-from pipeline.eval.baselines import (
-    SYSTEMS,
-    EvalSystem,
-    default_projector_path,
-    load_system,
-    stage2_budget,
-    train_bridge,
-)
+from pipeline.eval import SYSTEMS
 from pipeline.eval.metrics import (
     QA_WINDOW,
     LatencyStats,
@@ -61,6 +53,9 @@ from pipeline.eval.metrics import (
     word_error_rate,
 )
 from pipeline.prompts import instruction_for, target_for
+
+if TYPE_CHECKING:
+    from pipeline.eval.baselines import EvalSystem
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +148,10 @@ def external_items(cfg: AuraConfig, spec: str, max_samples: int | None = None,
 # Distillation cosine
 
 
-@torch.inference_mode()
 def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path: Path, device=None, dtype=None,
                         batch_size: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Per-layer mean cosine of a student export's heads to the cached teacher states on ``keys``."""
+    import torch
     from tqdm import tqdm
 
     from pipeline.data.shards import ShardSet
@@ -175,16 +170,18 @@ def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path
     sums = {j: 0.0 for j in student.layer_map}
     size = batch_size or cfg.train.batch_size
     count = 0
-    for i in tqdm(range(0, len(keys), size), desc=f"cosine ({export_path.parent.parent.name})", disable=not progress):
-        batch = data.load(list(keys[i : i + size]), with_targets=True)
-        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
-        out = student.forward_distill(mel.to(device, dtype), token_lengths.to(device))
-        targets = {j: batch.targets[:, layers.index(j)].to(device) for j in student.layer_map}
-        _, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind="cosine")
-        n = len(batch.keys)
-        for j, v in per_layer.items():
-            sums[j] += float(v["cosine"]) * n
-        count += n
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(keys), size), desc=f"cosine ({export_path.parent.parent.name})",
+                      disable=not progress):
+            batch = data.load(list(keys[i : i + size]), with_targets=True)
+            mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+            out = student.forward_distill(mel.to(device, dtype), token_lengths.to(device))
+            targets = {j: batch.targets[:, layers.index(j)].to(device) for j in student.layer_map}
+            _, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind="cosine")
+            n = len(batch.keys)
+            for j, v in per_layer.items():
+                sums[j] += float(v["cosine"]) * n
+            count += n
     per = {str(j): s / count for j, s in sums.items()} if count else {}
     result = {"export": str(export_path), "utterances": count, "layers": per,
               "mean": float(np.mean(list(per.values()))) if per else None,
@@ -200,6 +197,8 @@ def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path
 
 def _free() -> None:
     """Drop freed tensors and hand freed heap pages back to the OS, so the next system's RSS starts clean."""
+    import torch
+
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -256,6 +255,7 @@ def summarize(records: Sequence[dict], items: Sequence[EvalItem]) -> dict[str, A
 def evaluate_system(name: str, cfg: AuraConfig, sets: dict[str, list[EvalItem]], device=None, dtype=None,
                     max_new_tokens: int = 48, progress: bool = True, **load_kwargs) -> dict[str, Any]:
     """Load one system, measure its peak memory over a warm-up and every set, free it."""
+    from pipeline.eval.baselines import load_system
     from pipeline.infer import resolve_device
 
     meter = PeakMemory(str(resolve_device(device)))
@@ -301,6 +301,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
     ``train_bridge_mode``: ``auto`` trains the bridge projector when it is missing, ``always``
     retrains it, ``never`` skips the bridge when there is none.
     """
+    from pipeline.eval.baselines import default_projector_path, load_projector, stage2_budget, train_bridge
     from pipeline.eval.report import write_report
     from pipeline.infer import resolve_device, resolve_dtype
 
@@ -366,8 +367,6 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
         results["bridge_training"] = trained.to_dict()
         _free()
     elif "bridge" in systems and proj.is_file():
-        from pipeline.eval.baselines import load_projector
-
         _, meta = load_projector(proj)
         results["bridge_training"] = {"path": str(proj), "steps": meta.get("steps"), "batch_size": meta.get("batch_size"),
                                       "last_loss": meta.get("final_loss"), "source": meta.get("teacher_source")}

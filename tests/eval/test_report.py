@@ -1,0 +1,100 @@
+"""The report writer on synthetic results, and ``aura eval`` end to end on a tiny workdir."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.eval.report import interpretation, write_report
+
+
+def _set(wer, acc, p50):
+    return {"utterances": 4, "wer": {"wer": wer}, "qa": {"accuracy": acc},
+            "latency": {"p50_s": p50, "p95_s": p50 * 1.2}, "ttft": {"p50_s": p50 / 3}, "audio_tokens_mean": 50.0,
+            "samples": [{"task": "transcribe", "reference": "a | b", "prediction": "a b"}]}
+
+
+def _results():
+    return {
+        "models": {"teacher": "bundled:whisper-tiny.en", "llm": "bundled:smollm2-135m-instruct"},
+        "device": "cuda", "dtype": "bfloat16", "max_new_tokens": 48,
+        "dataset": {"utterances": 400, "transcribe": 200, "spoken_qa": 200, "audio_seconds": 1000.0},
+        "cosine": {"distill": {"layers": {"2": 0.8, "4": 0.7}, "mean": 0.75, "layer_map": {"2": 8, "4": 15}}},
+        "systems": {
+            "aura": {"status": "ok", "sets": {"heldout": _set(0.12, 0.6, 0.4)}, "memory": {"peak_mb": 600.0},
+                     "describe": {"export": "ckpt/tasks/export/student.safetensors"}},
+            "bridge": {"status": "ok", "sets": {"heldout": _set(0.10, 0.55, 0.5), "sdqa:x": _set(None, 0.3, 0.5)},
+                       "memory": {"peak_mb": 700.0}},
+            "cascade": {"status": "skipped", "reason": "no whisper"},
+            "text": {"status": "ok", "sets": {"heldout": _set(0.0, 0.8, 0.3)}, "memory": {"peak_mb": 590.0}},
+        },
+        "notes": ["a note"],
+    }
+
+
+def test_write_report_makes_markdown_json_and_plots(tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    (checkpoints / "distill").mkdir(parents=True)
+    (checkpoints / "distill" / "metrics.csv").write_text("step,loss,lr\n1,0.9,0.001\n2,0.7,0.001\n")
+    (checkpoints / "distill" / "eval.csv").write_text("step,cos_L2,cos_mean\n0,0.1,0.1\n2,0.5,0.5\n")
+    paths = write_report(_results(), tmp_path / "reports", checkpoints)
+    md = paths["markdown"].read_text()
+    assert "| AuRA | 12.0% | 60.0% | 0.400 |" in md
+    assert "skipped: no whisper" in md
+    assert "External set: sdqa:x" in md and "a \\| b" in md
+    assert "0.80x the bridge's" in md  # the interpretation reads the ratios off the table
+    for png in ("quality.png", "latency.png", "memory.png", "cosine.png", "training.png"):
+        data = (tmp_path / "reports" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert f"({png})" in md
+    saved = json.loads(paths["json"].read_text())
+    assert saved["systems"]["aura"]["memory"]["peak_mb"] == 600.0 and saved["training_curves"] == ["distill_eval", "distill_metrics"]
+
+
+def test_interpretation_caveats():
+    results = _results()
+    results["models"]["llm"] = "random:llama-tiny"
+    results["device"] = "cpu"
+    results["dataset"]["utterances"] = 5
+    text = " ".join(interpretation(results))
+    assert "random-weight" in text and "only 5 held-out" in text and "CPU timings" in text
+
+
+def test_aura_eval_end_to_end(eval_cfg):
+    from pipeline.eval.run import run_eval
+
+    results = run_eval(eval_cfg, max_samples=3, bridge_steps=2, progress=False)
+    reports = Path(eval_cfg.paths.reports)
+    assert (reports / "report.md").is_file() and (reports / "report.json").is_file()
+    for png in ("quality.png", "latency.png", "memory.png", "cosine.png", "training.png"):
+        assert (reports / png).is_file(), png
+    systems = results["systems"]
+    assert set(systems) == {"aura", "bridge", "cascade", "text"}
+    for name, system in systems.items():
+        assert system["status"] == "ok", (name, system)
+        heldout = system["sets"]["heldout"]
+        assert heldout["utterances"] == 3
+        assert heldout["wer"]["wer"] is not None and heldout["qa"]["accuracy"] is not None
+        assert heldout["latency"]["p50_s"] > 0 and heldout["ttft"]["p50_s"] > 0
+        assert system["memory"]["peak_bytes"] > 0
+    # AuRA: one token per teacher frame; the bridge stacks 4 frames per token
+    aura_tokens = systems["aura"]["sets"]["heldout"]["audio_tokens_mean"]
+    assert systems["bridge"]["sets"]["heldout"]["audio_tokens_mean"] == pytest.approx(aura_tokens / 4, abs=1)
+    cos = results["cosine"]["distill"]
+    assert set(cos["layers"]) == {"2", "4"} and -1 <= cos["mean"] <= 1
+    assert results["bridge_training"]["steps"] == 2
+    assert (Path(eval_cfg.paths.checkpoints) / "bridge" / "projector.safetensors").is_file()
+    md = (reports / "report.md").read_text()
+    assert "| AuRA |" in md and "## Distillation: per-layer cosine" in md
+
+
+def test_aura_eval_reports_a_missing_export_as_skipped(eval_cfg, tmp_path):
+    from pipeline.eval.run import run_eval
+
+    empty = tmp_path / "no-checkpoints"
+    cfg = eval_cfg.model_copy(deep=True)
+    cfg.paths.checkpoints = empty
+    results = run_eval(cfg, systems=["aura", "text"], max_samples=1, progress=False)
+    assert results["systems"]["aura"]["status"] == "skipped"
+    assert "no trained student" in results["systems"]["aura"]["reason"]
+    assert results["systems"]["text"]["status"] == "ok"
