@@ -30,7 +30,9 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not faults"
 
 bench: setup
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.precompute_bench
+	$(PY) -m benchmarks.train_bench
+	$(PY) -m benchmarks.inference_bench
 
 clean:
 	rm -rf runs

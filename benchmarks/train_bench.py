@@ -55,7 +55,7 @@ def _variant(name: str, steps: int, batch: int) -> dict:
         from safetensors.torch import save_file
 
         teacher = WhisperTeacher.from_spec(TEACHER, cache, layers=LAYERS)
-        save_file({str(i): torch.from_numpy(t) for i, t in enumerate(teacher.encode(audio))}, str(targets_file),
+        save_file({str(i): torch.from_numpy(t).contiguous() for i, t in enumerate(teacher.encode(audio))}, str(targets_file),
                   metadata={"n_mels": str(teacher.mel.n_mels), "width": str(teacher.width)})
         return {"variant": name}
     if name == "live":
