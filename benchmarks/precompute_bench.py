@@ -54,6 +54,7 @@ TARGET_RAY_PER_WORKER = 0.9  # Ray throughput per worker >= 0.9x the plain loop
 TARGET_INCREMENTAL = 0.12  # +10% data: <= 0.12x the time of a full run
 TARGET_GB_PER_HOUR_LAYER = 0.25  # compact codec at width 1280
 TARGET_COSINE = 0.999
+RAY_WORKER_NICENESS = int(os.environ.get("RAY_worker_niceness", "15"))  # Ray's default for worker processes
 
 
 @dataclass
@@ -101,8 +102,13 @@ def prepare_shards(workdir: Path, utterances: int, per_shard: int) -> tuple[Path
 
 def plain_loop_child(workdir: Path, store: str, states_out: str | None) -> None:
     """Child process: every shard through one ``TeacherWorker`` (no Ray); prints a JSON summary and
-    optionally saves the float32 states the teacher produced (for the codec fidelity measurement)."""
+    optionally saves the float32 states the teacher produced (for the codec fidelity measurement).
+
+    Runs at the niceness Ray gives its workers (``RAY_worker_niceness``, 15 by default), so that on a
+    shared machine both compete equally with whatever else runs there.
+    """
     start = time.perf_counter()
+    os.nice(RAY_WORKER_NICENESS - os.nice(0))
     from pipeline.data.shards import ShardSet
     from pipeline.precompute import TeacherWorker, teacher_fingerprint
 
@@ -337,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "How to read it:",
         "",
-        "- *End to end*: the plain loop is a fresh Python process from spawn to exit; the Ray job is "
+        "- *End to end*: the plain loop is a fresh Python process from spawn to exit, run at the niceness Ray "
+        f"gives its worker processes ({RAY_WORKER_NICENESS}), so that both yield alike to the other jobs on this "
+        "machine; the Ray job is "
         "`run_precompute` with Ray already up, so `ray.init` is excluded (listed on its own line). Both "
         "include starting a process, importing torch/transformers and loading the teacher. Best of two "
         "interleaved rounds (plain, 1, 2 workers; then 2, 1, plain), each into a fresh store. "

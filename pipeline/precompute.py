@@ -129,7 +129,10 @@ class TeacherWorker:
         self.store = FeatureStore.open(self.cfg.paths.store, fingerprint, mode="a")
         self.shards = ShardSet(self.cfg.paths.shards)
         self.owner = owner
-        self.node = socket.gethostname()
+        import ray
+
+        # two Ray nodes can share a host: name the node too
+        self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
     def node_id(self) -> str:
         import ray

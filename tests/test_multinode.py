@@ -16,6 +16,17 @@ every port is chosen free, each node has its own short ``--temp-dir`` (Ray 2.60 
 node), and teardown never calls ``ray stop`` (which stops every Ray of this user): it signals only
 the processes that belong to this cluster, found by a marker variable in their environment (Ray
 processes, workers and job drivers inherit it) or by the temp dirs in their command line.
+
+Ray 2.60 facts this relies on:
+
+* ``--node-ip-address=127.0.0.1`` (and ``localhost``) is rewritten to the host's routable address
+  (``services.resolve_ip_for_localhost``); another loopback address, ``127.0.0.2``, is kept as given,
+  so both nodes register and talk on loopback. The dashboard binds 127.0.0.1.
+* With ``~/.ray/auth_token`` present, ``ray start --head`` enables token auth but a joining node does
+  not (it fails with InvalidAuthToken): ``RAY_AUTH_MODE=token`` is set for both. A client process reads
+  the auth mode once, at start, so the Jobs / State API calls run in child processes with that env.
+* Job drivers run under the head's ``JobSupervisor`` actor (0 CPU), and Ray Train's controller takes
+  0 CPU, so two 1-CPU nodes are enough for two 1-CPU workers.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -256,8 +268,9 @@ def cluster():
 
 def job_command(module: str, workdir: Path, *overrides: str, flags: str = "") -> str:
     """The job's shell entrypoint: this venv's python, run from the repository (absolute paths only)."""
-    sets = " ".join(f"--set {o}" for o in (f"workdir={workdir}", *overrides))
-    return f"cd {REPO} && {sys.executable} -m {module} --config {TINY_CONFIG} {sets} {flags}".strip()
+    sets = [arg for o in (f"workdir={workdir}", *overrides) for arg in ("--set", o)]
+    command = [sys.executable, "-m", module, "--config", str(TINY_CONFIG), *sets, *flags.split()]
+    return f"cd {shlex.quote(str(REPO))} && {shlex.join(command)}"
 
 
 # ---------------------------------------------------------------------------------------------- test
@@ -280,8 +293,7 @@ def test_precompute_and_train_jobs_spread_over_two_nodes(cluster, tmp_path):
     t0 = time.perf_counter()
     logs = cluster.run_job(job_command("jobs.precompute", workdir, "precompute.num_workers=2"))
     precompute_s = time.perf_counter() - t0
-    assert f"computed {len(shards)} now" in logs, logs[-3000:]
-    assert open_store_for(cfg).committed_shards() >= set(shards)
+    assert open_store_for(cfg).committed_shards() >= set(shards), logs[-3000:]
     processed = cluster.tasks("TeacherWorker.process")
     by_node = Counter(t["node_id"] for t in processed)
     assert sum(by_node.values()) == len(shards), by_node
@@ -292,7 +304,7 @@ def test_precompute_and_train_jobs_spread_over_two_nodes(cluster, tmp_path):
     logs = cluster.run_job(job_command("jobs.train", workdir, "train.num_workers=2", f"train.max_steps={TRAIN_STEPS}",
                                        f"train.checkpoint_every={TRAIN_STEPS}", flags="--fresh"))
     train_s = time.perf_counter() - t0
-    assert "training (distill) finished" in logs, logs[-3000:]
+    assert (workdir / "checkpoints" / "distill" / "export" / "student.safetensors").is_file(), logs[-3000:]
     workers = cluster.client("actors", class_name="RayTrainWorker")
     assert len(workers) >= 2, workers
     assert {w["node_id"] for w in workers} == set(cluster.node_ids.values()), (workers, cluster.node_ids)

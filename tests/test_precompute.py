@@ -59,17 +59,13 @@ def make_config(base: Path, workdir: Path, cache_dir: Path, *overrides: str) -> 
     return load_config(base, [f"workdir={workdir}", f"models.cache_dir={cache_dir}", *overrides])
 
 
-def cli_overrides(cfg: AuraConfig, base_overrides: list[str]) -> list[str]:
-    """``--set`` arguments that make ``python -m jobs.precompute`` see the same config as ``cfg``."""
-    sets = [*base_overrides, f"workdir={cfg.workdir}", f"models.cache_dir={cfg.models.cache_dir}",
+def job_command(cfg: AuraConfig) -> list[str]:
+    """``python -m jobs.precompute`` with ``--set`` arguments that give it the same config as ``cfg``
+    (a RANDOM-corpus config)."""
+    sets = [*RANDOM_OVERRIDES, f"workdir={cfg.workdir}", f"models.cache_dir={cfg.models.cache_dir}",
             f"paths.shards={cfg.paths.shards}", f"paths.store={cfg.paths.store}"]
-    return [arg for item in sets for arg in ("--set", item)]
-
-
-def job_command(cfg: AuraConfig, *extra_sets: str) -> list[str]:
-    extra = [arg for item in extra_sets for arg in ("--set", item)]
     return [sys.executable, "-m", "jobs.precompute", "--config", str(TINY_CONFIG),
-            *cli_overrides(cfg, RANDOM_OVERRIDES), *extra]
+            *[arg for item in sets for arg in ("--set", item)]]
 
 
 def first_rows_manifest(manifest: Path, count: int) -> Path:
@@ -160,7 +156,7 @@ def model_cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray cluster for this module's in-process runs; yields its GCS address.
+    """One local Ray cluster for this module's in-process runs.
 
     Started like :func:`pipeline.precompute.init_ray` but without the dashboard (only Ray Train needs
     it; the SIGKILL test's job still starts its cluster through ``init_ray``). Module-scoped, not
@@ -172,7 +168,7 @@ def local_ray():
     if started_here:
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
                  _node_ip_address="127.0.0.1")
-    yield ray.get_runtime_context().gcs_address
+    yield
     if started_here:
         ray.shutdown()
 
@@ -180,7 +176,6 @@ def local_ray():
 @dataclass
 class RandomCorpus:
     workdir: Path
-    shards: Path
     manifest: Path  # the full corpus manifest (14 utterances)
     first_ingest: IngestSummary  # the first 10 utterances: shards 0-4
     too_long_shard: str  # shard 5, written directly
@@ -193,7 +188,7 @@ def random_corpus(tmp_path_factory) -> RandomCorpus:
     cfg = load_config(TINY_CONFIG, [f"workdir={workdir}", *RANDOM_OVERRIDES])
     first = ingest(first_rows_manifest(manifest, 10), cfg.paths.shards, cfg.ingest, progress=False)
     too_long = add_shard_with_too_long_utterance(cfg.paths.shards)
-    return RandomCorpus(workdir, cfg.paths.shards, manifest, first, too_long)
+    return RandomCorpus(workdir, manifest, first, too_long)
 
 
 def random_config(corpus: RandomCorpus, cache_dir: Path, store_name: str, *overrides: str) -> AuraConfig:
@@ -302,7 +297,8 @@ def test_stored_frames_match_audio_length(real_run):
 def test_incremental_runs_compute_exactly_the_missing_shards(random_reference, random_corpus):
     first, repeat, after_more = random_reference.runs
     before = random_reference.shards_before
-    assert len(before) == 6  # 5 ingested + the directly written one
+    assert random_corpus.first_ingest.new_shards == [f"shard-{i:06d}" for i in range(5)]
+    assert before == [*random_corpus.first_ingest.new_shards, random_corpus.too_long_shard]
     assert (first.total_shards, first.skipped_committed, first.computed) == (6, 0, 6), first.describe()
     assert random_reference.committed_after[0] == set(before)
 
