@@ -30,11 +30,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,7 @@ class Run:
     audio_s: float
     wall_s: float
     shard_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU time of the teacher process(es), start-up included
 
     @property
     def throughput(self) -> float:
@@ -138,22 +141,95 @@ def plain_loop(workdir: Path, store: str, states_out: Path | None = None) -> tup
     command = [sys.executable, "-m", "benchmarks.precompute_bench", "--plain-loop-child", str(workdir), store]
     if states_out is not None:
         command.append(str(states_out))
+    cpu_before = _children_cpu_s()
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"plain loop failed:\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    return Run("plain", report["audio_s"], wall, report["shard_s"]), report["ready_s"]
+    run = Run("plain", report["audio_s"], wall, report["shard_s"], _children_cpu_s() - cpu_before)
+    return run, report["ready_s"]
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (None when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ActorCpuSampler:
+    """Samples, every ``interval_s``, the CPU time of this process's descendant ``ray::TeacherWorker``
+    processes (the local raylet is our child, the actors its children); keeps each one's last value.
+    Misses at most the last interval of each actor's life."""
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _descendant_actors(self) -> list[int]:
+        parent: dict[int, int] = {}
+        names: dict[int, str] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                pid = int(entry.name)
+                names[pid] = stat[stat.find("(") + 1 : stat.rfind(")")]
+                parent[pid] = int(stat[stat.rfind(")") + 2 :].split()[1])
+        me, found = os.getpid(), []
+        for pid, name in names.items():
+            if not name.startswith("ray::TeacherWor"):  # the kernel keeps 15 characters of the name
+                continue
+            ancestor = parent.get(pid)
+            while ancestor and ancestor != me:
+                ancestor = parent.get(ancestor)
+            if ancestor == me:
+                found.append(pid)
+        return found
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for pid in self._descendant_actors():
+                cpu = _process_cpu_s(pid)
+                if cpu is not None:
+                    self.cpu[pid] = cpu
+
+    def __enter__(self) -> ActorCpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.cpu.values())
 
 
 def ray_job(cfg, mode: str) -> tuple[Run, object]:
     from pipeline.precompute import run_precompute
 
-    summary = run_precompute(cfg, progress=False)
+    with ActorCpuSampler() as actors:
+        summary = run_precompute(cfg, progress=False)
     assert summary.ok, summary.describe()
     computed = [r for r in summary.results if r.status == "computed"]
-    return Run(mode, summary.audio_seconds, summary.wall_seconds, [r.seconds for r in computed]), summary
+    run = Run(mode, summary.audio_seconds, summary.wall_seconds, [r.seconds for r in computed], actors.total_s)
+    return run, summary
 
 
 def same_store(a_cfg, b_cfg) -> bool:
@@ -278,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     e2e = {n: best[f"ray{n}"].throughput / (n * best["plain"].throughput) for n in (1, 2)}
     # A worker's steady rate is 1 / (seconds per shard); the plain loop is one worker.
     steady = {n: median_shard["plain"] / median_shard[f"ray{n}"] for n in (1, 2)}
+    # CPU seconds a pass costs the teacher process(es), start-up included: immune to waiting for a core.
+    least_cpu = {mode: min(r.cpu_s for r in rs) for mode, rs in runs.items()}
+    cpu_ratio = {n: least_cpu["plain"] / least_cpu[f"ray{n}"] for n in (1, 2)}
+    # Same work twice: how far apart the plain loop's two rounds are says how noisy this run was.
+    plain_rates = [r.throughput for r in runs["plain"]]
+    noise = max(plain_rates) / min(plain_rates) - 1
     incr_ratio = incremental.wall_s / full.wall_s
     incr_compute_ratio = sum(incremental.shard_s) / sum(full.shard_s)
     compact = min((c for c in codecs if c.codec != "fp16"), key=lambda c: c.gb_per_hour_layer_1280)
@@ -287,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         ("plain loop: audio s/s end to end (round 1 / 2)", per_round("plain"), "", ""),
+        ("noise: the plain loop's two rounds differ by", f"{noise:.0%}", "", ""),
         ("Ray 1 worker: audio s/s end to end (round 1 / 2)", per_round("ray1"), "", ""),
         ("Ray 2 workers: audio s/s end to end (round 1 / 2)", per_round("ray2"), "", ""),
         ("Ray 1 worker / plain, per worker, end to end", f"{e2e[1]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
@@ -299,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
          verdict(steady[1] >= TARGET_RAY_PER_WORKER)),
         ("Ray 2 workers / plain, per worker, steady state", f"{steady[2]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
          verdict(steady[2] >= TARGET_RAY_PER_WORKER)),
+        ("teacher CPU s per pass, start-up incl.: plain / Ray 1 / Ray 2 workers",
+         " / ".join(f"{least_cpu[m]:.1f}" for m in ("plain", "ray1", "ray2")), "", ""),
+        ("Ray 1 worker / plain, CPU efficiency", f"{cpu_ratio[1]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
+         verdict(cpu_ratio[1] >= TARGET_RAY_PER_WORKER)),
+        ("Ray 2 workers / plain, CPU efficiency", f"{cpu_ratio[2]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
+         verdict(cpu_ratio[2] >= TARGET_RAY_PER_WORKER)),
         ("start-up: ray.init (excluded) / plain process to teacher ready",
          f"{ray_init_s:.1f} s / {min(plain_ready):.1f} s", "", ""),
         ("Ray store == plain-loop store (bitwise)", verdict(identical), "yes", verdict(identical)),
@@ -352,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         "*Steady state*: median seconds per shard (claim, read, encode, write, commit) over both rounds, "
         "i.e. no start-up at all; every shard has the same number of utterances, and Whisper pads each one "
         "to 30 s, so every shard costs the same.",
+        "- *CPU efficiency*: CPU seconds the plain process spent on a pass / CPU seconds the Ray actors "
+        "spent on the same pass (sampled from /proc; start-up included; Ray's own raylet/GCS processes "
+        "not counted), least of the two rounds. Unlike wall time it does not grow while a process waits "
+        "for a core, so it shows what Ray costs per worker when each worker has a core of its own.",
         "- Per worker with 2 workers means throughput / (2 x plain). Two workers on this 2-core machine "
         "also compete with the other jobs on it, so that ratio reflects the machine as much as Ray.",
         "- Whisper's cost is per utterance, not per second of audio: short espeak utterances give low "

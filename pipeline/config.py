@@ -128,6 +128,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(10, ge=0)
     max_steps: int = Field(200, ge=1)
+    tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")
     checkpoint_every: int = Field(50, ge=1)
     keep_last: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)

@@ -119,6 +119,9 @@ def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = Fals
            address: str | None = None) -> LaunchResult:
     """Train ``stage`` with the configured launcher; see the module docstring."""
     run_dir = run_dir_for(cfg, stage)
+    if stage == "tasks" and cfg.train.tasks_max_steps is not None:
+        cfg = cfg.model_copy(deep=True)
+        cfg.train.max_steps = cfg.train.tasks_max_steps
     preflight(cfg, stage)
     loop_config = {"config": cfg.model_dump_json(), "stage": stage, "run_dir": str(run_dir)}
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
