@@ -39,7 +39,6 @@ Writes ``benchmarks/results/inference.md`` (and ``inference.json``).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import statistics
@@ -51,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.eval.run import free_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 UTTERANCE_TEXT = "Please call Stella and ask her to bring six spoons of fresh snow peas from the store."
@@ -69,16 +70,6 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def _free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def utterance(seconds: float = 3.0) -> tuple[np.ndarray, str]:
@@ -204,7 +195,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
     mel = MelSettings(n_mels=fe.feature_size, n_fft=fe.n_fft, hop_length=fe.hop_length, sampling_rate=fe.sampling_rate)
     teacher_layers, teacher_width = whisper.config.encoder_layers, whisper.config.d_model
     del whisper
-    _free()
+    free_memory()
 
     # 1 + 2 + 4: the LLM once; LLM alone vs AuRA at each pooling, memory over the pre-load baseline
     meter = PeakMemory(str(device_t))
@@ -243,7 +234,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
                         "param_bytes_ratio": (llm_params + patch_params) / llm_params}
     workloads.clear()
     models = base_model = llm = tokenizer = None  # free before the next systems load
-    _free()
+    free_memory()
 
     # 3: bridge and cascade, each from its own load (same utterance, same number of new tokens)
     for name in ("bridge", "cascade"):
@@ -266,7 +257,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
         result[name] = summary(ts)
         result["memory"][name] = meter.stop().to_dict()
         system = fn = None
-        _free()
+        free_memory()
 
     # quality at a pooling, only where a trained model exists
     result["quality"] = {}

@@ -131,8 +131,11 @@ class TeacherWorker:
         self.owner = owner
         import ray
 
-        # two Ray nodes can share a host: name the node too
-        self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+        # two Ray nodes can share a host: name the node too (outside Ray, e.g. a plain loop, asking
+        # for the node id would start a whole local Ray cluster)
+        self.node = socket.gethostname()
+        if ray.is_initialized():
+            self.node += f"/{ray.get_runtime_context().get_node_id()[:12]}"
 
     def node_id(self) -> str:
         import ray

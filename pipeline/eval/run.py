@@ -187,7 +187,7 @@ def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path
               "mean": float(np.mean(list(per.values()))) if per else None,
               "layer_map": {str(j): m for j, m in student.layer_map.items()}}
     del student, llm
-    _free()
+    free_memory()
     return result
 
 
@@ -195,7 +195,7 @@ def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path
 # Running systems
 
 
-def _free() -> None:
+def free_memory() -> None:
     """Drop freed tensors and hand freed heap pages back to the OS, so the next system's RSS starts clean."""
     import torch
 
@@ -259,7 +259,7 @@ def evaluate_system(name: str, cfg: AuraConfig, sets: dict[str, list[EvalItem]],
     from pipeline.infer import resolve_device
 
     meter = PeakMemory(str(resolve_device(device)))
-    _free()
+    free_memory()
     meter.baseline()  # before loading: the system's weights count toward its peak
     started = time.perf_counter()
     try:
@@ -286,7 +286,7 @@ def evaluate_system(name: str, cfg: AuraConfig, sets: dict[str, list[EvalItem]],
         if meter_started:
             out["memory"] = meter.stop().to_dict()
         del system
-        _free()
+        free_memory()
     return out
 
 
@@ -365,7 +365,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
         trained = train_bridge(cfg, proj, steps=bridge_steps or steps, batch_size=bridge_batch_size or batch,
                                stack=bridge_stack, device=device_t, dtype=dtype_t, progress=progress, store=store)
         results["bridge_training"] = trained.to_dict()
-        _free()
+        free_memory()
     elif "bridge" in systems and proj.is_file():
         _, meta = load_projector(proj)
         results["bridge_training"] = {"path": str(proj), "steps": meta.get("steps"), "batch_size": meta.get("batch_size"),

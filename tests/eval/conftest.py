@@ -12,16 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tests.conftest import speechlike  # noqa: F401  (shared test signal)
 
 
-def speechlike(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """A voiced, amplitude-modulated signal (passes the ingest checks; not a pure tone)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 30 * rng.random()
-    voiced = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
 
 TEXTS = ["the quick brown fox", "please call stella", "the capital of france is paris",
          "she sells fresh bread", "what is the capital of france", "the meeting will start at ten"]
