@@ -170,6 +170,7 @@ def _process_cpu_s(pid: int) -> float | None:
 class ActorCpuSampler:
     """Samples, every ``interval_s``, the CPU time of this process's descendant ``ray::TeacherWorker``
     processes (the local raylet is our child, the actors its children); keeps each one's last value.
+    Actors of an earlier job that are still exiting (``ray.kill`` is asynchronous) are left out.
     Misses at most the last interval of each actor's life."""
 
     def __init__(self, interval_s: float = 0.1) -> None:
@@ -177,6 +178,7 @@ class ActorCpuSampler:
         self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._earlier: set[int] = set()
 
     def _descendant_actors(self) -> list[int]:
         parent: dict[int, int] = {}
@@ -203,12 +205,13 @@ class ActorCpuSampler:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
-            for pid in self._descendant_actors():
+            for pid in set(self._descendant_actors()) - self._earlier:
                 cpu = _process_cpu_s(pid)
                 if cpu is not None:
                     self.cpu[pid] = cpu
 
     def __enter__(self) -> ActorCpuSampler:
+        self._earlier = set(self._descendant_actors())
         self._thread.start()
         return self
 

@@ -389,8 +389,9 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(random_reference, rando
     with open(log_path, "w") as log:
         proc = subprocess.Popen(job_command(cfg), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + JOB_TIMEOUT_S
+        deadline = started + JOB_TIMEOUT_S
         while committed_marker_count(cfg.paths.store) < 1:
             if proc.poll() is not None:
                 pytest.fail(f"job exited ({proc.returncode}) before committing a shard:\n{log_path.read_text()[-3000:]}")
@@ -400,6 +401,8 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(random_reference, rando
     finally:
         kill_job_session(proc)  # the driver, Ray's GCS/raylet and the TeacherWorker actor
     committed_at_kill = committed_marker_count(cfg.paths.store)
+    print(f"killed the job {time.monotonic() - started:.1f} s after its start, {committed_at_kill} of {total} "
+          "shards committed")
     assert 1 <= committed_at_kill < total, f"kill landed after {committed_at_kill} of {total} shards"
 
     rerun = run_precompute(cfg, progress=False)
