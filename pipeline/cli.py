@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"aura: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a store made for another config: one clear line, not a traceback
+        from feature_store import FingerprintMismatch
+
+        if not isinstance(exc, FingerprintMismatch):
+            raise
+        print(f"aura: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
