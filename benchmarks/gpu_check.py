@@ -11,6 +11,7 @@ downloaded); the architectures have the paper's sizes:
 Inference, one request of a ~3 s utterance, every system generating exactly ``--gen-tokens`` tokens
 (stop tokens are ignored so that random weights cannot stop early):
 
+``llm_alone``     the floor: the same LLM given as many text tokens as AuRA's prompt;
 ``encoder_free``  AuRA: log-mel -> audio patch embedding -> LLM with LoRA merged (150 audio tokens +
                   the chat prompt), through :class:`pipeline.infer.EncoderFreeModel`;
 ``bridge``        Whisper encoder on its 30 s window -> projector -> LLM, through
@@ -96,8 +97,8 @@ class Sizes:
     transcript_tokens: int = 30
     train_batch: int = 8
     # repetitions
-    warmup: int = 2
-    reps: int = 5
+    warmup: int = 3
+    reps: int = 15  # batch-1 decoding is host-bound on a GPU: its time varies run to run
     train_warmup: int = 2
     train_steps: int = 8
 
@@ -117,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Sizes
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument("--device", default="auto", help="auto (cuda when there is one), cuda, cpu")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on cuda, float32 on cpu), bfloat16, float32")
-    parser.add_argument("--only", default="encoder_free,bridge,cascade,cached_targets,live_teacher",
+    parser.add_argument("--only", default="llm_alone,encoder_free,bridge,cascade,cached_targets,live_teacher",
                         help="comma-separated variants to run")
     parser.add_argument("--budget-s", type=float, default=450.0,
                         help="skip variants not started within this many seconds of the start")
@@ -332,6 +333,7 @@ class Result:
 
 
 LABELS = {
+    "llm_alone": "LLM alone, same number of prompt tokens (the floor)",
     "encoder_free": "AuRA encoder-free (patch embedding + LLM, LoRA merged)",
     "bridge": "Bridge (Whisper encoder 30 s window + projector + LLM)",
     "cascade": "Cascade (Whisper encoder + decoder transcript -> LLM)",
@@ -367,6 +369,29 @@ def run_encoder_free(b: Builder, audio: np.ndarray, result: Result) -> Callable[
         r = model.generate([audio], [INSTRUCTION], max_new_tokens=b.sizes.gen_tokens)[0]
         return {"ttft": r.time_to_first_token_s, "new_tokens": r.new_tokens, "prefix": r.prompt_tokens,
                 "audio": r.num_audio_tokens}
+
+    return run
+
+
+def run_llm_alone(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], dict]:
+    """The floor: the same LLM given as many text tokens as AuRA's prompt (audio tokens included)."""
+    from pipeline.infer import greedy_decode
+    from pipeline.prompts import prompt_ids
+
+    llm, tok = b.llm(), b.tokenizer()
+    before, after = prompt_ids(tok, INSTRUCTION)
+    audio_tokens = int(audio.shape[0] / 16000 * 50)  # 50 teacher frames per second, pooling 1
+    row = list(before) + [3 + (i % (len(tok) - 3)) for i in range(audio_tokens)] + list(after)
+    ids = torch.tensor([row], device=b.device)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    result.notes = "pipeline.infer.greedy_decode on text ids, as many prompt tokens as encoder_free"
+
+    @torch.inference_mode()
+    def run() -> dict:
+        start = time.perf_counter()
+        out = greedy_decode(llm, llm.get_input_embeddings()(ids), torch.ones_like(ids), None,
+                            max_new_tokens=b.sizes.gen_tokens, stop_token_ids=[], pad_token_id=pad, start_time=start)
+        return {"ttft": out.first_token_s[0], "new_tokens": len(out.token_ids[0]), "prefix": len(row), "audio": 0}
 
     return run
 
@@ -489,6 +514,7 @@ def run_training(b: Builder, audios: list[np.ndarray], result: Result, live: boo
 
 # ---------------------------------------------------------------------------------------------- driver
 VARIANTS = {
+    "llm_alone": ("inference", run_llm_alone),
     "encoder_free": ("inference", run_encoder_free),
     "bridge": ("inference", run_bridge),
     "cascade": ("inference", run_cascade),
@@ -537,7 +563,9 @@ def measure(name: str, b: Builder, meter: MemoryMeter) -> Result:
 def ratios(results: list[Result]) -> dict[str, float]:
     by = {r.variant: r for r in results if r.error is None and r.median_s}
     out = {}
-    for base, others in (("encoder_free", ("bridge", "cascade")), ("cached_targets", ("live_teacher",))):
+    pairs = (("llm_alone", ("encoder_free",)), ("encoder_free", ("bridge", "cascade")),
+             ("cached_targets", ("live_teacher",)))
+    for base, others in pairs:
         if base not in by:
             continue
         for other in others:

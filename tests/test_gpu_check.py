@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import gpu_check
 from tests.conftest import REPO
 
-VARIANTS = ["encoder_free", "bridge", "cascade", "cached_targets", "live_teacher"]
+VARIANTS = ["llm_alone", "encoder_free", "bridge", "cascade", "cached_targets", "live_teacher"]
 
 
 def test_toy_run_writes_every_row(tmp_path):
@@ -36,13 +36,14 @@ def test_toy_run_writes_every_row(tmp_path):
         assert r["median_s"] > 0 and len(r["times_s"]) == (sizes.reps if r["kind"] == "inference" else sizes.train_steps)
         assert r["peak_mem_gb"] > 0 and r["mem_kind"] == "cpu_peak_rss", r
     tokens_per_utterance = round(sizes.utterance_s * 50)  # 50 teacher frames (= audio tokens) per second
-    for name in ("encoder_free", "bridge", "cascade"):
+    for name in ("llm_alone", "encoder_free", "bridge", "cascade"):
         assert results[name]["new_tokens"] == sizes.gen_tokens, results[name]  # stop tokens are ignored
     assert results["encoder_free"]["audio_tokens"] == tokens_per_utterance
+    assert results["llm_alone"]["prefix_tokens"] == results["encoder_free"]["prefix_tokens"]  # the same LLM work
     assert results["bridge"]["audio_tokens"] == -(-tokens_per_utterance // sizes.bridge_stack)
     assert results["cached_targets"]["audio_tokens"] == results["live_teacher"]["audio_tokens"] == tokens_per_utterance
     assert set(report["ratios"]) == {f"{kind}_{other}_over_{base}" for kind in ("time", "mem")
-                                     for base, other in (("encoder_free", "bridge"), ("encoder_free", "cascade"),
+                                     for base, other in (("llm_alone", "encoder_free"), ("encoder_free", "bridge"), ("encoder_free", "cascade"),
                                                          ("cached_targets", "live_teacher"))}
 
     md = (out / "gpu_check.md").read_text()
