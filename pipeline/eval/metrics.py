@@ -16,12 +16,14 @@ substitutions + deletions + insertions over total reference words (utterances wi
 normalised reference are left out and counted in ``skipped``).
 
 Spoken-QA accuracy (:func:`qa_correct`), the rule: a prediction is correct when, after
-normalisation, **the word sequence of some reference answer occurs contiguously among the first
-``len(answer words) + window`` words of the prediction** (``window`` = 4 by default). So
-``"Paris."``, ``"paris"``, ``"The answer is Paris"`` and ``"Paris, of course"`` are right for
-``Paris``; ``"seventy"`` is wrong for ``seven`` (whole words only); and an answer buried late in
-a long ramble (``"I think it could be many cities, maybe Paris"``) is wrong, so a system cannot
-score by listing candidates. Several reference answers (SQuAD-style) count as correct when any
+normalisation, **the word sequence of some reference answer occurs contiguously in the first
+sentence of the prediction, among its first ``len(answer words) + window`` words** (``window`` = 8
+by default). So ``"Paris."``, ``"paris"``, ``"The capital of France is Paris."`` and ``"Paris, of
+course"`` are right for ``Paris``; ``"seventy"`` is wrong for ``seven`` (whole words only); and an
+answer in a later sentence or buried late in a ramble (``"It is hard to say. Paris?"``, ``"I think
+it could be one of many European cities, maybe Paris"``) is wrong, so a system cannot score by
+listing candidates. (A window of 4 rejected natural full-sentence answers such as ``"The capital of
+Kenya is Nairobi."``; 8 admits them.) Several reference answers (SQuAD-style) count as correct when any
 of them matches. An empty normalised answer never matches.
 
 Latency (:class:`LatencyStats`): per-utterance wall time and time to first token, summarised as
@@ -216,7 +218,8 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> Wer
 # ------------------------------------------------------------------------------------------------
 # Spoken-QA accuracy
 
-QA_WINDOW = 4
+QA_WINDOW = 8
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 
 
 def qa_correct(prediction: str, answers: str | Iterable[str], window: int = QA_WINDOW) -> bool:
@@ -227,7 +230,8 @@ def qa_correct(prediction: str, answers: str | Iterable[str], window: int = QA_W
     """
     if isinstance(answers, str):
         answers = [answers]
-    words = normalize_text(prediction).split()
+    first_sentence = _SENTENCE_END.split((prediction or "").strip(), maxsplit=1)[0]
+    words = normalize_text(first_sentence).split()
     for answer in answers:
         target = normalize_text(answer).split()
         if not target:

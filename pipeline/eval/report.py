@@ -348,8 +348,8 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         *_system_table(results),
         "",
         "WER: corpus-level on normalised text (lowercase, punctuation removed, numbers as words). QA accuracy: the "
-        "reference answer's words must appear within the first words of the normalised prediction "
-        f"(answer length + {results.get('qa_window', 4)} words). Latency: from the request (raw audio) to the last "
+        "reference answer's words must appear in the first sentence of the normalised prediction, within its first "
+        f"answer length + {results.get('qa_window', 8)} words. Latency: from the request (raw audio) to the last "
         "token; TTFT: to the first generated token (the cascade's includes the whole Whisper transcript). Peak "
         f"memory: {results.get('memory_method', 'see report.json')}, over what the process held before the system "
         "was loaded.",
