@@ -94,6 +94,9 @@ class PrecomputeConfig(_Section):
     use_gpu: Literal["auto", "always", "never"] = "auto"
     address: str | None = Field(None, description="Ray address to join; None starts a local Ray")
     threads_per_worker: int = Field(1, ge=1)
+    max_restarts: int = Field(
+        3, ge=0, description="a teacher actor that dies (OOM, SIGKILL, lost node) is restarted and its shard retried"
+    )
 
 
 class StudentConfig(_Section):

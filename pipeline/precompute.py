@@ -144,6 +144,13 @@ class TeacherWorker:
 
     def process(self, shard: str) -> ShardResult:
         start = time.perf_counter()
+        try:
+            return self._process(shard, start)
+        except OSError as exc:  # a full disk or a lost mount: this shard fails clearly, the job goes on
+            return ShardResult(shard, "failed", node=self.node,
+                               error=f"store write failed ({self.cfg.paths.store}): {exc}")
+
+    def _process(self, shard: str, start: float) -> ShardResult:
         lease = self.store.try_claim(shard, self.owner)
         if lease is None:
             return ShardResult(shard, "claimed-elsewhere", node=self.node)
@@ -238,7 +245,11 @@ def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:
     if pending:
         init_ray(cfg.precompute.address)
         gpu = _use_gpu(cfg)
-        actor_cls = ray.remote(num_cpus=cfg.precompute.threads_per_worker, num_gpus=1 if gpu else 0)(TeacherWorker)
+        # A dead actor is restarted (teacher reloaded) and its in-flight shard retried; the dead one's
+        # lease is stale (pid gone, or no heartbeat) and its half-written group is never committed.
+        actor_cls = ray.remote(num_cpus=cfg.precompute.threads_per_worker, num_gpus=1 if gpu else 0,
+                               max_restarts=cfg.precompute.max_restarts,
+                               max_task_retries=cfg.precompute.max_restarts)(TeacherWorker)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         actors = [
             actor_cls.remote(cfg.model_dump_json(), fingerprint.model_dump_json(), owner)

@@ -80,3 +80,48 @@ def write_wav():
         return path
 
     return _write
+
+
+# ---------------------------------------------------------------------------------------------- fault suite
+# Tests marked ``@pytest.mark.faults(area, fault)`` are the fault-injection suite (``pytest -m faults``).
+# Each one is a trial; the end of the run prints how many of each (area, fault) survived, and
+# ``AURA_FAULT_REPORT=path.md`` writes that table as markdown (the README's Reliability table).
+FAULT_TRIALS: list[tuple[str, str, str]] = []  # (area, fault, outcome)
+
+
+def fault_seeds(in_ci: int) -> list[int]:
+    """Seeds of a randomized fault test: ``in_ci`` by default, ``$AURA_FAULT_SEEDS`` of them on demand."""
+    return list(range(int(os.environ.get("AURA_FAULT_SEEDS", in_ci))))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("faults")
+    if marker is None or len(marker.args) < 2:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        FAULT_TRIALS.append((marker.args[0], marker.args[1], report.outcome))
+
+
+def fault_table() -> str:
+    rows: dict[tuple[str, str], list[int]] = {}
+    for area, fault, outcome in FAULT_TRIALS:
+        counts = rows.setdefault((area, fault), [0, 0, 0])
+        counts[0] += outcome != "skipped"
+        counts[1] += outcome == "passed"
+        counts[2] += outcome == "skipped"
+    lines = ["| area | fault injected / bad input | trials | survived (handled) |", "|---|---|---|---|"]
+    for (area, fault), (trials, passed, skipped) in sorted(rows.items()):
+        lines.append(f"| {area} | {fault} | {trials} | {passed}" + (f" ({skipped} skipped)" if skipped else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULT_TRIALS:
+        return
+    terminalreporter.write_sep("=", "fault-injection trials")
+    terminalreporter.write(fault_table())
+    if os.environ.get("AURA_FAULT_REPORT"):
+        Path(os.environ["AURA_FAULT_REPORT"]).write_text(fault_table())

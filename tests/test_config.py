@@ -21,11 +21,13 @@ def test_overrides_are_typed_and_paths_derive_from_workdir(tmp_path):
     assert cfg.paths.shards == tmp_path / "shards"
 
 
+@pytest.mark.faults("config", "config with a wrong type")
 def test_wrong_type_names_the_field():
     with pytest.raises(ConfigError, match=r"train\.max_steps"):
         load_config(None, ["train.max_steps=many"])
 
 
+@pytest.mark.faults("config", "config with an unknown key")
 def test_unknown_key_names_the_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  max_stepz: 3\n")
@@ -33,11 +35,13 @@ def test_unknown_key_names_the_field(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.faults("config", "config value out of range")
 def test_out_of_range_value_is_refused():
     with pytest.raises(ConfigError, match=r"ingest\.max_duration_s"):
         load_config(None, ["ingest.max_duration_s=45"])
 
 
+@pytest.mark.faults("config", "malformed YAML / missing config file")
 def test_malformed_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")

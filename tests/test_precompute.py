@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from pipeline.data.ingest import IngestSummary, ingest
 from pipeline.data.mel import teacher_frames
 from pipeline.data.shards import MANIFEST_COLUMNS, ShardSet
 from pipeline.precompute import PrecomputeSummary, open_store_for, run_precompute
+from tests.conftest import fault_seeds
 
 pytestmark = pytest.mark.slow  # Ray clusters and subprocess jobs
 
@@ -378,32 +380,46 @@ def test_worker_holds_its_lease_while_encoding_past_the_ttl(random_corpus, model
     assert result.status == "computed" and worker.store.is_committed(shard)
 
 
-def test_sigkill_mid_run_then_rerun_equals_uninterrupted(random_reference, random_corpus, model_cache_dir,
+def _start_job(cfg: AuraConfig, log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray cluster
+    with open(log_path, "w") as log:
+        return subprocess.Popen(job_command(cfg), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _wait_for_commits(proc: subprocess.Popen, store_path: Path, count: int, log_path: Path) -> None:
+    """Until ``count`` shards are committed (``0``: until the store exists, i.e. the job is running)."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while committed_marker_count(store_path) < count or not store_path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"job exited ({proc.returncode}) before {count} commit(s):\n{log_path.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{count} commit(s) not reached within {JOB_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.01)
+
+
+@pytest.mark.faults("precompute", "SIGKILL of the whole job (driver + Ray) at a random point, then re-run")
+@pytest.mark.parametrize("seed", fault_seeds(in_ci=2))
+def test_sigkill_mid_run_then_rerun_equals_uninterrupted(seed, random_reference, random_corpus, model_cache_dir,
                                                          tmp_path):
     reference_cfg = random_reference.cfg
     cfg = random_config(random_corpus, model_cache_dir, "killed.zarr")
     total = len(ShardSet(cfg.paths.shards).shard_names())
     assert total == 8
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray cluster
+    rng = random.Random(seed)
+    kill_after, extra_delay_s = rng.randrange(0, total - 1), rng.uniform(0.0, 0.5)
     log_path = tmp_path / "killed-job.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(job_command(cfg), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc = _start_job(cfg, log_path)
     started = time.monotonic()
     try:
-        deadline = started + JOB_TIMEOUT_S
-        while committed_marker_count(cfg.paths.store) < 1:
-            if proc.poll() is not None:
-                pytest.fail(f"job exited ({proc.returncode}) before committing a shard:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no shard committed within {JOB_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.02)
+        _wait_for_commits(proc, cfg.paths.store, kill_after, log_path)
+        time.sleep(extra_delay_s)
     finally:
         kill_job_session(proc)  # the driver, Ray's GCS/raylet and the TeacherWorker actor
     committed_at_kill = committed_marker_count(cfg.paths.store)
-    print(f"killed the job {time.monotonic() - started:.1f} s after its start, {committed_at_kill} of {total} "
-          "shards committed")
-    assert 1 <= committed_at_kill < total, f"kill landed after {committed_at_kill} of {total} shards"
+    print(f"seed {seed}: killed the job {time.monotonic() - started:.1f} s after its start, {committed_at_kill} of "
+          f"{total} shards committed")
+    assert committed_at_kill < total, f"kill landed after {committed_at_kill} of {total} shards"
 
     rerun = run_precompute(cfg, progress=False)
     assert rerun.ok, rerun.describe()
@@ -415,6 +431,94 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(random_reference, rando
     report = verify(store)
     assert report.ok and report.count("ok") == total and report.count("uncommitted") == 0, report.summary()
     assert_same_store(store, open_store_for(reference_cfg))
+
+
+def _actor_pids(session_id: int, title: str = "ray::TeacherWorker") -> list[int]:
+    pids = []
+    for pid in session_processes(session_id):
+        try:
+            if (Path("/proc") / str(pid) / "cmdline").read_bytes().startswith(title.encode()):
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.faults("precompute", "SIGKILL of one Ray teacher worker at a random point")
+@pytest.mark.parametrize("seed", fault_seeds(in_ci=1))
+def test_a_killed_teacher_worker_is_restarted_and_the_job_finishes(seed, random_reference, random_corpus,
+                                                                   model_cache_dir, tmp_path):
+    cfg = random_config(random_corpus, model_cache_dir, f"worker-killed-{seed}.zarr")
+    total = len(ShardSet(cfg.paths.shards).shard_names())
+    rng = random.Random(seed)
+    kill_after, extra_delay_s = rng.randrange(0, total - 1), rng.uniform(0.0, 0.3)
+    log_path = tmp_path / "job.log"
+    proc = _start_job(cfg, log_path)
+    try:
+        _wait_for_commits(proc, cfg.paths.store, kill_after, log_path)
+        deadline = time.monotonic() + 60
+        while not (actors := _actor_pids(proc.pid)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(extra_delay_s)
+        assert actors, f"no teacher actor found:\n{log_path.read_text()[-3000:]}"
+        os.kill(actors[0], signal.SIGKILL)
+        committed_at_kill = committed_marker_count(cfg.paths.store)
+        proc.wait(timeout=JOB_TIMEOUT_S)
+    finally:
+        kill_job_session(proc)
+    log = log_path.read_text()
+    print(f"seed {seed}: killed actor {actors[0]} with {committed_at_kill} of {total} shards committed")
+    assert proc.returncode == 0, log[-3000:]  # Ray restarted the actor and retried its shard
+    store = open_store_for(cfg)
+    report = verify(store)
+    assert report.ok and report.count("ok") == total and report.count("uncommitted") == 0, report.summary()
+    assert store.leases() == []
+    assert_same_store(store, open_store_for(random_reference.cfg))
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+
+
+@pytest.mark.faults("precompute", "disk full (ENOSPC) during store writes, then space freed")
+def test_full_disk_fails_clearly_and_resumes_after_space_is_freed(random_reference, random_corpus,
+                                                                  model_cache_dir, tmp_path):
+    reference = open_store_for(random_reference.cfg)
+    used = sum(p.stat().st_size for p in Path(random_reference.cfg.paths.store).rglob("*") if p.is_file())
+    small = tmp_path / "small-disk"
+    _mount_tmpfs(small, f"{max(used // 2, 64 * 1024)}")  # room for about half the store
+    try:
+        cfg = make_config(TINY_CONFIG, random_corpus.workdir, model_cache_dir, *RANDOM_OVERRIDES,
+                          f"paths.store={small / 'store.zarr'}")
+        log_path = tmp_path / "full.log"
+        proc = _start_job(cfg, log_path)
+        try:
+            proc.wait(timeout=JOB_TIMEOUT_S)
+        finally:
+            kill_job_session(proc)
+        log = log_path.read_text()
+        assert proc.returncode == 1, log[-3000:]
+        assert "No space left on device" in log and "FAILED shard-" in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]  # a clear per-shard error, not a crash
+        full = open_store_for(cfg)
+        committed = full.committed_shards()
+        assert 0 < len(committed) < 8
+        report = verify(full)
+        assert report.ok and report.count("ok") == len(committed), report.summary()  # nothing committed is damaged
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)  # space freed
+        rerun = run_precompute(cfg, progress=False)
+        assert rerun.ok and rerun.skipped_committed == len(committed), rerun.describe()
+        store = open_store_for(cfg)
+        report = verify(store)
+        assert report.ok and report.count("ok") == 8 and report.count("uncommitted") == 0, report.summary()
+        assert_same_store(store, reference)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
 def test_two_jobs_at_once_never_corrupt_the_store(random_reference, random_corpus, model_cache_dir, local_ray):

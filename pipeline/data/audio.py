@@ -90,9 +90,26 @@ def decode(data: bytes | str | Path) -> tuple[np.ndarray, int, str]:
             subtype = f.subtype
             rate = f.samplerate
             samples = f.read(dtype="float32", always_2d=True)
+            container = f.format
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioRejected(f"not readable as audio ({exc})") from None
+    if container == "WAV":
+        _check_wav_not_truncated(Path(data).read_bytes() if isinstance(data, (str, Path)) else data)
     return samples, rate, subtype
+
+
+def _check_wav_not_truncated(data: bytes) -> None:
+    """libsndfile quietly reads what is there of a cut-off WAV (a FLAC loses sync and fails): compare
+    the ``data`` chunk's declared size with the bytes the file holds."""
+    position = 12  # after "RIFF", the RIFF size and "WAVE"
+    while position + 8 <= len(data):
+        chunk_id, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk_id == b"data":
+            held = len(data) - position - 8
+            if size != 0xFFFFFFFF and held < size:  # 0xFFFFFFFF: a streamed WAV of unknown length
+                raise AudioRejected(f"truncated: the WAV header declares {size} bytes of audio, the file holds {held}")
+            return
+        position += 8 + size + (size & 1)
 
 
 def check(samples: np.ndarray, rate: int, subtype: str, cfg: IngestConfig) -> CheckedAudio:

@@ -73,38 +73,6 @@ def test_same_input_gives_byte_identical_shards(tmp_path, write_wav):
         assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
 
 
-def test_every_kind_of_bad_input_is_reported_and_the_rest_goes_on(tmp_path, write_wav):
-    src = tmp_path / "in"
-    write_wav(src / "good1.wav", text="fine")
-    write_wav(src / "good2.flac", text="also fine")
-    (src / "empty.wav").write_bytes(b"")
-    (src / "empty.txt").write_text("x")
-    (src / "noise.wav").write_bytes(np.random.default_rng(1).bytes(5000))
-    (src / "noise.txt").write_text("x")
-    sf.write(src / "silent.wav", np.zeros(16000, np.float32), 16000)
-    (src / "silent.txt").write_text("x")
-    sf.write(src / "long.wav", speechlike(31), 16000)
-    (src / "long.txt").write_text("x")
-    sf.write(src / "six.wav", np.stack([speechlike(0.5)] * 6, 1), 16000)
-    (src / "six.txt").write_text("x")
-    write_wav(src / "notext.wav", text=None)
-    write_wav(src / "dup.wav", text="a")
-    write_wav(src / "dup.flac", text="b")  # same key "dup"
-    summary = ingest(src, tmp_path / "shards", CFG, progress=False)
-    reasons = {r.file.split("/")[-1]: r.reason for r in summary.rejects}
-    assert "empty file" in reasons["empty.wav"]
-    assert "not readable as audio" in reasons["noise.wav"]
-    assert "silent" in reasons["silent.wav"]
-    assert "too long" in reasons["long.wav"]
-    assert "6 channels" in reasons["six.wav"]
-    assert "transcript missing" in reasons["notext.wav"]
-    assert "duplicate key" in reasons["dup.wav"]
-    assert summary.ingested == 3  # good1, good2, dup.flac (first of the duplicate pair in sorted order)
-    report = [json.loads(line) for line in (tmp_path / "shards" / "rejects.jsonl").read_text().splitlines()]
-    assert len(report) == summary.rejected == 7
-    assert all(r["reason"] and r["file"] for r in report)
-
-
 def test_manifest_input_jsonl_and_parquet(tmp_path, write_wav):
     src = tmp_path / "in"
     for i in range(3):
@@ -155,6 +123,7 @@ def _tar_with(path, name, data=b"x"):
         tar.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.faults("ingest", "tar member with an absolute path, '..' or an unknown name")
 @pytest.mark.parametrize("member", ["/etc/passwd.flac", "../evil.flac", "a/b.flac", "key.exe"])
 def test_tar_member_names_are_never_trusted(tmp_path, member):
     _tar_with(tmp_path / "shard-000000.tar", member)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from pipeline.data.shards import ShardSet
 from pipeline.train.checkpoint import latest_checkpoint, list_checkpoints
 from pipeline.train.data import TrainingDataError
 from pipeline.train.launch import RunExistsError, preflight, prepare_run_dir
-from tests.conftest import REPO, run_aura
+from tests.conftest import REPO, fault_seeds, run_aura
 
 pytestmark = pytest.mark.slow
 
@@ -48,25 +49,47 @@ def _assert_same_losses(a: dict, b: dict, steps) -> None:
             assert abs(value - b[step][name]) <= 1e-6, f"step {step} {name}: {value} vs {b[step][name]}"
 
 
-def test_sigkill_then_resume_reproduces_the_uninterrupted_run_zero2(tiny_workdir, tmp_path):
-    workdir, _ = tiny_workdir
-    full = _copy_workdir(workdir, tmp_path / "full")
+@pytest.fixture(scope="module")
+def zero2_reference(tiny_workdir, tmp_path_factory) -> dict:
+    """Losses of an uninterrupted 12-step ZeRO-2 run (the reference of every ZeRO-2 fault trial)."""
+    full = _copy_workdir(tiny_workdir[0], tmp_path_factory.mktemp("zero2") / "full")
     done = run_aura(*_train_args(full))
     assert done.returncode == 0, done.stderr[-3000:]
     reference = _metrics(full / "checkpoints" / "distill")
     assert sorted(reference) == list(range(1, 13))
+    return reference
 
-    killed = _copy_workdir(workdir, tmp_path / "killed")
+
+@pytest.fixture(scope="module")
+def zero3_reference(tiny_workdir, tmp_path_factory) -> dict:
+    full = _copy_workdir(tiny_workdir[0], tmp_path_factory.mktemp("zero3") / "full")
+    done = run_aura(*_train_args(full, *ZERO3))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = _metrics(full / "checkpoints" / "distill")
+    assert reference[12]["loss"] < reference[1]["loss"]
+    return reference
+
+
+ZERO3 = ("--set", "train.zero_stage=3")
+
+
+@pytest.mark.faults("training", "SIGKILL of the whole job (driver + Ray + workers) at a random step, then --resume")
+@pytest.mark.parametrize("seed", fault_seeds(in_ci=2))
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run_zero2(seed, zero2_reference, tiny_workdir, tmp_path):
+    rng = random.Random(seed)
+    kill_after_step, extra_delay_s = rng.randint(5, 10), rng.uniform(0.0, 1.0)  # checkpoints every 4 steps
+    killed = _copy_workdir(tiny_workdir[0], tmp_path / "killed")
     run_dir = killed / "checkpoints" / "distill"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *_train_args(killed)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 400
     try:
         while time.time() < deadline:
-            if (run_dir / "metrics.csv").exists() and max(_metrics(run_dir), default=0) >= 6:
+            if (run_dir / "metrics.csv").exists() and max(_metrics(run_dir), default=0) >= kill_after_step:
                 break
             assert proc.poll() is None, "training ended before it could be killed"
             time.sleep(0.05)
+        time.sleep(extra_delay_s)  # anywhere in the next step, a checkpoint write included
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray and its workers: nothing shuts down cleanly
         proc.wait()
@@ -81,27 +104,25 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run_zero2(tiny_workdir
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = _metrics(run_dir)
     assert sorted(resumed) == list(range(1, 13))
-    _assert_same_losses(reference, resumed, range(k + 1, 13))
+    _assert_same_losses(zero2_reference, resumed, range(k + 1, 13))
     assert (run_dir / "export" / "student.safetensors").exists()
     assert len(list_checkpoints(run_dir / "checkpoints")) == 2  # keep_last
 
 
-def test_zero3_trains_and_resumes_after_a_worker_dies(tiny_workdir, tmp_path):
-    workdir, _ = tiny_workdir
-    zero3 = ("--set", "train.zero_stage=3")
-    full = _copy_workdir(workdir, tmp_path / "full")
-    done = run_aura(*_train_args(full, *zero3))
-    assert done.returncode == 0, done.stderr[-3000:]
-    reference = _metrics(full / "checkpoints" / "distill")
-    assert reference[12]["loss"] < reference[1]["loss"]
-
-    # Rank 1 SIGKILLs itself after step 6; Ray Train restarts the group from the step-4 checkpoint.
-    faulty = _copy_workdir(workdir, tmp_path / "faulty")
-    env = {"AURA_FAULT_KILL_AT_STEP": "6", "AURA_FAULT_RANK": "1", "AURA_FAULT_ONCE_FILE": str(tmp_path / "fired")}
-    done = run_aura(*_train_args(faulty, *zero3, "--set", "train.max_failures=1"), env=env)
+@pytest.mark.faults("training", "SIGKILL of one Ray Train worker at a random step (ZeRO-3), automatic restart")
+@pytest.mark.parametrize("seed", fault_seeds(in_ci=1))
+def test_zero3_trains_and_resumes_after_a_worker_dies(seed, zero3_reference, tiny_workdir, tmp_path):
+    rng = random.Random(seed + 100)
+    kill_at, rank = rng.randint(2, 11), rng.randint(0, 1)
+    # The rank SIGKILLs itself after step `kill_at`; Ray Train restarts the group from the last checkpoint.
+    faulty = _copy_workdir(tiny_workdir[0], tmp_path / "faulty")
+    env = {"AURA_FAULT_KILL_AT_STEP": str(kill_at), "AURA_FAULT_RANK": str(rank),
+           "AURA_FAULT_ONCE_FILE": str(tmp_path / "fired")}
+    done = run_aura(*_train_args(faulty, *ZERO3, "--set", "train.max_failures=1"), env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "fired").exists()
-    _assert_same_losses(reference, _metrics(faulty / "checkpoints" / "distill"), range(5, 13))
+    last_checkpoint = kill_at // 4 * 4
+    _assert_same_losses(zero3_reference, _metrics(faulty / "checkpoints" / "distill"), range(last_checkpoint + 1, 13))
 
 
 def test_preflight_refuses_a_store_made_for_another_config(tiny_workdir):
