@@ -62,7 +62,8 @@ def _process_start_ticks(pid: int) -> int | None:
         return None
 
 
-def _pid_alive(pid: int, start_ticks: int | None) -> bool:
+def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """Whether ``pid`` runs on this host (and, given ``start_ticks``, is still the same process)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -126,7 +127,7 @@ def stale_reason(info: dict[str, Any], path: Path, now: float | None = None) -> 
         except FileNotFoundError:
             return "lease vanished"
         return f"unreadable lease {age:.0f}s old" if age > DEFAULT_TTL_S else None
-    if info.get("hostname") == socket.gethostname() and not _pid_alive(
+    if info.get("hostname") == socket.gethostname() and not pid_alive(
         int(info["pid"]), info.get("process_start")
     ):
         return f"holder pid {info['pid']} on {info['hostname']} is dead"

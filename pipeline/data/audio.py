@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -92,7 +93,9 @@ def decode(data: bytes | str | Path) -> tuple[np.ndarray, int, str]:
             samples = f.read(dtype="float32", always_2d=True)
             container = f.format
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioRejected(f"not readable as audio ({exc})") from None
+        # libsndfile names the in-memory buffer by its address: keep the reason reproducible
+        message = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the data", str(exc))
+        raise AudioRejected(f"not readable as audio ({message})") from None
     if container == "WAV":
         _check_wav_not_truncated(Path(data).read_bytes() if isinstance(data, (str, Path)) else data)
     return samples, rate, subtype

@@ -227,6 +227,7 @@ def _manifest_row(item: InputItem, info: dict[str, Any], shard: str, index: int)
 def ingest(source: str | Path, shards_dir: str | Path, cfg: IngestConfig, progress: bool = True) -> IngestSummary:
     """Ingest a directory or manifest into ``shards_dir``; see the module docstring."""
     shard_set = ShardSet(shards_dir)
+    shard_set.remove_stale_temp_files()  # left by an ingest that was killed mid-write
     manifest = shard_set.read_manifest()
     existing = dict(zip(manifest.column("key").to_pylist(), manifest.column("sha256").to_pylist()))
     items, rejects = discover_inputs(source, cfg)

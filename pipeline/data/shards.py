@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
+from feature_store.lease import pid_alive
 from pipeline.data.audio import from_flac_bytes
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{6})$")
@@ -83,8 +85,15 @@ def shard_index(name: str) -> int:
     return int(match.group(1))
 
 
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(?P<host>[^.]+)\.(?P<pid>\d+)$")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname().replace('.', '_')}.{os.getpid()}")
+
+
 def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -128,6 +137,21 @@ class ShardSet:
 
     def manifest_rows(self) -> list[dict[str, Any]]:
         return self.read_manifest().to_pylist()
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the half-written files of writers that were killed (their pid is gone on this host).
+
+        Files of live writers, and of writers on other hosts (a shared filesystem), are left alone.
+        """
+        removed = []
+        host = socket.gethostname().replace(".", "_")
+        for path in self.root.glob(".*.tmp-*") if self.root.is_dir() else []:
+            match = _TEMP_NAME.match(path.name)
+            if match is None or match["host"] != host or pid_alive(int(match["pid"])):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
 
     def shard_names(self) -> list[str]:
         """Shards listed in the manifest, in order (a shard file not in the manifest is unfinished)."""

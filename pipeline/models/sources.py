@@ -52,6 +52,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from feature_store.lease import pid_alive
 from pipeline.config import default_cache_dir  # one definition, re-exported here
 
 logger = logging.getLogger(__name__)
@@ -346,22 +347,12 @@ def _is_complete(entry: Path) -> bool:
     return (entry / COMPLETE_MARKER).is_file() and (entry / "config.json").is_file()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_dead_temp_dirs(cache_dir: Path, entry_name: str) -> None:
     """Delete temp dirs of ``entry_name`` left by killed processes on this host (others are ignored)."""
     host = socket.gethostname()
     for tmp in cache_dir.glob(f"{_TEMP_PREFIX}{entry_name}-*"):
         parts = tmp.name[len(f"{_TEMP_PREFIX}{entry_name}-"):].rsplit("-", 2)
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not pid_alive(int(parts[1])):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
