@@ -403,7 +403,7 @@ def _wait_for_commits(proc: subprocess.Popen, store_path: Path, count: int, log_
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(seed, random_reference, random_corpus, model_cache_dir,
                                                          tmp_path):
     reference_cfg = random_reference.cfg
-    cfg = random_config(random_corpus, model_cache_dir, "killed.zarr")
+    cfg = random_config(random_corpus, model_cache_dir, f"killed-{seed}.zarr")
     total = len(ShardSet(cfg.paths.shards).shard_names())
     assert total == 8
     rng = random.Random(seed)

@@ -49,6 +49,9 @@ def _assert_same_losses(a: dict, b: dict, steps) -> None:
             assert abs(value - b[step][name]) <= 1e-6, f"step {step} {name}: {value} vs {b[step][name]}"
 
 
+ZERO3 = ("--set", "train.zero_stage=3")
+
+
 @pytest.fixture(scope="module")
 def zero2_reference(tiny_workdir, tmp_path_factory) -> dict:
     """Losses of an uninterrupted 12-step ZeRO-2 run (the reference of every ZeRO-2 fault trial)."""
@@ -70,14 +73,11 @@ def zero3_reference(tiny_workdir, tmp_path_factory) -> dict:
     return reference
 
 
-ZERO3 = ("--set", "train.zero_stage=3")
-
-
 @pytest.mark.faults("training", "SIGKILL of the whole job (driver + Ray + workers) at a random step, then --resume")
-@pytest.mark.parametrize("seed", fault_seeds(in_ci=2))
+@pytest.mark.parametrize("seed", fault_seeds(in_ci=1))
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run_zero2(seed, zero2_reference, tiny_workdir, tmp_path):
     rng = random.Random(seed)
-    kill_after_step, extra_delay_s = rng.randint(5, 10), rng.uniform(0.0, 1.0)  # checkpoints every 4 steps
+    kill_after_step, extra_delay_s = rng.randint(5, 9), rng.uniform(0.0, 0.2)  # checkpoints every 4 steps
     killed = _copy_workdir(tiny_workdir[0], tmp_path / "killed")
     run_dir = killed / "checkpoints" / "distill"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *_train_args(killed)], cwd=REPO,
