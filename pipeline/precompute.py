@@ -169,7 +169,7 @@ class TeacherWorker:
                         writer.add_failure(sample.key, failures[sample.key])
                     else:
                         writer.add(sample.key, states[sample.key])
-            audio_s = sum(len(s.audio) for s in samples) / 16000
+            audio_s = sum(len(s.audio) for s in samples if s.key not in failures) / 16000  # encoded audio only
             return ShardResult(shard, "computed", len(samples) - len(failures), len(failures), audio_s,
                                time.perf_counter() - start, self.node)
         finally:

@@ -323,6 +323,7 @@ def test_per_sample_teacher_failure_is_recorded_not_fatal(random_reference, rand
     assert first.ok, first.describe()
     result = next(r for r in first.results if r.shard == bad)
     assert (result.status, result.samples, result.failures) == ("computed", 1, 1)
+    assert result.audio_seconds == pytest.approx(1.5)  # the encoded utterance only, not the failed 31 s one
     assert "1 sample(s) failed in the teacher" in first.describe()
 
     store = open_store_for(random_reference.cfg)
