@@ -229,6 +229,7 @@ def test_writer_that_lost_its_lease_does_not_commit(new_store, store_path):
     assert "s" in store.shard_groups()  # left for the new owner, not deleted by the loser
 
 
+@pytest.mark.faults("feature store", "writer SIGKILLed mid-write: shard left uncommitted, redone")
 def test_writer_killed_mid_write_leaves_shard_uncommitted(new_store, store_path):
     store = new_store()
     write_shard(store, "done")

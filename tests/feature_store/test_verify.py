@@ -27,6 +27,7 @@ def test_clean_store_verifies(two_shards):
     assert "2 shards: 2 ok, 0 damaged, 0 uncommitted" in report.summary()
 
 
+@pytest.mark.faults("feature store", "flipped byte in a stored chunk")
 def test_flipped_byte_in_a_data_chunk_is_detected(two_shards, store_path):
     path = chunk_file(store_path, "bad")
     raw = bytearray(path.read_bytes())
@@ -42,6 +43,7 @@ def test_flipped_byte_in_a_data_chunk_is_detected(two_shards, store_path):
             pass
 
 
+@pytest.mark.faults("feature store", "truncated chunk file")
 def test_truncated_chunk_file_is_detected(two_shards, store_path):
     path = chunk_file(store_path, "bad", "scale", 0)
     path.write_bytes(path.read_bytes()[:5])
@@ -50,6 +52,7 @@ def test_truncated_chunk_file_is_detected(two_shards, store_path):
     assert "scale chunk 0" in report.shards["bad"].problems[0]
 
 
+@pytest.mark.faults("feature store", "deleted chunk file")
 def test_deleted_chunk_file_is_detected(two_shards, store_path):
     # zarr reads a missing chunk as fill values without complaint: only verify notices.
     chunk_file(store_path, "bad", "data", 0).unlink()
@@ -58,6 +61,7 @@ def test_deleted_chunk_file_is_detected(two_shards, store_path):
     assert any("sha256" in p for p in problems)
 
 
+@pytest.mark.faults("feature store", "damage behind a valid chunk checksum")
 def test_damage_without_crc_is_caught_by_the_checksum(new_store, store_path):
     store = new_store("fp16")
     write_shard(store, "s")
@@ -68,6 +72,7 @@ def test_damage_without_crc_is_caught_by_the_checksum(new_store, store_path):
     assert len(problems) == 1 and problems[0].startswith("data: sha256")
 
 
+@pytest.mark.faults("feature store", "damaged commit marker")
 def test_damaged_marker_is_reported(two_shards, store_path):
     (store_path / "shards" / "bad" / COMMIT_MARKER).write_text("{not json")
     report = verify(two_shards)
@@ -75,6 +80,7 @@ def test_damaged_marker_is_reported(two_shards, store_path):
     assert two_shards.committed_shards() == {"good"}  # readers treat it as uncommitted
 
 
+@pytest.mark.faults("feature store", "damaged groups repaired: only those recomputed")
 def test_uncommit_damaged_then_recompute_only_those(two_shards, store_path):
     path = chunk_file(store_path, "bad", "channel_scale", 0)
     raw = bytearray(path.read_bytes())

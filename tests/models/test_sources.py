@@ -174,6 +174,7 @@ sources.resolve_model_dir("random:llama-tiny", sys.argv[1])
 """
 
 
+@pytest.mark.faults("models", "model conversion SIGKILLed: redone on next use")
 def test_sigkilled_conversion_is_redone(tmp_path):
     cache, started = tmp_path / "cache", tmp_path / "started"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD_SCRIPT, str(cache), str(started)], cwd=REPO_ROOT)
