@@ -297,7 +297,7 @@ class DistillRecipe:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _log_step(self, loss, per_layer, batch, step_time, wait, plan) -> None:
-        values = {"loss": float(loss)}
+        values = {"loss": float(loss.detach())}
         for layer, v in per_layer.items():
             values[f"loss_L{layer}"] = float(v["loss"])
             values[f"cos_L{layer}"] = float(v["cosine"])
