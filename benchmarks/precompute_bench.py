@@ -282,6 +282,11 @@ def verdict(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
+def per_worker_row(label: str, ratio: float) -> tuple[str, str, str, str]:
+    """A table row for a Ray/plain per-worker ratio against its target."""
+    return (label, f"{ratio:.2f}x", f">= {TARGET_RAY_PER_WORKER}x", verdict(ratio >= TARGET_RAY_PER_WORKER))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--plain-loop-child"]:
@@ -375,22 +380,16 @@ def main(argv: list[str] | None = None) -> int:
         ("noise: the plain loop's two rounds differ by", f"{noise:.0%}", "", ""),
         ("Ray 1 worker: audio s/s end to end (round 1 / 2)", per_round("ray1"), "", ""),
         ("Ray 2 workers: audio s/s end to end (round 1 / 2)", per_round("ray2"), "", ""),
-        ("Ray 1 worker / plain, per worker, end to end", f"{e2e[1]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(e2e[1] >= TARGET_RAY_PER_WORKER)),
-        ("Ray 2 workers / plain, per worker, end to end", f"{e2e[2]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(e2e[2] >= TARGET_RAY_PER_WORKER)),
+        per_worker_row("Ray 1 worker / plain, per worker, end to end", e2e[1]),
+        per_worker_row("Ray 2 workers / plain, per worker, end to end", e2e[2]),
         ("median s per shard: plain / Ray 1 / Ray 2 workers",
          " / ".join(f"{median_shard[m]:.2f}" for m in ("plain", "ray1", "ray2")), "", ""),
-        ("Ray 1 worker / plain, per worker, steady state", f"{steady[1]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(steady[1] >= TARGET_RAY_PER_WORKER)),
-        ("Ray 2 workers / plain, per worker, steady state", f"{steady[2]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(steady[2] >= TARGET_RAY_PER_WORKER)),
+        per_worker_row("Ray 1 worker / plain, per worker, steady state", steady[1]),
+        per_worker_row("Ray 2 workers / plain, per worker, steady state", steady[2]),
         ("teacher CPU s per pass, start-up incl.: plain / Ray 1 / Ray 2 workers",
          " / ".join(f"{least_cpu[m]:.1f}" for m in ("plain", "ray1", "ray2")), "", ""),
-        ("Ray 1 worker / plain, CPU efficiency", f"{cpu_ratio[1]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(cpu_ratio[1] >= TARGET_RAY_PER_WORKER)),
-        ("Ray 2 workers / plain, CPU efficiency", f"{cpu_ratio[2]:.2f}x", f">= {TARGET_RAY_PER_WORKER}x",
-         verdict(cpu_ratio[2] >= TARGET_RAY_PER_WORKER)),
+        per_worker_row("Ray 1 worker / plain, CPU efficiency", cpu_ratio[1]),
+        per_worker_row("Ray 2 workers / plain, CPU efficiency", cpu_ratio[2]),
         ("start-up: ray.init (excluded) / plain process to teacher ready",
          f"{ray_init_s:.1f} s / {min(plain_ready):.1f} s", "", ""),
         ("Ray store == plain-loop store (bitwise)", verdict(identical), "yes", verdict(identical)),
