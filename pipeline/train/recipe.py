@@ -299,8 +299,8 @@ class DistillRecipe:
     def _log_step(self, loss, per_layer, batch, step_time, wait, plan) -> None:
         values = {"loss": float(loss.detach())}
         for layer, v in per_layer.items():
-            values[f"loss_L{layer}"] = float(v["loss"])
-            values[f"cos_L{layer}"] = float(v["cosine"])
+            values[f"loss_L{layer}"] = float(v["loss"].detach())
+            values[f"cos_L{layer}"] = float(v["cosine"].detach())
         values = self._mean_over_ranks(values)
         if self.rank != 0:
             return
