@@ -19,9 +19,9 @@ warm-up:
    full greedy transcription, then the same LLM on the transcript. Each system's peak memory is
    measured from its own load.
 4. **Audio token rate** (pooling 1 / 2 / 4: 50 / 25 / 12.5 tokens per second): latency and time
-   to first token of AuRA per utterance. Quality needs a model trained at that pooling: pass
-   ``--quality POOLING=EXPORT`` with ``--config`` (held-out set of that config) to score one;
-   otherwise the table says it was not measured.
+   to first token of AuRA per utterance. Quality needs a model trained at each pooling: that is
+   :mod:`jobs.token_rate`, whose ``token_rate.json`` (``--quality-from``, default
+   ``benchmarks/results/token_rate_cpu/token_rate.json`` when present) fills the quality column.
 
 Latency does not need trained weights: an untrained student has exactly the cost of a trained
 one (LoRA merged into the weights; the projector and patch embedding have fixed sizes).
@@ -30,8 +30,7 @@ Usage (the README's benchmark command)::
 
     python -m benchmarks.inference_bench                      # bundled Whisper tiny.en + SmolLM2-135M
     python -m benchmarks.inference_bench --device cuda --reps 10
-    python -m benchmarks.inference_bench --quality 1=runs/demo/checkpoints/tasks/export/student.safetensors \\
-        --config configs/demo.yaml
+    python -m benchmarks.inference_bench --quality-from runs/demo/reports/token_rate.json
 
 Writes ``benchmarks/results/inference.md`` (and ``inference.json``).
 """
@@ -167,7 +166,7 @@ def summary(ts: list[Timing]) -> dict:
 
 
 def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, new_tokens: int, seconds: float,
-              poolings: list[int], quality: dict[int, str], config: str | None) -> dict:
+              poolings: list[int], quality_from: Path | None = None) -> dict:
     from pipeline.config import default_cache_dir
     from pipeline.data.mel import MelSettings
     from pipeline.eval.baselines import BridgeProjector, BridgeSystem, CascadeSystem, _load_llm
@@ -259,13 +258,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
         system = fn = None
         free_memory()
 
-    # quality at a pooling, only where a trained model exists
-    result["quality"] = {}
-    for p in poolings:
-        if p in quality and config:
-            result["quality"][p] = _quality(config, quality[p], device_t, dtype_t)
-        else:
-            result["quality"][p] = None
+    result["quality"] = token_rate_quality(quality_from, poolings)
     return result
 
 
@@ -278,18 +271,14 @@ class _Cfg:
         self.models = ModelsConfig(teacher=teacher, llm=llm, cache_dir=cache_dir)
 
 
-def _quality(config: str, export: str, device, dtype) -> dict:
-    from pipeline.config import load_config
-    from pipeline.eval.baselines import AuraSystem
-    from pipeline.eval.run import heldout_items, run_items, summarize
-    from pipeline.precompute import open_store_for
-
-    cfg = load_config(config)
-    items, _ = heldout_items(cfg, open_store_for(cfg), max_samples=cfg.eval.max_samples or 100)
-    system = AuraSystem.from_config(cfg, export_path=export, device=device, dtype=dtype)
-    s = summarize(run_items(system, items, cfg.eval.max_new_tokens, progress=False), items)
-    return {"export": export, "utterances": s["utterances"], "wer": (s["wer"] or {}).get("wer"),
-            "qa_accuracy": (s["qa"] or {}).get("accuracy")}
+def token_rate_quality(path: Path | None, poolings: list[int]) -> dict[int, dict | None]:
+    """Held-out quality per pooling from a :mod:`jobs.token_rate` table (``None`` where it has no trained point)."""
+    rows = {}
+    if path is not None and Path(path).is_file():
+        rows = {int(r["pooling"]): r for r in json.loads(Path(path).read_text()) if r.get("wer") is not None}
+    return {p: None if p not in rows else {"source": str(path), "utterances": rows[p]["utterances"],
+                                            "wer": rows[p]["wer"], "qa_accuracy": rows[p]["qa_accuracy"]}
+            for p in poolings}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -365,11 +354,11 @@ def render(result: dict) -> str:
         s = result["aura"][p]
         q = result["quality"].get(p)
         if q is None:
-            quality = "not measured: no model trained at this pooling"
+            quality = "not measured: no model trained at this pooling (run jobs.token_rate)"
         else:
             wer = "–" if q["wer"] is None else f"{100 * q['wer']:.1f}%"
             acc = "–" if q["qa_accuracy"] is None else f"{100 * q['qa_accuracy']:.1f}%"
-            quality = f"WER {wer}, QA {acc} ({q['utterances']} held-out utterances)"
+            quality = f"WER {wer}, QA {acc} ({q['utterances']} held-out utterances, {Path(q['source']).name})"
         lines.append(f"| {p} | {50 / p:g} | {s['audio_tokens']} | {s['latency_s']:.4f} | {s['ttft_s']:.4f} "
                      f"| {_r(s['latency_s'], first['latency_s'])} | {quality} |")
     lines += ["", "Absolute times are only meaningful on a GPU; on a shared CPU compare the ratios (medians, and the "
@@ -387,15 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=3.0, help="utterance length (default: 3 s)")
     parser.add_argument("--poolings", default="1,2,4")
-    parser.add_argument("--quality", action="append", default=[], metavar="POOLING=EXPORT",
-                        help="score a trained student.safetensors at that pooling on --config's held-out set")
-    parser.add_argument("--config", default=None, help="config whose held-out set --quality uses")
+    parser.add_argument("--quality-from", type=Path, default=RESULTS / "token_rate_cpu" / "token_rate.json",
+                        help="token_rate.json of a jobs.token_rate run: held-out quality per pooling")
     parser.add_argument("--out", type=Path, default=RESULTS / "inference.md")
     args = parser.parse_args(argv)
     poolings = [int(p) for p in args.poolings.split(",")]
-    quality = {int(k): v for k, v in (q.split("=", 1) for q in args.quality)}
     result = benchmark(args.teacher, args.llm, args.device, args.dtype, args.reps, args.new_tokens, args.seconds,
-                       poolings, quality, args.config)
+                       poolings, args.quality_from)
     text = render(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

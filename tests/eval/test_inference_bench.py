@@ -7,7 +7,10 @@ from benchmarks.inference_bench import main
 
 def test_benchmark_cli_with_tiny_models(tmp_path):
     out = tmp_path / "inference.md"
-    assert main(["--teacher", "random:whisper-tiny", "--llm", "random:llama-tiny", "--device", "cpu", "--reps", "1",
+    token_rate = tmp_path / "token_rate.json"  # a jobs.token_rate table with a trained point at pooling 2 only
+    token_rate.write_text(json.dumps([{"pooling": 1, "wer": None, "qa_accuracy": None, "utterances": None},
+                                      {"pooling": 2, "wer": 0.5, "qa_accuracy": 0.25, "utterances": 8}]))
+    assert main(["--quality-from", str(token_rate), "--teacher", "random:whisper-tiny", "--llm", "random:llama-tiny", "--device", "cpu", "--reps", "1",
                  "--new-tokens", "3", "--seconds", "1.0", "--poolings", "1,2", "--out", str(out)]) == 0
     result = json.loads(out.with_suffix(".json").read_text())
     aura = result["aura"]
@@ -23,3 +26,4 @@ def test_benchmark_cli_with_tiny_models(tmp_path):
     md = out.read_text()
     assert md.startswith("# Inference benchmark") and "ratio AuRA / LLM" in md
     assert "not measured: no model trained at this pooling" in md and "| 2 | 25 | 25 |" in md
+    assert "| WER 50.0%, QA 25.0% (8 held-out utterances, token_rate.json) |" in md
