@@ -54,6 +54,7 @@ class TokenRatePoint:
     ttft_p50_s: float | None = None
     peak_mb: float | None = None
     audio_tokens_mean: float | None = None
+    new_tokens_mean: float | None = None  # answer length: latency p50 depends on it, TTFT does not
     utterances: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step run now
     root: str = ""
@@ -99,13 +100,14 @@ def collect(point: TokenRatePoint, cfg: AuraConfig, system: str = "aura") -> Tok
     point.latency_p95_s = heldout.get("latency", {}).get("p95_s")
     point.ttft_p50_s = heldout.get("ttft", {}).get("p50_s")
     point.audio_tokens_mean = heldout.get("audio_tokens_mean")
+    point.new_tokens_mean = heldout.get("new_tokens_mean")
     point.utterances = heldout.get("utterances")
     point.peak_mb = result.get("memory", {}).get("peak_mb")
     return point
 
 
 COLUMNS = ["pooling", "tokens_per_second", "status", "cos_mean", "wer", "qa_accuracy", "latency_p50_s",
-           "latency_p95_s", "ttft_p50_s", "peak_mb", "audio_tokens_mean", "utterances", "root", "error"]
+           "latency_p95_s", "ttft_p50_s", "peak_mb", "audio_tokens_mean", "new_tokens_mean", "utterances", "root", "error"]
 
 
 def _fmt(value, digits: int = 3, percent: bool = False) -> str:
@@ -124,20 +126,27 @@ def write_table(points: Sequence[TokenRatePoint], out_dir: Path) -> tuple[Path, 
         for p in points:
             d = asdict(p)
             writer.writerow([d[c] if d[c] is not None else "" for c in COLUMNS] + [p.seconds.get(s, "") for s in STEPS])
-    base = next((p for p in points if p.latency_p50_s), None)
+    base = next((p for p in points if p.latency_p50_s and p.ttft_p50_s), None)
+
+    def rel(value, ref) -> str:
+        return f"{value / ref:.2f}x" if value and ref else "–"
+
     lines = ["# Audio token rate: quality and latency", "",
              "One AuRA student per pooling factor, each trained from scratch on the same data and budget "
              "(stage 1 + stage 2), evaluated on the same held-out utterances. Latency: per utterance, greedy "
-             "decoding, p50 over all tasks; relative latency against the first row.", "",
+             "decoding, p50 over all tasks (it also depends on how long the answers are: new tokens); time to first token "
+             "(TTFT) is where the audio tokens cost. Relative columns: against the first row.", "",
              "| pooling | audio tokens/s | audio tokens per utterance | held-out cos (stage 1) | WER | QA acc "
-             "| latency p50 (s) | latency p95 (s) | rel. latency | TTFT p50 (s) | peak mem (MB) | status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| latency p50 (s) | latency p95 (s) | rel. latency | new tokens | TTFT p50 (s) | rel. TTFT | peak mem (MB) "
+             "| status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
-        rel = (f"{p.latency_p50_s / base.latency_p50_s:.2f}x" if base is not None and p.latency_p50_s else "–")
         status = p.status if not p.error else f"{p.status}: {p.error[:80]}"
         lines.append(f"| {p.pooling} | {p.tokens_per_second:g} | {_fmt(p.audio_tokens_mean, 1)} | {_fmt(p.cos_mean)} "
                      f"| {_fmt(p.wer, percent=True)} | {_fmt(p.qa_accuracy, percent=True)} | {_fmt(p.latency_p50_s)} "
-                     f"| {_fmt(p.latency_p95_s)} | {rel} | {_fmt(p.ttft_p50_s)} | {_fmt(p.peak_mb, 0)} | {status} |")
+                     f"| {_fmt(p.latency_p95_s)} | {rel(p.latency_p50_s, base and base.latency_p50_s)} | {_fmt(p.new_tokens_mean, 1)} "
+                     f"| {_fmt(p.ttft_p50_s)} | {rel(p.ttft_p50_s, base and base.ttft_p50_s)} | {_fmt(p.peak_mb, 0)} "
+                     f"| {status} |")
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
 

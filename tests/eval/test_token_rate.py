@@ -26,7 +26,7 @@ def _fake_steps(calls, fail_tasks_at=None):
             elif step == "eval":
                 heldout = {"utterances": 4, "wer": {"wer": 0.2 * p}, "qa": {"accuracy": 0.5 / p},
                            "latency": {"p50_s": 1.0 / p, "p95_s": 1.5 / p}, "ttft": {"p50_s": 0.4 / p},
-                           "audio_tokens_mean": 150.0 / p}
+                           "audio_tokens_mean": 150.0 / p, "new_tokens_mean": 6.0}
                 report = {"systems": {"aura": {"status": "ok", "sets": {"heldout": heldout},
                                                "memory": {"peak_mb": 600.0 - p}}}}
                 Path(cfg.paths.reports).mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,7 @@ def test_token_rate_table_plot_and_skip_done(tmp_path):
     p4 = by_pooling[4]
     assert p4.status == "failed" and p4.error == "tasks: RuntimeError: worker died" and p4.wer is None
     md = (out / "token_rate.md").read_text()
-    assert "| 2 | 25 | 75.0 | 0.700 | 40.0% | 25.0% | 0.500 | 0.750 | 0.50x | 0.200 | 598 | ok |" in md
+    assert "| 2 | 25 | 75.0 | 0.700 | 40.0% | 25.0% | 0.500 | 0.750 | 0.50x | 6.0 | 0.200 | 0.50x | 598 | ok |" in md
     assert "failed: tasks: RuntimeError: worker died" in md
     with open(out / "token_rate.csv") as f:
         rows = list(csv.DictReader(f))
