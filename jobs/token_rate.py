@@ -194,6 +194,7 @@ def _default_steps(address: str | None, systems: Sequence[str]) -> dict[str, Cal
         summary = run_precompute(cfg)
         if not summary.ok:
             raise RuntimeError(summary.describe())
+        return summary.computed > 0
 
     return {
         "precompute": precompute,
@@ -205,6 +206,7 @@ def _default_steps(address: str | None, systems: Sequence[str]) -> dict[str, Cal
 
 
 def _done(cfg: AuraConfig, step: str) -> bool:
+    """Whether ``step``'s output exists (``--skip-done``)."""
     if step in ("distill", "tasks"):
         return (Path(cfg.paths.checkpoints) / step / "export" / "student.safetensors").is_file()
     if step == "eval":
@@ -226,19 +228,25 @@ def run_token_rate(cfg: AuraConfig, poolings: Sequence[int], out_dir: Path | Non
         print(f"\n=== token rate {i}/{len(poolings)}: pooling {pooling} ({point.tokens_per_second:g} audio tokens/s) "
               f"-> {point.root}", flush=True)
         reused = 0
+        times_file = Path(point.root) / "step_seconds.json"  # so a reused stage keeps its measured time
+        point.seconds = json.loads(times_file.read_text()) if times_file.is_file() else {}
         for step in STEPS:
             if skip_done and _done(point_cfg, step):
                 reused += 1
                 continue
             started = time.perf_counter()
+            worked = None
             try:
-                steps[step](point_cfg)
+                worked = steps[step](point_cfg)
             except Exception as exc:  # noqa: BLE001 - one failed point must not end the job
                 point.status, point.error = "failed", f"{step}: {type(exc).__name__}: {exc}"
                 print(f"token rate pooling {pooling} failed at {point.error}", file=sys.stderr, flush=True)
                 break
             finally:
-                point.seconds[step] = round(time.perf_counter() - started, 1)
+                if worked is not False or step not in point.seconds:  # False: nothing to do (store complete)
+                    point.seconds[step] = round(time.perf_counter() - started, 1)
+                    times_file.parent.mkdir(parents=True, exist_ok=True)
+                    times_file.write_text(json.dumps(point.seconds))
         else:
             point.status = "reused" if reused == len(STEPS) - 1 else "ok"  # precompute always runs
         collect(point, point_cfg, systems[0])

@@ -15,6 +15,11 @@ def _fake_steps(calls, fail_tasks_at=None):
         def run(cfg):
             calls.append((step, cfg.store.pooling, Path(cfg.paths.store), Path(cfg.paths.checkpoints)))
             p = cfg.store.pooling
+            if step == "precompute":
+                store = Path(cfg.paths.store)
+                computed = not store.exists()  # like run_precompute: False when every shard is committed
+                store.mkdir(parents=True, exist_ok=True)
+                return computed
             if step in ("distill", "tasks"):
                 if step == "tasks" and p == fail_tasks_at:
                     raise RuntimeError("worker died")
@@ -73,9 +78,13 @@ def test_token_rate_table_plot_and_skip_done(tmp_path):
     assert (out / "token_rate.png").stat().st_size > 10_000
     assert [p["pooling"] for p in json.loads((out / "token_rate.json").read_text())] == [1, 2, 4]
 
+    first_seconds = {p.pooling: dict(p.seconds) for p in points}
+
     # --skip-done: finished stages are reused (precompute is incremental by itself), the failed one retried
     calls.clear()
     points = run_token_rate(cfg, [1, 2, 4], out, skip_done=True, steps=_fake_steps(calls))
     assert [(c[0], c[1]) for c in calls] == [("precompute", 1), ("precompute", 2), ("precompute", 4),
                                              ("tasks", 4), ("eval", 4)]
     assert [p.status for p in points] == ["reused", "reused", "ok"] and points[2].wer == 0.8
+    # reused stages keep their times, and so does a precompute that found nothing left to do
+    assert points[1].seconds == first_seconds[2]
