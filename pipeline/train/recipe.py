@@ -327,7 +327,7 @@ class DistillRecipe:
         self._append_csv(self.eval_path, {"step": self.step, **{k: f"{v:.6f}" for k, v in result.items()}})
         for name, value in result.items():
             self.tb.add_scalar(f"heldout/{name}", value, self.step)
-        print(f"step {self.step}: held-out cosine " + " ".join(f"{k}={v:.3f}" for k, v in result.items()), flush=True)
+        print(f"step {self.step}: held-out " + " ".join(f"{k}={v:.3f}" for k, v in result.items()), flush=True)
 
     # ------------------------------------------------------------------ checkpoints and export
     def save_checkpoint(self) -> Path:
