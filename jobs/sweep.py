@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pipeline.config import AuraConfig, ConfigError, load_config
+from jobs.common import add_job_arguments, int_list, job_config, last_row
+from pipeline.config import AuraConfig
 
 
 @dataclass
@@ -55,14 +56,6 @@ def point_config(base: AuraConfig, rank: int, depth: int, root: Path) -> AuraCon
     return AuraConfig.model_validate(data)
 
 
-def _last_row(path: Path) -> dict[str, str] | None:
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows[-1] if rows else None
-
-
 def parameter_counts(export: Path) -> tuple[int, int]:
     """``(all trainable tensors, LoRA tensors)`` element counts of a ``student.safetensors`` export."""
     from safetensors import safe_open
@@ -82,13 +75,13 @@ def parameter_counts(export: Path) -> tuple[int, int]:
 
 def collect(point: SweepPoint, run_dir: Path) -> SweepPoint:
     """Fill ``point`` from a finished stage-1 run folder (``eval.csv``, ``metrics.csv``, ``export/``)."""
-    evaluation = _last_row(run_dir / "eval.csv")
+    evaluation = last_row(run_dir / "eval.csv")
     if evaluation:
         point.cos_layers = {k.removeprefix("cos_"): float(v) for k, v in evaluation.items()
                             if k.startswith("cos_L") and v not in (None, "")}
         if evaluation.get("cos_mean") not in (None, ""):
             point.cos_mean = float(evaluation["cos_mean"])
-    metrics = _last_row(run_dir / "metrics.csv")
+    metrics = last_row(run_dir / "metrics.csv")
     if metrics:
         point.final_loss = float(metrics["loss"]) if metrics.get("loss") not in (None, "") else None
         point.steps = int(float(metrics["step"]))
@@ -175,34 +168,15 @@ def run_sweep(cfg: AuraConfig, ranks: Sequence[int], depths: Sequence[int], out_
     return points
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/demo.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    parser.add_argument("--ranks", type=_int_list, required=True, help="LoRA ranks, e.g. 4,8,16")
-    parser.add_argument("--depths", type=_int_list, required=True,
+    parser.add_argument("--ranks", type=int_list, required=True, help="LoRA ranks, e.g. 4,8,16")
+    parser.add_argument("--depths", type=int_list, required=True,
                         help="LoRA / distilled depths (decoder layers), e.g. 2,4,8")
-    parser.add_argument("--out", type=Path, default=None, help="folder for sweep.md / sweep.csv (default: paths.reports)")
-    parser.add_argument("--skip-done", action="store_true", help="reuse points whose export already exists")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
+    add_job_arguments(parser, "sweep.md / sweep.csv", "reuse points whose export already exists")
     args = parser.parse_args(argv)
-    config = args.config
-    if config is None and Path("configs/demo.yaml").exists():
-        config = Path("configs/demo.yaml")
-    try:
-        cfg = load_config(config, args.set)
-    except ConfigError as exc:
-        print(f"sweep: {exc}", file=sys.stderr)
+    cfg = job_config(args, "sweep")
+    if cfg is None:
         return 2
     points = run_sweep(cfg, args.ranks, args.depths, args.out, args.skip_done, args.address)
     return 0 if any(p.status in ("ok", "reused") for p in points) else 1

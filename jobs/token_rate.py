@@ -36,9 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from jobs.sweep import _int_list, _last_row
-from pipeline.config import AuraConfig, ConfigError, load_config
+from jobs.common import add_job_arguments, int_list, job_config, last_row
+from pipeline.config import AuraConfig
 from pipeline.data.mel import frame_rate_hz
+from pipeline.eval.report import _fmt, _plt
 
 
 @dataclass
@@ -83,7 +84,7 @@ def point_config(base: AuraConfig, pooling: int) -> AuraConfig:
 
 def collect(point: TokenRatePoint, cfg: AuraConfig, system: str = "aura") -> TokenRatePoint:
     """Fill ``point`` from its stage-1 ``eval.csv`` and its ``report.json``."""
-    evaluation = _last_row(Path(cfg.paths.checkpoints) / "distill" / "eval.csv")
+    evaluation = last_row(Path(cfg.paths.checkpoints) / "distill" / "eval.csv")
     if evaluation and evaluation.get("cos_mean") not in (None, ""):
         point.cos_mean = float(evaluation["cos_mean"])
     report = Path(cfg.paths.reports) / "report.json"
@@ -108,12 +109,6 @@ def collect(point: TokenRatePoint, cfg: AuraConfig, system: str = "aura") -> Tok
 
 COLUMNS = ["pooling", "tokens_per_second", "status", "cos_mean", "wer", "qa_accuracy", "latency_p50_s",
            "latency_p95_s", "ttft_p50_s", "peak_mb", "audio_tokens_mean", "new_tokens_mean", "utterances", "root", "error"]
-
-
-def _fmt(value, digits: int = 3, percent: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{100 * value:.1f}%" if percent else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def write_table(points: Sequence[TokenRatePoint], out_dir: Path) -> tuple[Path, Path]:
@@ -156,8 +151,6 @@ def plot(points: Sequence[TokenRatePoint], path: Path) -> Path | None:
     done = sorted((p for p in points if p.latency_p50_s is not None), key=lambda p: p.tokens_per_second)
     if not done:
         return None
-    from pipeline.eval.report import _plt
-
     plt = _plt()
     rates = [p.tokens_per_second for p in done]
     fig, (ax_q, ax_l) = plt.subplots(1, 2, figsize=(10, 4))
@@ -261,22 +254,12 @@ def run_token_rate(cfg: AuraConfig, poolings: Sequence[int], out_dir: Path | Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.token_rate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/demo.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    parser.add_argument("--poolings", type=_int_list, required=True, help="pooling factors, e.g. 1,2,4")
+    parser.add_argument("--poolings", type=int_list, required=True, help="pooling factors, e.g. 1,2,4")
     parser.add_argument("--systems", default="aura", help="systems `aura eval` runs per point (first one fills the table)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for token_rate.md / .csv / .png (default: paths.reports)")
-    parser.add_argument("--skip-done", action="store_true", help="reuse the stages whose outputs already exist")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
+    add_job_arguments(parser, "token_rate.md / .csv / .png", "reuse the stages whose outputs already exist")
     args = parser.parse_args(argv)
-    config = args.config
-    if config is None and Path("configs/demo.yaml").exists():
-        config = Path("configs/demo.yaml")
-    try:
-        cfg = load_config(config, args.set)
-    except ConfigError as exc:
-        print(f"token_rate: {exc}", file=sys.stderr)
+    cfg = job_config(args, "token_rate")
+    if cfg is None:
         return 2
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     points = run_token_rate(cfg, args.poolings, args.out, args.skip_done, args.address, systems)
