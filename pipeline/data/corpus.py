@@ -62,6 +62,12 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from pipeline.data.qa import (  # noqa: F401  (QA facts live in qa.py; re-exported here)
+    QA_FAMILIES,
+    QAFact,
+    number_to_words,
+    spoken_qa_facts,
+)
 from pipeline.data.tts import SAMPLE_RATE, list_voices, synthesize
 
 logger = logging.getLogger(__name__)
@@ -70,24 +76,6 @@ TASKS = ("transcribe", "spoken_qa")
 SPLITS = ("train", "heldout")
 MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "summary.json"
-
-# ---------------------------------------------------------------------------------------------
-# Numbers as words (espeak would read digits too, but the transcript must be what is spoken)
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_to_words(n: int) -> str:
-    """English words for 0-99: ``number_to_words(42) == "forty-two"``."""
-    if not 0 <= n <= 99:
-        raise ValueError(f"number_to_words handles 0-99, got {n}")
-    if n < 20:
-        return _ONES[n]
-    tens, ones = divmod(n, 10)
-    return _TENS[tens] + ("" if ones == 0 else "-" + _ONES[ones])
-
 
 # ---------------------------------------------------------------------------------------------
 # Transcription sentences: templates whose slots only take values that make sense together
@@ -282,156 +270,6 @@ def transcription_sentences(seed: int, count: int = 400) -> list[tuple[str, str]
             seen.add(sentence)
             sentences.append((family, sentence))
     return sentences
-
-
-# ---------------------------------------------------------------------------------------------
-# Spoken QA: facts, each with several phrasings of its question
-
-
-@dataclass(frozen=True)
-class QAFact:
-    """One question-answer fact; ``phrasings`` are alternative wordings of the same question."""
-
-    family: str
-    fact_id: str
-    phrasings: tuple[str, ...]
-    answer: str
-
-
-def _arithmetic_facts() -> list[QAFact]:
-    facts = []
-    w = number_to_words
-    for a in range(11):
-        for b in range(11):
-            facts.append(QAFact("arithmetic", f"plus:{a}:{b}", (
-                f"What is {w(a)} plus {w(b)}?", f"How much is {w(a)} plus {w(b)}?",
-                f"What do you get if you add {w(a)} and {w(b)}?"), w(a + b)))
-    for a in range(1, 13):
-        for b in range(a + 1):
-            facts.append(QAFact("arithmetic", f"minus:{a}:{b}", (
-                f"What is {w(a)} minus {w(b)}?",
-                f"What do you get if you take {w(b)} from {w(a)}?"),
-                w(a - b)))
-    for a in range(1, 7):
-        for b in range(1, 7):
-            facts.append(QAFact("arithmetic", f"times:{a}:{b}", (
-                f"What is {w(a)} times {w(b)}?", f"What is {w(a)} multiplied by {w(b)}?"),
-                w(a * b)))
-    return facts
-
-
-_CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
-    "China": "Beijing", "Russia": "Moscow", "Egypt": "Cairo", "Canada": "Ottawa",
-    "Australia": "Canberra", "Greece": "Athens", "Portugal": "Lisbon", "Ireland": "Dublin",
-    "Norway": "Oslo", "Sweden": "Stockholm", "Finland": "Helsinki", "Denmark": "Copenhagen",
-    "Poland": "Warsaw", "Austria": "Vienna", "Hungary": "Budapest", "Kenya": "Nairobi",
-    "Argentina": "Buenos Aires", "Peru": "Lima", "Thailand": "Bangkok", "South Korea": "Seoul",
-    "India": "New Delhi", "the United Kingdom": "London", "Belgium": "Brussels",
-    "the Netherlands": "Amsterdam", "Turkey": "Ankara", "Cuba": "Havana", "Chile": "Santiago",
-    "Iran": "Tehran", "Vietnam": "Hanoi", "Indonesia": "Jakarta", "the Philippines": "Manila",
-    "Switzerland": "Bern", "Czechia": "Prague", "Scotland": "Edinburgh", "Wales": "Cardiff",
-}
-
-
-def _capital_facts() -> list[QAFact]:
-    return [QAFact("capitals", f"capital:{country}", (
-        f"What is the capital of {country}?", f"Which city is the capital of {country}?",
-        f"What is the capital city of {country}?"), city) for country, city in _CAPITALS.items()]
-
-
-# Pairs whose opposite is unambiguous in both directions; one-way entries follow.
-_OPPOSITE_PAIRS = (
-    ("hot", "cold"), ("up", "down"), ("fast", "slow"), ("happy", "sad"), ("day", "night"),
-    ("early", "late"), ("full", "empty"), ("wet", "dry"), ("hard", "soft"), ("loud", "quiet"),
-    ("rich", "poor"), ("strong", "weak"), ("thick", "thin"), ("push", "pull"), ("buy", "sell"),
-    ("north", "south"), ("east", "west"), ("inside", "outside"), ("above", "below"),
-    ("first", "last"), ("true", "false"), ("clean", "dirty"), ("cheap", "expensive"),
-    ("always", "never"), ("black", "white"), ("question", "answer"), ("summer", "winter"),
-    ("top", "bottom"), ("love", "hate"), ("win", "lose"), ("open", "closed"), ("asleep", "awake"),
-    ("arrive", "leave"), ("remember", "forget"), ("sweet", "sour"), ("entrance", "exit"),
-)
-_OPPOSITE_ONE_WAY = (("tall", "short"), ("heavy", "light"), ("dark", "light"), ("young", "old"),
-                     ("new", "old"), ("wide", "narrow"))
-
-
-def _opposite_facts() -> list[QAFact]:
-    directed = [*_OPPOSITE_PAIRS, *((b, a) for a, b in _OPPOSITE_PAIRS), *_OPPOSITE_ONE_WAY]
-    return [QAFact("opposites", f"opposite:{word}", (
-        f"What is the opposite of {word}?", f"What word means the opposite of {word}?"), answer)
-        for word, answer in directed]
-
-
-_COLORS = {
-    "the sky": "blue", "grass": "green", "snow": "white", "coal": "black",
-    "a ripe banana": "yellow", "a ripe tomato": "red", "a carrot": "orange", "milk": "white",
-    "a lemon": "yellow", "a strawberry": "red", "an emerald": "green", "chocolate": "brown",
-    "a pumpkin": "orange", "a polar bear": "white", "a crow": "black", "a flamingo": "pink",
-    "an eggplant": "purple", "a fire truck": "red", "a lime": "green", "a school bus": "yellow",
-    "a raven": "black", "a swan": "white", "a cucumber": "green", "a sapphire": "blue",
-}
-
-
-def _color_facts() -> list[QAFact]:
-    return [QAFact("colors", f"color:{thing}", (
-        f"What color is {thing}?", f"What is the usual color of {thing}?"), color)
-        for thing, color in _COLORS.items()]
-
-
-# Words whose spelling follows from their sound (no homophones such as "eight" or "write").
-_SPELLING_WORDS = (
-    "cat", "dog", "sun", "tree", "house", "apple", "river", "garden", "window", "yellow",
-    "music", "bread", "chair", "table", "orange", "planet", "school", "pencil", "flower",
-    "winter", "guitar", "rabbit", "basket", "kitchen", "blanket", "morning", "elephant",
-    "computer", "mountain", "sandwich", "umbrella", "hospital", "book", "fish", "moon", "lamp",
-    "cup", "bus", "green", "happy", "summer", "bottle", "doctor", "island", "jacket", "ladder",
-    "market", "number", "pocket", "silver", "ticket", "tomato", "village", "wallet", "zebra",
-)
-
-
-def _letter_count_facts() -> list[QAFact]:
-    return [QAFact("letters", f"letters:{word}", (
-        f"How many letters are in the word {word}?",
-        f"How many letters does the word {word} have?"), number_to_words(len(word)))
-        for word in _SPELLING_WORDS]
-
-
-def _weekday_facts() -> list[QAFact]:
-    facts = []
-    for i, day in enumerate(_WEEKDAYS):
-        after, before = _WEEKDAYS[(i + 1) % 7], _WEEKDAYS[(i - 1) % 7]
-        facts.append(QAFact("weekdays", f"after:1:{day}", (
-            f"What day comes after {day}?", f"Which day of the week follows {day}?"), after))
-        facts.append(QAFact("weekdays", f"before:{day}", (
-            f"What day comes before {day}?", f"Which day of the week is just before {day}?"),
-            before))
-        for n in range(2, 7):
-            facts.append(QAFact("weekdays", f"after:{n}:{day}", (
-                f"What day is {number_to_words(n)} days after {day}?",
-                f"If today is {day}, what day will it be in {number_to_words(n)} days?"),
-                _WEEKDAYS[(i + n) % 7]))
-    return facts
-
-
-QA_FAMILIES: dict[str, Callable[[], list[QAFact]]] = {
-    "arithmetic": _arithmetic_facts,
-    "capitals": _capital_facts,
-    "opposites": _opposite_facts,
-    "colors": _color_facts,
-    "letters": _letter_count_facts,
-    "weekdays": _weekday_facts,
-}
-"""Spoken QA families; each builds its full, fixed list of facts."""
-
-
-def spoken_qa_facts() -> list[QAFact]:
-    """Every QA fact of every family (about 500), in a fixed order.
-
-    >>> facts = spoken_qa_facts()
-    >>> [(f.phrasings[0], f.answer) for f in facts if f.fact_id in ("plus:2:3", "color:the sky")]
-    [('What is two plus three?', 'five'), ('What color is the sky?', 'blue')]
-    """
-    return [fact for build in QA_FAMILIES.values() for fact in build()]
 
 
 # ---------------------------------------------------------------------------------------------
