@@ -9,9 +9,20 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/aura/torch_extensions
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup system-packages demo test test-fast bench clean
 
-setup: $(VENV)/.installed
+# Debian (main) packages: Festival and its ked voice (a TTS engine), WordNet and fortunes (sentence sources).
+SYSTEM_PACKAGES := festival festvox-kdlpc16k wordnet-base fortunes
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)

