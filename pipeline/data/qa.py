@@ -501,3 +501,123 @@ def qa_facts(families: Iterable[str] | None = None) -> list[QAFact]:
     if unknown:
         raise KeyError(f"unknown QA families {unknown}; known: {sorted(ALL_QA_FAMILIES)}")
     return [fact for name in names for fact in ALL_QA_FAMILIES[name]()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which families the text LLM can answer
+
+
+def sample_questions(families: Iterable[str] | None = None, per_family: int = 40, seed: int = 0
+                     ) -> list[tuple[QAFact, str]]:
+    """``per_family`` (fact, phrasing) pairs per family, drawn without replacement (seeded)."""
+    rng = random.Random(f"aura-qa-measure:{seed}")
+    out = []
+    for name in (list(ALL_QA_FAMILIES) if families is None else list(families)):
+        facts = qa_facts([name])
+        for fact in rng.sample(facts, min(per_family, len(facts))):
+            out.append((fact, rng.choice(fact.phrasings)))
+    return out
+
+
+def measure_family_accuracy(
+    families: Iterable[str] | None = None,
+    *,
+    per_family: int = 40,
+    seed: int = 0,
+    llm_spec: str = DEFAULT_LLM_SPEC,
+    cache_dir: str | Path | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 40,
+    device: str | None = None,
+    llm=None,
+    tokenizer=None,
+) -> dict:
+    """Text-only accuracy of the LLM per QA family, asked and scored the way the eval does.
+
+    Each sampled question is one user turn ``{question}\\n{spoken_qa instruction}`` (the
+    text-only system's prompt, :func:`pipeline.eval.baselines.text_prompt`), answered greedily
+    (:func:`pipeline.infer.text_only_generate`) and scored by
+    :func:`pipeline.eval.metrics.qa_correct`. Pass ``llm`` and ``tokenizer`` to reuse a loaded
+    model. Returns ``{"model", "date", "per_family", "seed", "max_new_tokens", "instruction",
+    "families": {name: {"accuracy", "correct", "n", "facts", "examples"}}}``.
+    """
+    from pipeline.eval.baselines import text_prompt
+    from pipeline.eval.metrics import qa_correct
+    from pipeline.infer import resolve_device, text_only_generate
+    from pipeline.prompts import instruction_for
+
+    if llm is None or tokenizer is None:
+        import torch
+
+        from pipeline.config import default_cache_dir
+        from pipeline.infer import ensure_mask_attention
+        from pipeline.models.sources import load_llm
+
+        llm, tokenizer = load_llm(llm_spec, cache_dir or default_cache_dir(), dtype=torch.float32)
+        ensure_mask_attention(llm)
+        llm.to(resolve_device(device))
+    instruction = instruction_for("spoken_qa")
+    names = list(ALL_QA_FAMILIES) if families is None else list(families)
+    table: dict[str, dict] = {}
+    started = time.perf_counter()
+    for name in names:
+        asked = sample_questions([name], per_family, seed)
+        replies: list[str] = []
+        for start in range(0, len(asked), batch_size):
+            prompts = [text_prompt(q, instruction) for _, q in asked[start:start + batch_size]]
+            replies += [r.text for r in text_only_generate(llm, tokenizer, prompts,
+                                                           max_new_tokens=max_new_tokens)]
+        correct = [qa_correct(reply, fact.answers) for (fact, _), reply in zip(asked, replies)]
+        table[name] = {
+            "accuracy": round(sum(correct) / len(correct), 4) if correct else None,
+            "correct": sum(correct), "n": len(correct), "facts": len(qa_facts([name])),
+            "examples": [{"question": q, "answer": fact.answer, "reply": reply, "correct": ok}
+                         for (fact, q), reply, ok in list(zip(asked, replies, correct))[:3]],
+        }
+        logger.info("%s: %d/%d (%.0f s)", name, sum(correct), len(correct),
+                    time.perf_counter() - started)
+    return {"model": llm_spec, "date": datetime.date.today().isoformat(),
+            "per_family": per_family, "seed": seed, "max_new_tokens": max_new_tokens,
+            "instruction": instruction, "families": table}
+
+
+def answerable_families(min_accuracy: float = 0.5, path: str | Path = ACCURACY_FILE) -> list[str]:
+    """Families whose measured text-LLM accuracy (in ``qa_family_accuracy.json``) is at least
+    ``min_accuracy``, in :data:`ALL_QA_FAMILIES` order.
+
+    >>> "weekdays" in ALL_QA_FAMILIES and set(answerable_families(0.0)) <= set(ALL_QA_FAMILIES)
+    True
+    """
+    measured = json.loads(Path(path).read_text())["families"]
+    return [name for name in ALL_QA_FAMILIES
+            if name in measured and measured[name]["accuracy"] is not None
+            and measured[name]["accuracy"] >= min_accuracy]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.data.qa", description=__doc__.split("\n")[0])
+    parser.add_argument("--measure", action="store_true",
+                        help="measure the text LLM's accuracy per family and write --out")
+    parser.add_argument("--out", type=Path, default=ACCURACY_FILE)
+    parser.add_argument("--families", nargs="*", default=None)
+    parser.add_argument("--per-family", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llm", default=DEFAULT_LLM_SPEC)
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    if not args.measure:
+        for name in ALL_QA_FAMILIES:
+            print(f"{name:18s} {len(qa_facts([name])):6d} facts")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    table = measure_family_accuracy(args.families, per_family=args.per_family, seed=args.seed,
+                                    llm_spec=args.llm, cache_dir=args.cache_dir, device=args.device)
+    args.out.write_text(json.dumps(table, indent=2) + "\n")
+    for name, row in table["families"].items():
+        print(f"{name:18s} {row['facts']:6d} facts  accuracy {row['accuracy']:.2f} (n={row['n']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
