@@ -31,6 +31,7 @@ from feature_store.store import (
     ShardCommit,
     ShardWriter,
     StoreLayout,
+    TargetStats,
 )
 from feature_store.verify import ShardVerification, VerifyReport, verify
 
@@ -50,6 +51,7 @@ __all__ = [
     "ShardWriter",
     "StoreFingerprint",
     "StoreLayout",
+    "TargetStats",
     "VerifyReport",
     "bytes_per_frame_per_width",
     "compare",

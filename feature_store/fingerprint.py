@@ -48,7 +48,10 @@ class StoreFingerprint(BaseModel):
     ``layers`` follows Hugging Face ``hidden_states`` indexing: 0 is the embedding output (after
     the conv stem and positions), ``i`` the output of encoder layer ``i``. The order given is the
     order of the layer axis on disk. ``frame_rate_hz`` is the teacher frame rate after pooling
-    (Whisper: 50 / pooling), used to turn frame counts into audio hours.
+    (Whisper: 50 / pooling), used to turn frame counts into audio hours. ``window`` says how the
+    teacher encoder saw each clip (``"full"``: padded to Whisper's 30 s; ``"trim"``: a window of the
+    clip length rounded up to ``window_step_s``, at least ``min_window_s``), which changes the states;
+    a store written before the field existed used the full window and reads as ``"full"``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +64,13 @@ class StoreFingerprint(BaseModel):
     width: int = Field(ge=1, description="teacher hidden size")
     frame_rate_hz: float = Field(gt=0, description="teacher frames per second after pooling")
     mel: MelSettings
+    window: Literal["full", "trim"] = Field(
+        "full", description="teacher encoder window: Whisper's padded 30 s, or length buckets (trim)"
+    )
+    window_step_s: float | None = Field(
+        None, gt=0, description="trim: bucket granularity in seconds; None for the full window"
+    )
+    min_window_s: float | None = Field(None, ge=0, description="trim: shortest window; None for full")
     format_version: int = FORMAT_VERSION
 
     @field_validator("layers")
@@ -75,6 +85,13 @@ class StoreFingerprint(BaseModel):
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @field_validator("window_step_s", "min_window_s")
+    @classmethod
+    def _trim_settings_only_with_trim(cls, value: float | None, info: Any) -> float | None:
+        if value is not None and info.data.get("window") == "full":
+            raise ValueError(f"{info.field_name} applies to window='trim' only; use None with 'full'")
+        return value
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -12,8 +12,14 @@ Layout (``<store>`` is a directory, or an fsspec URL that zarr supports)::
       offsets        (samples + 1,) int64      sample i is data[offsets[i]:offsets[i+1]]
       lengths        (samples,) int64          frames per sample
       keys           (samples,) string         sample keys, in order
+      stats_sum      (layers, width) f64       sum over the group's training-split frames
+      stats_m2       (layers, width) f64       sum of squared deviations from the group's mean
+                                               over the same frames (count: marker stats_frames)
       _COMMITTED.json                          written last: counts, keys, lengths, sha256 of
                                                every array, per-sample failures
+    <store>/target_stats.npz        per-layer mean/std aggregated over all committed groups
+                                    (a cache, rewritten by each precompute run; see
+                                    FeatureStore.target_stats)
     <store>/_leases/<shard>.lease   who is writing which shard (see feature_store.lease)
 
 A shard group without ``_COMMITTED.json`` is garbage: readers skip it and the next writer
@@ -40,12 +46,15 @@ Training side::
     >>> targets = store.read("utt-000017")          # float32 (layers, frames, width)
     >>> for key, t in store.iter_shard_torch("shard-000042"):
     ...     ...
+    >>> stats = store.target_stats()                 # per-layer channel mean/std, training split
+    >>> y = stats.standardise(targets)              # (targets - mean) / std, per layer and channel
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -53,6 +62,7 @@ import socket
 import tempfile
 import time
 import urllib.parse
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +84,19 @@ ROOT_ATTR = "aura_feature_store"
 SHARDS_GROUP = "shards"
 LEASES_DIR = "_leases"
 COMMIT_MARKER = "_COMMITTED.json"
+TARGET_STATS_FILE = "target_stats.npz"
+#: Samples of this split (a sample without one counts as training, as in pipeline.train.data)
+#: contribute to the target statistics.
+TARGET_STATS_SPLIT = "train"
+#: Variance floor of the target statistics (std >= 1e-3): a constant channel must not blow up.
+TARGET_STATS_VAR_EPS = 1e-6
 #: A few hundred frames x all layers x full width: one sample read touches 1-3 chunks, and a
 #: chunk (256 x 8 x 1280 x 2 B = 5 MB for 8 fp16 layers) is big enough for object stores.
 DEFAULT_CHUNK_FRAMES = 256
 
 Compression = Literal["none", "zstd"]
+#: Fingerprint fields that stores written before they existed lack, with the value they had.
+LEGACY_FINGERPRINT_FIELDS: dict[str, Any] = {"window": "full", "window_step_s": None, "min_window_s": None}
 
 
 class ShardAlreadyCommitted(RuntimeError):
@@ -116,6 +134,10 @@ class ShardCommit(BaseModel):
     lengths: list[int]
     checksums: dict[str, str]  # array name -> sha256 of its decoded (C-order) bytes
     failures: dict[str, str] = {}  # sample key -> reason it has no features
+    # Frames of the training-split samples summarised in stats_sum / stats_m2; None for a group
+    # written before target statistics existed.
+    stats_frames: int | None = None
+    stats_samples: int | None = None
     owner: str | None = None
     hostname: str | None = None
     pid: int | None = None
@@ -187,14 +209,26 @@ class _Location:
         except FileNotFoundError:
             return None
 
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            if self.local:
+                with open(self.path(rel), "rb") as f:
+                    return f.read()
+            return self.fs.cat_file(self.path(rel))
+        except FileNotFoundError:
+            return None
+
     def write_text_atomic(self, rel: str, text: str, fsync: bool) -> None:
+        self.write_bytes_atomic(rel, text.encode(), fsync)
+
+    def write_bytes_atomic(self, rel: str, payload: bytes, fsync: bool) -> None:
         if not self.local:
-            self.fs.pipe_file(self.path(rel), text.encode())  # object PUTs are atomic
+            self.fs.pipe_file(self.path(rel), payload)  # object PUTs are atomic
             return
         target = Path(self.path(rel))
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(payload)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -318,6 +352,85 @@ class _BlockCursor:
         return self.buffer[start - self.buf_start : end - self.buf_start]
 
 
+class _Moments:
+    """Count, sum and sum of squared deviations (float64, per layer and channel), combined with
+    Chan et al.'s pairwise update: no sum-of-squares cancellation, however many frames."""
+
+    def __init__(self, layers: int, width: int) -> None:
+        self.count = 0
+        self.sum = np.zeros((layers, width), dtype=np.float64)
+        self.m2 = np.zeros((layers, width), dtype=np.float64)
+
+    def add(self, count: int, total: np.ndarray, m2: np.ndarray) -> None:
+        if count == 0:
+            return
+        if self.count == 0:
+            self.count, self.sum, self.m2 = count, total.astype(np.float64), m2.astype(np.float64)
+            return
+        n = self.count + count
+        delta = total / count - self.sum / self.count
+        self.m2 = self.m2 + m2 + delta * delta * (self.count * count / n)
+        self.sum = self.sum + total
+        self.count = n
+
+    def add_frames(self, x: np.ndarray) -> None:
+        """Frames ``(layers, frames, width)``."""
+        x = x.astype(np.float64)
+        total = x.sum(axis=1)
+        m2 = ((x - total[:, None, :] / x.shape[1]) ** 2).sum(axis=1)
+        self.add(x.shape[1], total, m2)
+
+
+@dataclass(frozen=True)
+class TargetStats:
+    """Per-layer, per-channel mean and standard deviation of the stored teacher states over the
+    training split (:data:`TARGET_STATS_SPLIT`) of all committed shards.
+
+    ``mean`` and ``std`` are float32 ``(layers, width)`` in fingerprint layer order; ``std`` is
+    the population standard deviation, floored at ``sqrt(TARGET_STATS_VAR_EPS)``.
+
+    Raw Whisper states share a large component (a constant training-mean vector already scores
+    a high cosine), so a distillation loss should compare *standardised* targets: for teacher
+    layer ``layers[i]``, ``y_std = (y - mean[i]) / std[i]`` per channel (:meth:`standardise`),
+    and the student head predicts ``y_std`` (cosine or MSE on the standardised vectors; to get
+    teacher-space states back, ``pred * std[i] + mean[i]``, e.g. for Whisper's decoder). Use
+    these statistics for held-out targets too: they come from training frames only.
+    """
+
+    layers: list[int]
+    mean: np.ndarray
+    std: np.ndarray
+    frames: int
+    samples: int
+    shards: int
+
+    def positions(self, layers: Sequence[int] | None) -> list[int]:
+        if layers is None:
+            return list(range(len(self.layers)))
+        return [self.layers.index(layer) for layer in layers]
+
+    def standardise(self, targets: np.ndarray, layers: Sequence[int] | None = None) -> np.ndarray:
+        """``(targets - mean) / std`` for float ``(layers, frames, width)`` targets (numpy or
+        torch); ``layers`` names their layer axis (default: all stored layers, in order)."""
+        idx = self.positions(layers)
+        mean, std = self.mean[idx][:, None, :], self.std[idx][:, None, :]
+        if not isinstance(targets, np.ndarray):  # a torch tensor
+            import torch
+
+            mean = torch.as_tensor(mean, device=targets.device, dtype=targets.dtype)
+            std = torch.as_tensor(std, device=targets.device, dtype=targets.dtype)
+        return (targets - mean) / std
+
+
+def _stats_from_moments(layers: list[int], moments: _Moments, samples: int, shards: int) -> TargetStats:
+    if moments.count == 0:
+        raise ValueError(f"no {TARGET_STATS_SPLIT!r}-split frames in the committed shards: no target statistics")
+    mean = moments.sum / moments.count
+    var = np.maximum(moments.m2 / moments.count, TARGET_STATS_VAR_EPS)
+    return TargetStats(layers, mean.astype(np.float32), np.sqrt(var).astype(np.float32),
+                       moments.count, samples, shards)
+
+
 class FeatureStore:
     """A zarr feature store; see the module docstring for the layout and usage.
 
@@ -396,7 +509,8 @@ class FeatureStore:
         meta = root.attrs.get(ROOT_ATTR)
         if meta is None:
             raise ValueError(f"{loc.url} is a zarr group but not an AuRA feature store")
-        stored = meta["fingerprint"]
+        # Fields added after format 1 was released, as stores written before them had them.
+        stored = {**LEGACY_FINGERPRINT_FIELDS, **meta["fingerprint"]}
         if fingerprint is not None:
             check(fingerprint, stored, where=loc.url)
         try:
@@ -734,6 +848,70 @@ class FeatureStore:
         for key, array in self.iter_shard(shard_name, layers):
             yield key, torch.from_numpy(array)
 
+    # ------------------------------------------------------------------ target statistics
+    def _stats_digest(self, commits: dict[str, ShardCommit]) -> str:
+        """Identifies the committed groups (and their statistics) a target_stats file covers."""
+        items = [(name, c.checksums.get("stats_sum"), c.checksums.get("stats_m2"))
+                 for name, c in sorted(commits.items())]
+        return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+    def aggregate_target_stats(self) -> TargetStats:
+        """:class:`TargetStats` summed over every committed group's stored statistics (reads two
+        small arrays per group; no feature data)."""
+        commits = self._all_commits()
+        legacy = sorted(name for name, c in commits.items() if c.stats_frames is None)
+        if legacy:
+            raise ValueError(
+                f"{len(legacy)} committed shard(s) have no target statistics (written before they "
+                f"existed), e.g. {legacy[:3]}; uncommit them (store.uncommit) and rerun precompute"
+            )
+        fp = self.fingerprint
+        moments = _Moments(fp.num_layers, fp.width)
+        samples = 0
+        for name, commit in sorted(commits.items()):
+            if not commit.stats_frames:
+                continue
+            group = self.open_shard_group(name)
+            moments.add(commit.stats_frames, group["stats_sum"][:], group["stats_m2"][:])
+            samples += commit.stats_samples or 0
+        return _stats_from_moments(list(fp.layers), moments, samples, len(commits))
+
+    def target_stats(self) -> TargetStats:
+        """Per-layer channel mean/std of the training-split targets (see :class:`TargetStats`).
+
+        Reads ``<store>/target_stats.npz`` when it covers exactly the committed groups (the
+        precompute job rewrites it after each run), else aggregates the groups' statistics
+        (:meth:`aggregate_target_stats`). Incremental: each group carries its own count / sum /
+        centred sum of squares over its training frames, committed with it, so growing the
+        dataset or redoing a repaired shard never recomputes the others.
+        """
+        commits = self._all_commits()
+        payload = self._loc.read_bytes(TARGET_STATS_FILE)
+        if payload is not None:
+            try:
+                with np.load(io.BytesIO(payload), allow_pickle=False) as f:
+                    if (str(f["digest"]) == self._stats_digest(commits)
+                            and list(f["layers"]) == list(self.fingerprint.layers)):
+                        return TargetStats(list(self.fingerprint.layers), f["mean"], f["std"],
+                                           int(f["frames"]), int(f["samples"]), int(f["shards"]))
+            except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):
+                pass  # a damaged cache is just recomputed
+        return self.aggregate_target_stats()
+
+    def write_target_stats(self) -> TargetStats:
+        """Aggregate the committed groups' statistics and write ``<store>/target_stats.npz``
+        (atomically) so that readers need not re-aggregate; returns them."""
+        self._require_writable()
+        self.refresh()
+        commits = self._all_commits()
+        stats = self.aggregate_target_stats()
+        buffer = io.BytesIO()
+        np.savez(buffer, mean=stats.mean, std=stats.std, frames=stats.frames, samples=stats.samples,
+                 shards=stats.shards, layers=np.asarray(stats.layers, dtype=np.int64),
+                 digest=np.asarray(self._stats_digest(commits)))
+        self._loc.write_bytes_atomic(TARGET_STATS_FILE, buffer.getvalue(), fsync=self.fsync)
+        return stats
+
     def leases(self) -> list[dict[str, Any]]:
         """Lease files present (who is writing what), each with a ``stale`` reason or None."""
         return active_leases(self.lease_dir) if self.lease_dir else []
@@ -809,6 +987,8 @@ class ShardWriter:
         self._group: zarr.Group | None = None
         self._appenders: dict[str, _Appender] = {}
         self._keep_alive: contextlib.AbstractContextManager[Any] | None = None
+        self._stats = _Moments(store.fingerprint.num_layers, store.fingerprint.width)
+        self._stats_samples = 0
         self.committed = False
 
     # -- lifecycle
@@ -884,10 +1064,14 @@ class ShardWriter:
         self._group["data"].attrs.update({"codec": fp.codec, "layers": fp.layers})
 
     # -- adding samples
-    def add(self, key: str, features: np.ndarray) -> None:
+    def add(self, key: str, features: np.ndarray, split: str | None = None) -> None:
         """Append one sample's features, float ``(layers, frames, width)`` in fingerprint layer
         order. Raises ValueError for a wrong shape, a repeated key, or non-finite values (record
-        those with :meth:`add_failure` instead)."""
+        those with :meth:`add_failure` instead).
+
+        ``split`` is the sample's dataset split (its shard metadata's ``split``; None counts as
+        training): the stored values of :data:`TARGET_STATS_SPLIT` samples go into the group's
+        target statistics."""
         self._check_open(key)
         fp = self.store.fingerprint
         x = np.asarray(features, dtype=np.float32)
@@ -903,6 +1087,10 @@ class ShardWriter:
         if encoded.scale is not None and encoded.channel_scale is not None:
             self._appenders["scale"].append(encoded.scale.T)
             self._appenders["channel_scale"].append(encoded.channel_scale[None])
+        if (split or TARGET_STATS_SPLIT) == TARGET_STATS_SPLIT:
+            # Statistics of what readers get back (decoded), not of the float32 input.
+            self._stats.add_frames(decode(encoded.values, encoded.scale, fp.codec, encoded.channel_scale))
+            self._stats_samples += 1
         self._keys.append(key)
         self._key_set.add(key)
         self._lengths.append(x.shape[1])
@@ -951,11 +1139,20 @@ class ShardWriter:
         )
         if num_samples:
             keys_array[:] = np.asarray(self._keys, dtype=object)
+        stats_arrays = {"stats_sum": self._stats.sum, "stats_m2": self._stats.m2}
+        for name, values in stats_arrays.items():
+            array = self._group.create_array(
+                name, shape=values.shape, chunks=values.shape, dtype=np.float64,
+                compressors=index_compressors, fill_value=0, dimension_names=("layer", "width"),
+                config={"write_empty_chunks": True},
+            )
+            array[:] = values
         checksums = {name: a.hash.hexdigest() for name, a in self._appenders.items()}
         checksums.update(
             offsets=_array_checksum(offsets),
             lengths=_array_checksum(lengths),
             keys=_keys_checksum(self._keys),
+            **{name: _array_checksum(values.astype(np.float64)) for name, values in stats_arrays.items()},
         )
         commit = ShardCommit(
             shard_name=self.shard_name,
@@ -968,6 +1165,8 @@ class ShardWriter:
             lengths=self._lengths,
             checksums=checksums,
             failures=self._failures,
+            stats_frames=self._stats.count,
+            stats_samples=self._stats_samples,
             owner=self.lease.owner,
             hostname=socket.gethostname(),
             pid=os.getpid(),

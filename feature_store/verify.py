@@ -164,6 +164,10 @@ def verify_shard(store: FeatureStore, shard_name: str) -> ShardVerification:
                      CHANNEL_SCALE_DTYPE, sums.get("channel_scale"), problems)
     _check_array(group, "offsets", (samples + 1,), np.dtype(np.int64), sums.get("offsets"), problems)
     _check_array(group, "lengths", (samples,), np.dtype(np.int64), sums.get("lengths"), problems)
+    if commit.stats_frames is not None:  # groups written before target statistics have none
+        for name in ("stats_sum", "stats_m2"):
+            _check_array(group, name, (fp.num_layers, fp.width), np.dtype(np.float64), sums.get(name),
+                         problems)
     try:
         keys = [str(k) for k in group["keys"][:]] if samples else []
         digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()

@@ -84,6 +84,15 @@ class StoreConfig(_Section):
     )
     pooling: int = Field(1, ge=1, description="temporal average-pool factor applied before storing")
     codec: Literal["fp16", "bf16", "int8"] = "fp16"
+    window: Literal["full", "trim"] = Field(
+        "trim",
+        description="teacher encoder window: 'full' pads every clip to Whisper's 30 s (1500 frames); 'trim' "
+        "encodes length buckets of window_step_s (see pipeline.models.teacher); recorded in the fingerprint",
+    )
+    window_step_s: float = Field(
+        1.0, gt=0, description="trim mode: a clip's window is its length rounded up to this (a multiple of 0.02 s)"
+    )
+    min_window_s: float = Field(0.0, ge=0, le=30, description="trim mode: shortest window (0 = none)")
 
 
 class PrecomputeConfig(_Section):
@@ -94,6 +103,9 @@ class PrecomputeConfig(_Section):
     use_gpu: Literal["auto", "always", "never"] = "auto"
     address: str | None = Field(None, description="Ray address to join; None starts a local Ray")
     threads_per_worker: int = Field(1, ge=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="teacher compute dtype; auto = bfloat16 on a GPU worker, float32 on CPU"
+    )
     max_restarts: int = Field(
         3, ge=0, description="a teacher actor that dies (OOM, SIGKILL, lost node) is restarted and its shard retried"
     )

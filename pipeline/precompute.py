@@ -54,7 +54,22 @@ def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
         width=wcfg.d_model,
         frame_rate_hz=frame_rate_hz(cfg.store.pooling),
         mel=mel_settings_of(fe),
+        window=cfg.store.window,
+        window_step_s=cfg.store.window_step_s if cfg.store.window == "trim" else None,
+        min_window_s=cfg.store.min_window_s if cfg.store.window == "trim" else None,
     )
+
+
+def teacher_device_dtype(cfg: AuraConfig):
+    """``(device, torch dtype)`` of a teacher worker: a GPU when one is visible (unless
+    ``precompute.use_gpu=never``), and with ``precompute.dtype=auto`` bfloat16 there, float32 on CPU."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() and cfg.precompute.use_gpu != "never" else "cpu"
+    name = cfg.precompute.dtype
+    if name == "auto":
+        name = "bfloat16" if device == "cuda" else "float32"
+    return device, getattr(torch, name)
 
 
 def open_store_for(cfg: AuraConfig, mode: str = "r") -> FeatureStore:
@@ -80,6 +95,7 @@ class PrecomputeSummary:
     skipped_committed: int = 0
     results: list[ShardResult] = field(default_factory=list)
     wall_seconds: float = 0.0
+    target_stats: str | None = None  # what happened to <store>/target_stats.npz
 
     @property
     def computed(self) -> int:
@@ -98,6 +114,8 @@ class PrecomputeSummary:
             f"precompute: {self.total_shards} shards in the manifest, {self.skipped_committed} already in the store, "
             f"computed {self.computed} now ({self.audio_seconds:.1f} s of audio in {self.wall_seconds:.1f} s)"
         ]
+        if self.target_stats:
+            lines.append(f"  target statistics: {self.target_stats}")
         busy = [r.shard for r in self.results if r.status == "claimed-elsewhere"]
         if busy:
             lines.append(f"  {len(busy)} shard(s) held by another job, not computed here: {', '.join(busy[:5])}")
@@ -116,15 +134,16 @@ class TeacherWorker:
         import torch
 
         from pipeline.config import AuraConfig
-        from pipeline.models.teacher import WhisperTeacher
+        from pipeline.models.teacher import WhisperTeacher, window_options
 
         self.cfg = AuraConfig.model_validate_json(cfg_json)
         torch.set_num_threads(self.cfg.precompute.threads_per_worker)
         fingerprint = StoreFingerprint.model_validate_json(fingerprint_json)
-        device = "cuda" if torch.cuda.is_available() and self.cfg.precompute.use_gpu != "never" else "cpu"
+        device, dtype = teacher_device_dtype(self.cfg)
         self.teacher = WhisperTeacher.from_spec(
             self.cfg.models.teacher, self.cfg.models.cache_dir, layers=fingerprint.layers,
-            pooling=fingerprint.pooling, device=device, trust_remote_code=self.cfg.models.trust_remote_code,
+            pooling=fingerprint.pooling, device=device, dtype=dtype,
+            trust_remote_code=self.cfg.models.trust_remote_code, **window_options(fingerprint),
         )
         self.store = FeatureStore.open(self.cfg.paths.store, fingerprint, mode="a")
         self.shards = ShardSet(self.cfg.paths.shards)
@@ -168,7 +187,7 @@ class TeacherWorker:
                     if sample.key in failures:
                         writer.add_failure(sample.key, failures[sample.key])
                     else:
-                        writer.add(sample.key, states[sample.key])
+                        writer.add(sample.key, states[sample.key], split=sample.meta.get("split"))
             audio_s = sum(len(s.audio) for s in samples if s.key not in failures) / 16000  # encoded audio only
             return ShardResult(shard, "computed", len(samples) - len(failures), len(failures), audio_s,
                                time.perf_counter() - start, self.node)
@@ -228,6 +247,17 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
                  logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
 
 
+def _write_target_stats(store: FeatureStore) -> str:
+    """Refresh the store's per-layer target statistics (training split) after a run; a store that
+    cannot have them (no training frames yet, groups from before statistics) is reported, not fatal."""
+    try:
+        stats = store.write_target_stats()
+    except ValueError as exc:
+        log.warning("target statistics not written: %s", exc)
+        return f"not written: {exc}"
+    return f"written over {stats.frames} training frames ({stats.samples} samples, {stats.shards} shards)"
+
+
 def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:
     """Compute the teacher states of every shard not yet committed to the store."""
     import ray
@@ -261,6 +291,7 @@ def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:
             summary.results.append(result)
         for actor in actors:
             ray.kill(actor)
+    summary.target_stats = _write_target_stats(store)
     summary.results.sort(key=lambda r: r.shard)
     summary.wall_seconds = time.perf_counter() - start
     return summary

@@ -242,7 +242,7 @@ def real_run(tmp_path_factory, model_cache_dir, local_ray) -> RealRun:
 
     The two run side by side (the Ray actor on one core, this process on the other).
     """
-    from pipeline.models.teacher import WhisperTeacher
+    from pipeline.models.teacher import WhisperTeacher, window_options
     from pipeline.precompute import teacher_fingerprint
 
     workdir = tmp_path_factory.mktemp("precompute-real")
@@ -254,7 +254,7 @@ def real_run(tmp_path_factory, model_cache_dir, local_ray) -> RealRun:
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(run_precompute, cfg, False)
         teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=fingerprint.layers,
-                                           pooling=fingerprint.pooling)
+                                           pooling=fingerprint.pooling, **window_options(fingerprint))
         live, shard_keys = {}, {}
         for shard in shards.shard_names():
             samples = list(shards.iter_shard(shard))
@@ -344,6 +344,9 @@ def test_fingerprint_mismatch_is_refused_naming_the_field(random_reference, rand
         "store.codec=int8": ["codec"],
         "store.layers=[1, 2]": ["layers"],
         "store.pooling=2": ["pooling", "frame_rate_hz"],  # pooling changes the stored frame rate too
+        # the store was written in trim mode (the default); the full window has no trim settings
+        "store.window=full": ["window", "window_step_s", "min_window_s"],
+        "store.window_step_s=0.5": ["window_step_s"],
     }
     for override, fields in cases.items():
         cfg = random_config(random_corpus, model_cache_dir, "reference.zarr", override)
@@ -356,6 +359,40 @@ def test_fingerprint_mismatch_is_refused_naming_the_field(random_reference, rand
     after = open_store_for(reference_cfg)
     assert after.commits() == before  # nothing written by the refused runs
     assert after.leases() == []
+
+
+def test_target_stats_cover_the_training_split_and_follow_growth(random_reference):
+    """After each run the store root holds per-layer mean/std over the train-split frames of every
+    committed shard: equal to numpy over the stored data of those samples, held-out ones excluded,
+    and after the growth run equal to a computation from scratch over all 8 shards."""
+    from feature_store.store import TARGET_STATS_FILE
+
+    cfg = random_reference.cfg
+    store = open_store_for(cfg)
+    assert (Path(cfg.paths.store) / TARGET_STATS_FILE).is_file()
+    assert "target statistics: written" in random_reference.runs[-1].describe()
+    shards = ShardSet(cfg.paths.shards)
+    split = {s.key: s.meta.get("split") or "train" for name in shards.shard_names() for s in shards.iter_shard(name)}
+    keys = store.keys()
+    assert {split[k] for k in keys} >= {"train", "heldout"}  # the exclusion is really exercised
+    train = np.concatenate([store.read(k) for k in keys if split[k] == "train"], axis=1)
+    stats = store.target_stats()
+    assert stats.frames == train.shape[1] and stats.shards == 8
+    np.testing.assert_allclose(stats.mean, train.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.std, train.std(axis=1), rtol=1e-5, atol=1e-6)
+    fresh = store.aggregate_target_stats()
+    np.testing.assert_array_equal(stats.mean, fresh.mean)  # the file is what aggregation gives
+    everything = np.concatenate([store.read(k) for k in keys], axis=1)
+    assert not np.allclose(stats.mean, everything.mean(axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_fingerprint_records_the_window_settings(random_corpus, model_cache_dir):
+    from pipeline.precompute import teacher_fingerprint
+
+    trim = teacher_fingerprint(random_config(random_corpus, model_cache_dir, "x.zarr"))
+    assert (trim.window, trim.window_step_s, trim.min_window_s) == ("trim", 1.0, 0.0)
+    full = teacher_fingerprint(random_config(random_corpus, model_cache_dir, "x.zarr", "store.window=full"))
+    assert (full.window, full.window_step_s, full.min_window_s) == ("full", None, None)
 
 
 def test_worker_holds_its_lease_while_encoding_past_the_ttl(random_corpus, model_cache_dir):

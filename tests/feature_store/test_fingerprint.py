@@ -51,3 +51,39 @@ def test_fingerprint_round_trips_through_json():
     fp = make_fingerprint(codec="bf16", pooling=2, frame_rate_hz=25.0)
     assert type(fp).model_validate(fp.to_json_dict()) == fp
     assert fp.num_layers == 3
+
+
+def test_a_store_written_in_one_window_mode_refuses_the_other(tmp_path):
+    import json
+
+    from feature_store import FeatureStore
+
+    path = tmp_path / "trim.zarr"
+    trim = make_fingerprint(window="trim", window_step_s=1.0, min_window_s=0.0)
+    FeatureStore.open(path, trim, mode="a")
+    full = make_fingerprint()
+    assert full.window == "full"
+    with pytest.raises(FingerprintMismatch) as refused:
+        FeatureStore.open(path, full)
+    assert refused.value.fields[0] == "window"
+    assert "window: expected 'full', found 'trim'" in str(refused.value)
+    with pytest.raises(FingerprintMismatch, match="window_step_s"):
+        FeatureStore.open(path, trim.model_copy(update={"window_step_s": 0.5}))
+    assert FeatureStore.open(path, trim).fingerprint == trim
+
+    # a store written before the window field existed was written with the full window
+    legacy = tmp_path / "legacy.zarr"
+    FeatureStore.open(legacy, full, mode="a")
+    meta_path = legacy / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    for name in ("window", "window_step_s", "min_window_s"):
+        del meta["attributes"]["aura_feature_store"]["fingerprint"][name]
+    meta_path.write_text(json.dumps(meta))
+    assert FeatureStore.open(legacy, full).fingerprint == full
+    with pytest.raises(FingerprintMismatch, match="window"):
+        FeatureStore.open(legacy, trim)
+
+
+def test_trim_settings_need_the_trim_window():
+    with pytest.raises(ValueError, match="window='trim' only"):
+        make_fingerprint(window_step_s=1.0)

@@ -152,3 +152,100 @@ def test_bundled_tiny_en_matches_hf_encoder_on_feature_extractor_input(model_cac
                 np.linalg.norm(ours[i][layer], axis=-1) * np.linalg.norm(reference, axis=-1)
             )
             assert cosine.min() > 0.99999, (i, layer, cosine.min())
+
+
+# ---------------------------------------------------------------------------------------------- trim window
+@pytest.fixture(scope="session")
+def trim_teacher(all_layers_teacher) -> WhisperTeacher:
+    """The same random tiny Whisper (layers 0..4) in trim mode, 1 s buckets."""
+    base = all_layers_teacher
+    return WhisperTeacher(base.encoder, base.mel, layers=[0, 1, 2, 3, 4], window="trim", window_step_s=1.0)
+
+
+def test_own_encoder_mirrors_transformers_whisper_encoder(trim_teacher):
+    """_run_encoder on Whisper's own 3000 frames gives every hidden state transformers gives (index 0 the
+    embeddings, the last one after the final layer norm)."""
+    teacher = trim_teacher
+    features = teacher.window_features([noisy_tone(20000)], WHISPER_WINDOW_SAMPLES)
+    with torch.inference_mode():
+        reference = teacher.encoder(input_features=features, output_hidden_states=True).hidden_states
+        ours = teacher._run_encoder(features)
+    assert len(ours) == len(reference) == teacher.num_layers + 1
+    for layer, (a, b) in enumerate(zip(ours, reference)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=f"hidden state {layer}")
+
+
+def test_trim_gives_the_shapes_of_full(all_layers_teacher, trim_teacher):
+    lengths = [16000, 12345, 321, 40000, 47999]
+    clips = [noisy_tone(n, seed=i) for i, n in enumerate(lengths)]
+    full = WhisperTeacher(all_layers_teacher.encoder, all_layers_teacher.mel, layers=[0, 1, 2, 3, 4])
+    for n, a, b in zip(lengths, full.encode(clips), trim_teacher.encode(clips)):
+        assert a.shape == b.shape == (5, teacher_frames(n), trim_teacher.width)
+        assert a.dtype == b.dtype == np.float32
+    # embeddings (index 0) see only the conv stem: equal in both modes away from the window's edge
+    np.testing.assert_allclose(trim_teacher.encode(clips[:1])[0][0, :-1], full.encode(clips[:1])[0][0, :-1],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_30_s_clip_gets_identical_states_in_both_modes(all_layers_teacher, trim_teacher):
+    clip = noisy_tone(WHISPER_WINDOW_SAMPLES, seed=5)
+    full = WhisperTeacher(all_layers_teacher.encoder, all_layers_teacher.mel, layers=[0, 1, 2, 3, 4])
+    assert trim_teacher.window_samples(len(clip)) == WHISPER_WINDOW_SAMPLES
+    np.testing.assert_array_equal(trim_teacher.encode([clip])[0], full.encode([clip])[0])
+    # a 29.5 s clip rounds up to the full window too (1 s buckets, capped at 30 s)
+    assert trim_teacher.window_samples(WHISPER_WINDOW_SAMPLES - 8000) == WHISPER_WINDOW_SAMPLES
+
+
+def test_bucket_window_features_are_whispers_own_first_frames(trim_teacher):
+    """Padding a clip to its bucket gives exactly the first frames of Whisper's 30 s-padded log-mel."""
+    clip = noisy_tone(36800)  # 2.3 s, bucket 3 s
+    window = trim_teacher.window_samples(len(clip))
+    assert window == 48000
+    ours = trim_teacher.window_features([clip], window)
+    padded = torch.zeros(1, WHISPER_WINDOW_SAMPLES)
+    padded[0, : len(clip)] = torch.from_numpy(clip)
+    whisper = log_mel(padded, trim_teacher.mel)
+    assert ours.shape == (1, trim_teacher.mel.n_mels, 300)
+    torch.testing.assert_close(ours, whisper[..., :300], rtol=0, atol=1e-6)
+    # a clip that fills its window exactly (no STFT frame reaches the reflect-padded edge)
+    exact = noisy_tone(48000, seed=3)
+    padded[0, : len(exact)] = torch.from_numpy(exact)
+    torch.testing.assert_close(trim_teacher.window_features([exact], 48000), log_mel(padded, trim_teacher.mel)[..., :300],
+                               rtol=0, atol=1e-6)
+
+
+def test_bucket_padding_equals_encoding_the_clip_alone_in_that_window(trim_teacher):
+    teacher = trim_teacher
+    short, long, other = noisy_tone(36800, seed=1), noisy_tone(47000, seed=2), noisy_tone(70000, seed=3)
+    assert teacher.window_samples(len(short)) == teacher.window_samples(len(long)) == 48000
+    batched = teacher.encode([long, other, short])  # two buckets: 3 s (long, short) and 5 s (other)
+    with torch.inference_mode():
+        alone = teacher.encode_window([short], 48000)[0, :, : teacher_frames(len(short))].numpy()
+    np.testing.assert_allclose(batched[2], alone, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched[2], teacher.encode([short])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched[1], teacher.encode([other])[0], rtol=1e-5, atol=1e-5)
+    # the window really matters: the same clip in a 5 s window gives other states
+    with torch.inference_mode():
+        wider = teacher.encode_window([short], 80000)[0, :, : teacher_frames(len(short))].numpy()
+    assert not np.allclose(wider[4], alone[4], atol=1e-4)
+
+
+def test_trim_layer_subset_and_pooling_match_all_layers(trim_teacher):
+    base = trim_teacher
+    some = WhisperTeacher(base.encoder, base.mel, layers=[2, 0], window="trim", window_step_s=1.0)
+    pooled = WhisperTeacher(base.encoder, base.mel, layers=[0, 1, 2, 3, 4], pooling=2, window="trim",
+                            window_step_s=1.0)
+    clip = noisy_tone(20000)
+    every = base.encode([clip])[0]
+    np.testing.assert_allclose(some.encode([clip])[0], every[[2, 0]], rtol=1e-5, atol=1e-6)
+    assert pooled.encode([clip])[0].shape == (5, teacher_frames(len(clip), 2), base.width)
+
+
+def test_window_settings_are_checked(all_layers_teacher):
+    base = all_layers_teacher
+    with pytest.raises(ValueError, match="multiple of 0.02"):
+        WhisperTeacher(base.encoder, base.mel, window="trim", window_step_s=0.25)
+    with pytest.raises(ValueError, match="window"):
+        WhisperTeacher(base.encoder, base.mel, window="half")
+    minimum = WhisperTeacher(base.encoder, base.mel, window="trim", window_step_s=0.5, min_window_s=5.0)
+    assert minimum.window_samples(16000) == 80000 and minimum.window_samples(90000) == 96000
