@@ -29,11 +29,16 @@ def _config(args: argparse.Namespace) -> AuraConfig:
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
-    from pipeline.data.corpus import generate_corpus
-
     cfg = _config(args)
     out = Path(args.out) if args.out else cfg.paths.corpus
-    manifest = generate_corpus(out, cfg.corpus.num_utterances, seed=cfg.corpus.seed, workers=cfg.corpus.workers)
+    if cfg.corpus.builder == "multi-engine":
+        from pipeline.data.speech_corpus import build_speech_corpus
+
+        manifest = build_speech_corpus(out, cfg.corpus, cfg.models)
+    else:
+        from pipeline.data.corpus import generate_corpus
+
+        manifest = generate_corpus(out, cfg.corpus.num_utterances, seed=cfg.corpus.seed, workers=cfg.corpus.workers)
     print(f"corpus manifest: {manifest}")
     return 0
 
@@ -121,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "the whole pipeline on the embedded default (local Ray, bundled models)")
     p.add_argument("--fresh", action="store_true", help="delete the demo's workdir and start over")
 
-    p = add("corpus", cmd_corpus, "synthesize the espeak-ng speech corpus (demo and tests)")
+    p = add("corpus", cmd_corpus, "synthesize a speech corpus: corpus.builder multi-engine (training speech at scale) "
+                                   "or espeak-templates (the tiny demo corpus)")
     p.add_argument("--out", default=None, help="output folder (default: <workdir>/corpus)")
 
     p = add("ingest", cmd_ingest, "audio folder or JSONL/parquet manifest -> webdataset shards + manifest.parquet")

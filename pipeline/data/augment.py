@@ -64,10 +64,10 @@ class Augmentation:
         return self.noise_snr_db is None and self.reverb_room is None and not self.telephone and self.gain_db == 0.0
 
     def label(self) -> str:
-        """A short name for tables: ``clean``, or the effects joined by ``+``."""
+        """A short name for tables: ``clean``, ``gain`` (a level change alone), or the effects joined by ``+``."""
         parts = [name for name, on in (("noise", self.noise_snr_db is not None), ("reverb", self.reverb_room is not None),
                                        ("telephone", self.telephone)) if on]
-        return "+".join(parts) or "clean"
+        return "+".join(parts) or ("clean" if self.gain_db == 0.0 else "gain")
 
 
 def draw_augmentation(rng: random.Random, odds: AugmentationOdds = AugmentationOdds()) -> Augmentation:

@@ -32,7 +32,6 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
@@ -61,6 +60,7 @@ from pipeline.infer import (
     stop_token_ids,
     text_only_generate,
 )
+from pipeline.models.sources import quiet_transformers
 from pipeline.models.student import IGNORE_INDEX, layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
 
@@ -161,19 +161,6 @@ class TextOnlySystem(EvalSystem):
         return {"name": self.name, "llm": self.llm_spec}
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Whisper's generate warns about its own internal arguments on every call; keep the logs readable."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
 class _TokenTimer:
     """A ``generate(streamer=...)`` hook noting when the first generated token arrives."""
 
@@ -233,7 +220,7 @@ class CascadeSystem(EvalSystem):
             gen = copy.deepcopy(self.whisper.generation_config)
             gen.max_length, gen.max_new_tokens, gen.num_beams, gen.do_sample = None, limit, 1, False
             self._generation_config = gen
-        with _quiet_transformers():
+        with quiet_transformers():
             ids = self.whisper.generate(features, generation_config=self._generation_config, streamer=timer)
         text = self.whisper_tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
         return text, int(ids.shape[-1]), timer.first_token_s

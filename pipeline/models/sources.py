@@ -567,6 +567,24 @@ def weights_fingerprint(model_dir: str | Path) -> str:
 # Loaders
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' warnings about its own internal arguments (Whisper's generate warns on every call)
+    and its weight-loading bars, hidden for the block; keeps the terminal readable."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_whisper(spec: str, cache_dir: str | Path | None = None, *, dtype: torch.dtype = torch.float32,
                  trust_remote_code: bool = False, allow_download: bool | None = None):
     """Load ``(WhisperForConditionalGeneration, WhisperFeatureExtractor, tokenizer)`` for a spec.

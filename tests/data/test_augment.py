@@ -66,3 +66,4 @@ def test_draw_follows_the_odds():
     assert 160 < clean < 240
     assert all(d.noise_snr_db is not None and d.reverb_room is None for d in draws if not d.is_clean)
     assert {d.label() for d in draws} == {"clean", "noise"}
+    assert Augmentation(gain_db=-3.0).label() == "gain"
