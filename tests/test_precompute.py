@@ -390,7 +390,7 @@ def test_fingerprint_records_the_window_settings(random_corpus, model_cache_dir)
     from pipeline.precompute import teacher_fingerprint
 
     trim = teacher_fingerprint(random_config(random_corpus, model_cache_dir, "x.zarr"))
-    assert (trim.window, trim.window_step_s, trim.min_window_s) == ("trim", 1.0, 0.0)
+    assert (trim.window, trim.window_step_s, trim.min_window_s) == ("trim", 2.0, 0.0)
     full = teacher_fingerprint(random_config(random_corpus, model_cache_dir, "x.zarr", "store.window=full"))
     assert (full.window, full.window_step_s, full.min_window_s) == ("full", None, None)
 
