@@ -124,7 +124,9 @@ class Result:
     hypotheses: list[str] = field(default_factory=list)
     cosine_mean: list[float] = field(default_factory=list)
     cosine_p01: list[float] = field(default_factory=list)
-    wer: float | None = None
+    tail_wer: float | None = None  # decoder reading the kept frames + a fixed silence tail to 1500 frames
+    window_wer: float | None = None  # decoder reading the whole encoded window
+    wer: float | None = None  # decoder reading the kept frames (repeats collapsed)
     raw_wer: float | None = None
     changed: int = 0  # clips whose transcript differs from the full window's
     windows_s: list[float] = field(default_factory=list)
@@ -246,13 +248,29 @@ def main(argv: list[str] | None = None) -> int:
             hidden = encoder(input_features=features).last_hidden_state[0].numpy()
             as_is.append(decode(model, tokenizer, hidden))
     as_is_wer = word_error_rate(texts, as_is).wer
+    # The decoder was trained on 1500 encoder frames and loops on fewer; give every setting the same
+    # tail: the full-window states of silence after the clip's kept frames.
+    with torch.inference_mode():
+        silence = encoder(input_features=teachers["full"].window_features([np.zeros(1, np.float32)], 30 * 16000)
+                          ).last_hidden_state[0].numpy()
     for r in results:
+        # the whole window this setting encodes (clip + its bucket's padding): the decoder sees silence
+        # after the speech, as Whisper always does, and stops; for "full" this is Whisper as is
+        teacher = teachers[r.label]
+        with torch.inference_mode():
+            window_hyps = [decode(model, tokenizer, teacher.encode_window([c], teacher.window_samples(len(c)))[0, -1]
+                                  .float().numpy()) for c in clips]
+        r.window_wer = word_error_rate(texts, window_hyps).wer
+        tail_hyps = [decode(model, tokenizer, np.concatenate([st[-1], silence[len(st[-1]):]])) for st in r.states]
+        r.tail_wer = word_error_rate(texts, tail_hyps).wer
         raw = [decode(model, tokenizer, s[-1]) for s in r.states]
         r.raw_wer = word_error_rate(texts, raw).wer
         r.hypotheses = [collapse_repeats(h) for h in raw]
         r.wer = word_error_rate(texts, r.hypotheses).wer
         r.changed = sum(h != f for h, f in zip(r.hypotheses, full.hypotheses)) if r is not full else 0
-        log(f"{r.label}: WER {100 * r.wer:.1f} % (raw {100 * r.raw_wer:.1f} %)")
+        log(f"{r.label}: stored+tail WER {100 * r.tail_wer:.1f} %, window WER {100 * r.window_wer:.1f} %, "
+            f"kept-frames WER {100 * r.wer:.1f} % "
+            f"(raw {100 * r.raw_wer:.1f} %)")
     frames_kept = sum(teacher_frames(len(c)) for c in clips)
 
     # report
@@ -270,29 +288,36 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores (shared, noisy: ratios are measured side by side in one run)",
         f"- speed: median of {args.rounds} interleaved rounds of encoding all clips; cosine: per kept frame, "
         "trimmed vs full-window state of the same layer (mean / 1st percentile over all frames)",
-        "- WER: Whisper tiny.en's decoder (greedy) reading the stored last layer of just the kept frames; "
+        "- stored+tail WER (what the targets are judged on): Whisper tiny.en's decoder (greedy) reading the "
+        "stored last layer (the clip's kept frames) followed by one fixed tail, the full-window states of "
+        "silence from that frame to 1500: the decoder was trained on 1500 frames and loops on fewer, and "
+        "every setting gets the same tail, so the difference is the stored frames alone",
+        "- window WER: the decoder reading the last layer of the whole window each setting encodes (the clip "
+        "and its bucket's padding; for full, Whisper as is)",
+        "- kept-frames WER: the decoder reading the stored last layer of just the kept frames; "
         "the decoder often loops (transcribes the clip, then starts over) without the padding frames, in "
         "every mode: WER is of the hypotheses with self-repeats collapsed (`collapse_repeats`), raw WER "
         "(capped at 48 new tokens) beside it. Whisper as-is (decoder reading all 1500 frames of the 30 s "
         f"window): WER {100 * as_is_wer:.1f} %",
         "",
-        "| setting | mean window | encode s (median) | speedup vs full | WER % | WER - full (points) "
-        "| raw WER % | clips whose text changed | cosine mean, layers 0-4 | cosine p1, layers 0-4 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | mean window | encode s (median) | speedup vs full | stored+tail WER % | stored+tail - full "
+        "(points) | window WER % | kept-frames WER % (raw) | clips whose text changed | cosine mean, layers 0-4 "
+        "| cosine p1, layers 0-4 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.label} | {statistics.mean(r.windows_s):.2f} s | {r.median_s:.2f} | "
-            f"{full.median_s / r.median_s:.1f}x | {100 * r.wer:.1f} | {100 * (r.wer - full.wer):+.1f} | "
-            f"{100 * r.raw_wer:.1f} | {r.changed}/{len(clips)} | {' / '.join(f'{c:.4f}' for c in r.cosine_mean)} | "
+            f"{full.median_s / r.median_s:.1f}x | {100 * r.tail_wer:.1f} | {100 * (r.tail_wer - full.tail_wer):+.1f} | "
+            f"{100 * r.window_wer:.1f} | {100 * r.wer:.1f} ({100 * r.raw_wer:.1f}) | {r.changed}/{len(clips)} | {' / '.join(f'{c:.4f}' for c in r.cosine_mean)} | "
             f"{' / '.join(f'{c:.3f}' for c in r.cosine_p01)} |"
         )
     ok = [r for r in results[1:] if full.median_s / r.median_s >= TARGET_SPEEDUP
-          and 100 * (r.wer - full.wer) <= TARGET_WER_POINTS]
+          and 100 * (r.tail_wer - full.tail_wer) <= TARGET_WER_POINTS]
     lines += [
         "",
         f"Targets: >= {TARGET_SPEEDUP:.0f}x faster than the full window, decoder WER within "
-        f"+{TARGET_WER_POINTS:.0f} point of it. Settings meeting both: "
+        f"+{TARGET_WER_POINTS:.0f} point of it (stored+tail WER). Settings meeting both: "
         + (", ".join(r.label for r in ok) if ok else "none") + ".",
         "",
         f"Total benchmark time {time.perf_counter() - total_start:.0f} s.",
@@ -306,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "as_is_wer": as_is_wer,
         "settings": [
             {"label": r.label, "window": r.window, "window_step_s": r.step_s, "min_window_s": r.min_s,
-             "encode_seconds": r.seconds, "speedup": full.median_s / r.median_s, "wer": r.wer, "raw_wer": r.raw_wer,
+             "encode_seconds": r.seconds, "speedup": full.median_s / r.median_s, "tail_wer": r.tail_wer, "window_wer": r.window_wer, "wer": r.wer, "raw_wer": r.raw_wer,
              "changed": r.changed, "cosine_mean": r.cosine_mean, "cosine_p01": r.cosine_p01,
              "examples": [{"reference": t, "hypothesis": h} for t, h in list(zip(texts, r.hypotheses))[:8]]}
             for r in results

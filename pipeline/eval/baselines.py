@@ -389,13 +389,13 @@ class _TeacherStates:
         self.teacher = None
         self.source = "store"
         if store is None or final_layer not in store.fingerprint.layers:
-            from pipeline.models.teacher import WhisperTeacher
+            from pipeline.models.teacher import WhisperTeacher, window_options
 
-            pooling = store.fingerprint.pooling if store is not None else cfg.store.pooling
+            settings = store.fingerprint if store is not None else cfg.store
             log.warning("the feature store does not hold Whisper's final layer %d; the bridge runs the encoder "
                         "live in training (slower)", final_layer)
             self.teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=[final_layer],
-                                                    pooling=pooling)
+                                                    pooling=settings.pooling, **window_options(settings))
             self.source = "live"
 
     def batch(self, keys: Sequence[str], audio_of) -> tuple[torch.Tensor, torch.Tensor]:
@@ -511,7 +511,7 @@ class BridgeSystem(EvalSystem):
     @classmethod
     def from_config(cls, cfg: AuraConfig, projector_path: str | Path | None = None, device=None, dtype=None
                     ) -> "BridgeSystem":
-        from pipeline.models.teacher import WhisperTeacher
+        from pipeline.models.teacher import WhisperTeacher, window_options
 
         path = Path(projector_path) if projector_path is not None else default_projector_path(cfg)
         if not path.is_file():
@@ -521,7 +521,8 @@ class BridgeSystem(EvalSystem):
         projector, meta = load_projector(path, device, dtype)
         teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=[meta["teacher_layer"]],
                                            pooling=meta["pooling"], device=device, dtype=dtype,
-                                           trust_remote_code=cfg.models.trust_remote_code)
+                                           trust_remote_code=cfg.models.trust_remote_code,
+                                           **window_options(cfg.store))  # the window its store was written with
         llm, tokenizer = _load_llm(cfg, device, dtype)
         return cls(teacher, projector, llm, tokenizer, {**meta, "path": str(path)})
 

@@ -26,7 +26,7 @@ def _write_workdir(workdir: Path, n_train: int = 8, n_heldout: int = 4) -> list[
     from pipeline.config import load_config
     from pipeline.data.audio import to_flac_bytes
     from pipeline.data.shards import MANIFEST_SCHEMA, ShardSet
-    from pipeline.models.teacher import WhisperTeacher
+    from pipeline.models.teacher import WhisperTeacher, window_options
     from pipeline.precompute import open_store_for
 
     overrides = [f"workdir={workdir}", "train.max_steps=3", "train.batch_size=2", "train.num_workers=1",
@@ -60,7 +60,8 @@ def _write_workdir(workdir: Path, n_train: int = 8, n_heldout: int = 4) -> list[
 
     store = open_store_for(cfg, mode="a")
     fp = store.fingerprint
-    teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=fp.layers, pooling=fp.pooling)
+    teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=fp.layers, pooling=fp.pooling,
+                                      **window_options(fp))
     for name in shards.shard_names():
         batch = list(shards.iter_shard(name))
         states = teacher.encode([s.audio for s in batch])
