@@ -5,4 +5,4 @@ import sys
 from pipeline.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["ingest", *sys.argv[1:]]))
+    sys.exit(main(["ingest", *sys.argv[1:]], job="ingest"))

@@ -6,6 +6,10 @@ of ``--set section.key=value`` overrides, e.g.::
     aura ingest corpus/manifest.jsonl --config configs/demo.yaml --set ingest.samples_per_shard=16
     aura precompute --config configs/demo.yaml
     aura store status --config configs/demo.yaml
+
+Exit codes (scripts may rely on them): 0 everything succeeded; 1 the job ran but failed, or some of its
+inputs failed (each named on stderr, the rest done); 2 a user mistake (bad config, arguments, missing
+files or models), reported in one line. ``--debug`` shows the traceback of an unexpected error.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pathlib import Path
 from pipeline.config import AuraConfig, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _config(args: argparse.Namespace) -> AuraConfig:
@@ -65,27 +72,52 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _status_lines(report: dict) -> list[str]:
+    def size(n) -> str:
+        return "-" if n is None else f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+    lines = [f"shards: {report['shards_committed']} committed, {report['shards_uncommitted']} uncommitted"
+             + (f", {report['shards_pending']} pending (not computed yet)" if report.get("shards_pending") is not None else ""),
+             f"samples: {report['samples']} ({report['failures']} failed), {report['frames']} frames, "
+             f"{report['audio_hours']:.2f} audio hours",
+             f"size: {size(report['bytes_on_disk'])} on disk, {size(report['bytes_committed'])} committed"]
+    if report.get("pending_shards"):
+        shown = report["pending_shards"][:10]
+        lines.append("pending: " + ", ".join(shown) + (" ..." if len(report["pending_shards"]) > 10 else ""))
+    for lease in report.get("leases") or []:
+        lines.append(f"being written: {lease}")
+    lines.append("(counts only: `aura store verify` checks every chunk against its checksum)")
+    return lines
+
+
 def cmd_store(args: argparse.Namespace) -> int:
     from pipeline.precompute import open_store_for
 
     cfg = _config(args)
-    store = open_store_for(cfg, mode="r")
+    if args.store is not None:
+        cfg.paths.store = args.store.absolute()
+    if not (cfg.paths.store / "zarr.json").is_file():
+        print(f"aura: no feature store at {cfg.paths.store} (run `aura precompute`, or point --store at one)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    store = open_store_for(cfg, mode="a" if args.repair else "r")
     if args.action == "status":
         from feature_store import status
         from pipeline.data.shards import ShardSet
 
         report = status(store, ShardSet(cfg.paths.shards).shard_names())
-        print(json.dumps(report, indent=2, default=str))
-        return 0
+        print(json.dumps(report, indent=2, default=str) if args.json else "\n".join(_status_lines(report)))
+        return EXIT_OK
     from feature_store import verify
 
     report = verify(store)
-    print(report.describe() if hasattr(report, "describe") else report)
+    print(report.summary())
     if args.repair and not report.ok:
         for name in report.damaged:
             store.uncommit(name)
         print(f"uncommitted {len(report.damaged)} damaged shard group(s); run `aura precompute` to recompute them")
-    return 0 if report.ok else 1
+        return EXIT_OK
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -94,14 +126,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.train.launch import RunExistsError, launch
 
     cfg = _config(args)
-    cfg.train.stage = args.stage
+    if args.stage is not None:  # --stage wins over the config's train.stage (--set train.stage=... works too)
+        cfg.train.stage = args.stage
+    stage = cfg.train.stage
     try:
-        result = launch(cfg, stage=args.stage, resume=args.resume, fresh=args.fresh, address=args.address)
+        result = launch(cfg, stage=stage, resume=args.resume, fresh=args.fresh, address=args.address)
     except (RunExistsError, FingerprintMismatch, TrainingDataError, FileNotFoundError) as exc:
         print(f"aura: {exc}", file=sys.stderr)
-        return 2
-    print(f"training ({args.stage}) finished: metrics, checkpoints and export under {result.run_dir}")
-    return 0
+        return EXIT_USAGE
+    print(f"training ({stage}) finished: metrics, checkpoints and export under {result.run_dir}")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -111,13 +145,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aura", description="AuRA: teach a text LLM to hear (arXiv 2606.11033)")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aura-pipeline")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser(job: str | None = None) -> argparse.ArgumentParser:
+    """The ``aura`` parser; ``job`` names the subcommand that ``python -m jobs.<job>`` runs, for its usage line."""
+    parser = argparse.ArgumentParser(prog="aura", description="AuRA: teach a text LLM to hear (arXiv 2606.11033)",
+                                     epilog="exit codes: 0 success; 1 the job or some of its inputs failed; "
+                                            "2 a user mistake (config, arguments, missing files)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    parser.add_argument("--version", action="version", version=f"aura {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        prog = {"prog": f"python -m jobs.{job}"} if name == job else {}
+        p = sub.add_parser(name, help=help, description=help, **prog)
         p.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/demo.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
         p.set_defaults(func=func)
@@ -138,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
 
     p = add("train", cmd_train, "train the student with DeepSpeed workers (Ray Train, or under torchrun/deepspeed)")
-    p.add_argument("--stage", choices=["distill", "tasks"], default="distill")
+    p.add_argument("--stage", choices=["distill", "tasks"], default=None,
+                   help="distill: stage 1 (layer-wise distillation); tasks: stage 2 (speech tasks); "
+                        "default: the config's train.stage")
     p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     p.add_argument("--fresh", action="store_true", help="delete this stage's run folder and start over")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
@@ -155,27 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(add("eval", cmd_eval, "held-out evaluation of AuRA vs bridge, cascade and text-only: report.md + plots"))
 
     p = add("store", cmd_store, "inspect the feature store")
-    p.add_argument("action", choices=["status", "verify"])
+    p.add_argument("action", choices=["status", "verify"],
+                   help="status: counts, sizes, pending shards; verify: check every committed chunk's checksum")
+    p.add_argument("--store", type=Path, default=None, help="the store to inspect (default: the config's paths.store)")
     p.add_argument("--repair", action="store_true", help="with verify: uncommit damaged groups so precompute redoes them")
+    p.add_argument("--json", action="store_true", help="with status: the full report as JSON")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, job: str | None = None) -> int:
+    """Run ``aura ARGV``; ``job`` is set by ``python -m jobs.<job>`` (see :func:`build_parser`)."""
+    parser = build_parser(job)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from feature_store import FingerprintMismatch
+    from pipeline.models.sources import ModelSourceError
+
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"aura: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a store made for another config: one clear line, not a traceback
-        from feature_store import FingerprintMismatch
-
-        if not isinstance(exc, FingerprintMismatch):
+    except (ConfigError, FingerprintMismatch, ModelSourceError, FileNotFoundError) as exc:  # user mistakes
+        if args.debug:
             raise
         print(f"aura: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("aura: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line unless --debug
+        if args.debug:
+            raise
+        print(f"aura: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

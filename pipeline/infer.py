@@ -633,7 +633,8 @@ def load_model_for(args: argparse.Namespace, cfg: AuraConfig) -> EncoderFreeMode
 
 
 def run_requests(args: argparse.Namespace, instruction: str) -> int:
-    """Shared body of ``aura transcribe`` and ``aura ask``: 0 when at least one file was answered, else 1."""
+    """Shared body of ``aura transcribe`` and ``aura ask``: 0 when every file was answered, 1 when any failed
+    (each failure is named on stderr and has its JSON line with an ``error``; the other files are answered)."""
     from tqdm import tqdm
 
     cfg = _config_of(args)
@@ -661,7 +662,7 @@ def run_requests(args: argparse.Namespace, instruction: str) -> int:
         if sink is not sys.stdout:
             sink.close()
     print(f"aura: {ok} answered, {failed} failed" + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
-    return 0 if ok else 1
+    return 0 if ok and not failed else 1
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:

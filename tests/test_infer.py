@@ -302,7 +302,7 @@ def test_transcribe_reports_bad_files_and_processes_the_rest(run_config, audio_d
     missing = audio_dir / "g_missing.wav"
     argv = ["--config", str(run_config), str(audio_dir), str(missing), "--out", str(out), "--batch-size", "2",
             "--max-new-tokens", "4"]
-    assert cmd_transcribe(parse(add_transcribe_arguments, argv)) == 0
+    assert cmd_transcribe(parse(add_transcribe_arguments, argv)) == 1  # some inputs failed: a script must see it
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [Path(r["file"]).name for r in records] == [
         "a_hello.wav", "b_empty.wav", "c_not_audio.wav", "d_silent.wav", "e_paris.flac", "f_too_long.wav", "g_missing.wav"]
