@@ -304,8 +304,12 @@ def _split_off(items: Sequence, fraction: float, rng: random.Random) -> tuple[li
     return shuffled[num_heldout:], shuffled[:num_heldout]
 
 
-def _every(fraction: float, index: int) -> bool:
-    # True for an evenly spread `fraction` of indices; prefixes keep the proportion.
+def evenly_spread(fraction: float, index: int) -> bool:
+    """True for an evenly spread ``fraction`` of indices; every prefix keeps the proportion.
+
+    >>> [i for i in range(10) if evenly_spread(0.3, i)]
+    [3, 6, 9]
+    """
     return math.floor((index + 1) * fraction) > math.floor(index * fraction)
 
 
@@ -374,8 +378,8 @@ def plan_corpus(
     plan = []
     for index in range(num_utterances):
         row_rng = random.Random(f"aura-corpus-row:{seed}:{index}")
-        split = "heldout" if _every(heldout_fraction, index) else "train"
-        task = "spoken_qa" if _every(spoken_qa_fraction, rows_seen[split]) else "transcribe"
+        split = "heldout" if evenly_spread(heldout_fraction, index) else "train"
+        task = "spoken_qa" if evenly_spread(spoken_qa_fraction, rows_seen[split]) else "transcribe"
         rows_seen[split] += 1
         turn = used[split, task]
         used[split, task] += 1
@@ -409,9 +413,14 @@ def _render(utterance: PlannedUtterance, out_dir: str) -> int:
     """Synthesize one utterance to 16-bit FLAC; returns its number of samples."""
     audio = synthesize(utterance.text, voice=utterance.voice, rate=utterance.rate,
                        pitch=utterance.pitch)
+    return write_flac(Path(out_dir) / utterance.audio, audio)
+
+
+def write_flac(path: Path, audio: np.ndarray) -> int:
+    """16 kHz float audio to a 16-bit FLAC file, atomically (temp file + rename); returns its samples."""
     # Quantize here (not in libsndfile) so the stored samples are exactly round(x * 32768).
     pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-    path = Path(out_dir) / utterance.audio
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     sf.write(partial, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     os.replace(partial, path)

@@ -52,7 +52,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
 import multiprocessing
 import os
 import random
@@ -69,6 +68,7 @@ from tqdm import tqdm
 
 from pipeline.config import CorpusConfig, ModelsConfig
 from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
+from pipeline.data.corpus import evenly_spread, write_flac
 from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
 
 logger = logging.getLogger(__name__)
@@ -116,11 +116,6 @@ def _split_of(item: str, cfg: CorpusConfig, kind: str) -> str:
                     else (cfg.heldout_fact_fraction, cfg.dev_fact_fraction))
     u = _bucket(item.lower(), f"{kind}:{cfg.seed}")
     return "heldout" if u < heldout else "dev" if u < heldout + dev else "train"
-
-
-def _every(fraction: float, index: int) -> bool:
-    # True for an evenly spread `fraction` of indices; prefixes keep the proportion.
-    return math.floor((index + 1) * fraction) > math.floor(index * fraction)
 
 
 def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
@@ -174,14 +169,14 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
     not_heldout = 0
     for index in range(cfg.num_utterances):
         row_rng = random.Random(f"aura-speech-row:{cfg.seed}:{index}")
-        if _every(cfg.heldout_fraction, index):
+        if evenly_spread(cfg.heldout_fraction, index):
             split = "heldout"
         else:
             # dev takes its share of all rows from the rows that are not held out
-            split = "dev" if _every(cfg.dev_fraction / (1 - cfg.heldout_fraction), not_heldout) else "train"
+            split = "dev" if evenly_spread(cfg.dev_fraction / (1 - cfg.heldout_fraction), not_heldout) else "train"
             not_heldout += 1
         qa_fraction = cfg.spoken_qa_fraction if split == "train" else cfg.eval_spoken_qa_fraction
-        task = "spoken_qa" if families[split] and _every(qa_fraction, rows_seen[split]) else "transcribe"
+        task = "spoken_qa" if families[split] and evenly_spread(qa_fraction, rows_seen[split]) else "transcribe"
         rows_seen[split] += 1
         turn = used[split, task]
         used[split, task] += 1
@@ -217,16 +212,6 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
 # Rendering (in worker processes)
 
 
-def _write_flac(path: Path, audio: np.ndarray) -> int:
-    # Quantize here (not in libsndfile) so the stored samples are exactly round(x * 32768).
-    pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    sf.write(partial, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(partial, path)
-    return len(pcm)
-
-
 def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int | str]]:
     """Render one part: each row's ``(key, num_samples)``, or ``(key, reason)`` when it failed."""
     out = Path(out_dir)
@@ -254,7 +239,7 @@ def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int
                 continue
             params = json.loads(row.augment_params)
             audio = apply_augmentation(audio, Augmentation(**params))
-            results[row.key] = _write_flac(out / row.audio, audio)
+            results[row.key] = write_flac(out / row.audio, audio)
     return [(row.key, results[row.key]) for row in rows]
 
 
