@@ -55,11 +55,52 @@ class ModelsConfig(_Section):
 
 
 class CorpusConfig(_Section):
-    """The synthesized (espeak-ng) speech corpus used by the demo and the tests."""
+    """The synthesized speech corpus (``aura corpus``).
 
-    num_utterances: int = Field(240, ge=1)
-    seed: int = 0
-    workers: int = Field(2, ge=1)
+    ``builder: espeak-templates`` is the tiny eSpeak template corpus of the demo and the unit tests
+    (:mod:`pipeline.data.corpus`; only ``num_utterances``, ``seed`` and ``workers`` apply).
+    ``builder: multi-engine`` is the training speech at scale (:mod:`pipeline.data.speech_corpus`):
+    real sentences and spoken questions from several engines and voices, augmented.
+    """
+
+    builder: Literal["espeak-templates", "multi-engine"] = Field(
+        "espeak-templates", description="which corpus: the tiny eSpeak templates or the multi-engine corpus")
+    num_utterances: int = Field(240, ge=1, description="rows in all splits; raise it to grow the corpus")
+    seed: int = Field(0, description="every choice (texts, voices, prosody, augmentation, splits) follows from it")
+    workers: int = Field(2, ge=1, description="rendering processes")
+    voices: dict[str, float] = Field(
+        {"pico:en-US": 0.50, "piper:joe": 0.30, "festival:ked": 0.08,
+         "espeak:en-us": 0.04, "espeak:en-gb-x-rp": 0.04, "espeak:en-029": 0.04},
+        description="training voice (engine:voice) -> share of train and dev rows, before the voice check")
+    heldout_voices: list[str] = Field(
+        ["pico:en-GB"], min_length=1, description="voices that speak only the held-out split (never trained on)")
+    voice_check_utterances: int = Field(24, ge=1, description="clean clips per voice that Whisper transcribes")
+    poor_voice_wer: float = Field(0.20, ge=0, description="a voice with a higher Whisper WER counts as poor")
+    max_poor_voice_share: float = Field(
+        0.18, ge=0, le=1, description="poor voices together get at most this share of training rows (a margin below "
+                                      "the 20 % of training audio they may make: their clips run longer)")
+    drop_voice_wer: float = Field(0.60, ge=0, description="a voice with a higher Whisper WER is left out")
+    heldout_fraction: float = Field(0.03, gt=0, lt=0.5, description="share of rows in the held-out split")
+    dev_fraction: float = Field(0.02, gt=0, lt=0.5, description="share of rows in the dev split")
+    heldout_text_fraction: float = Field(0.03, gt=0, lt=0.5, description="share of sentences reserved for held-out")
+    dev_text_fraction: float = Field(0.02, gt=0, lt=0.5, description="share of sentences reserved for dev")
+    heldout_fact_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of QA facts reserved for held-out")
+    dev_fact_fraction: float = Field(0.05, gt=0, lt=0.5, description="share of QA facts reserved for dev")
+    spoken_qa_fraction: float = Field(0.22, ge=0, le=1, description="share of training rows that are spoken questions")
+    eval_spoken_qa_fraction: float = Field(0.5, ge=0, le=1, description="the same for dev and held-out rows")
+    qa_min_accuracy: float = Field(
+        0.3, ge=0, le=1, description="QA families the text LLM answers less often are left out (qa_family_accuracy.json)")
+    min_words: int = Field(4, ge=1, description="shortest sentence, in words (after normalisation)")
+    max_words: int = Field(25, ge=1, description="longest sentence, in words")
+    speed_range: tuple[float, float] = Field((0.85, 1.2), description="speaking-speed factor, drawn per row")
+    pitch_range: tuple[float, float] = Field((0.85, 1.2), description="pitch factor, drawn per row (not for piper)")
+    augment_clean: float = Field(0.4, ge=0, le=1, description="share of rows left without augmentation")
+    augment_noise: float = Field(0.35, ge=0, le=1, description="of the rest: chance of background noise (8-30 dB SNR)")
+    augment_reverb: float = Field(0.3, ge=0, le=1, description="of the rest: chance of room reverberation")
+    augment_telephone: float = Field(0.15, ge=0, le=1, description="of the rest: chance of a telephone band + GSM codec")
+    part_size: int = Field(500, ge=1, description="rows rendered (and written) together")
+    wer_sample_per_voice: int = Field(
+        40, ge=0, description="rendered (augmented) clips per voice and split that Whisper transcribes for the summary")
 
 
 class IngestConfig(_Section):
@@ -128,6 +169,9 @@ class StudentConfig(_Section):
         None, ge=1, description="deepest student layer used by the default layer map; None = half the LLM"
     )
     loss: Literal["cosine", "mse"] = "cosine"
+    standardize_targets: bool = Field(
+        False, description="distil against per-channel standardised teacher states, (y - mean) / std with the "
+                           "store's training-split statistics, so that predicting the average scores cosine 0")
     bidirectional_audio: bool = True
 
 

@@ -51,6 +51,20 @@ def use_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def standardised_targets(targets: dict[int, torch.Tensor], stats) -> dict[int, torch.Tensor]:
+    """Each teacher layer's ``(batch, frames, width)`` targets as ``(y - mean) / std`` per channel, with the
+    store's training-split :class:`feature_store.TargetStats`: the training-mean vector becomes 0, so a
+    student that predicts the average scores cosine 0 instead of Whisper's shared component's ~0.9.
+
+    >>> import numpy as np
+    >>> from feature_store.store import TargetStats
+    >>> stats = TargetStats([2], np.array([[1.0, 2.0]], np.float32), np.array([[2.0, 4.0]], np.float32), 1, 1, 1)
+    >>> standardised_targets({2: torch.tensor([[[3.0, 2.0]]])}, stats)[2]
+    tensor([[[1., 0.]]])
+    """
+    return {layer: stats.standardise(y.unsqueeze(0), [layer])[0] for layer, y in targets.items()}
+
+
 def deepspeed_config(cfg: AuraConfig, bf16: bool) -> dict[str, Any]:
     """The DeepSpeed config for this run (micro batch per worker, no gradient accumulation)."""
     zero: dict[str, Any] = {"stage": cfg.train.zero_stage}
@@ -104,6 +118,7 @@ class DistillRecipe:
         torch.manual_seed(cfg.train.seed)
 
         self.store = self._open_store()
+        self._target_stats = None  # read on first use, only with student.standardize_targets
         self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
         self.data.check_complete()
         self.heldout = TrainingData(ShardSet(cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
@@ -185,9 +200,13 @@ class DistillRecipe:
 
     # ------------------------------------------------------------------ steps
     def _to_device(self, batch):
-        targets = {
-            layer: batch.targets[:, i].to(self.device) for i, layer in enumerate(self.store.fingerprint.layers)
-        } if batch.targets is not None else None
+        if batch.targets is None:
+            return None
+        targets = {layer: batch.targets[:, i].to(self.device) for i, layer in enumerate(self.store.fingerprint.layers)}
+        if self.cfg.student.standardize_targets:
+            if self._target_stats is None:
+                self._target_stats = self.store.target_stats()
+            targets = standardised_targets(targets, self._target_stats)
         return targets
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
