@@ -104,7 +104,7 @@ def summarize(rows: list[dict], cfg: CorpusConfig, voice_check: dict, build: dic
             families[split][row["qa_family"]] += 1
             questions[split].add(row["text"])
     voice_wer = voice_check.get("wer", {})
-    poor = {v for v, w in voice_wer.items() if w == w and w > cfg.poor_voice_wer}
+    poor = {v for v, w in voice_wer.items() if w is not None and w > cfg.poor_voice_wer}
     train_hours = hours["train"] or 1.0
     engines_of = defaultdict(set)
     for voice in voice_hours:

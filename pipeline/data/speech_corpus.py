@@ -266,7 +266,7 @@ class VoiceCheck:
 
     whisper: str
     utterances_per_voice: int
-    wer: dict[str, float]
+    wer: dict[str, float | None]
     shares: dict[str, float]
     dropped: dict[str, str]
 
@@ -324,11 +324,15 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
     from pipeline.eval.metrics import word_error_rate
 
     path = out_dir / VOICE_CHECK_NAME
-    if path.is_file():
-        check = VoiceCheck(**json.loads(path.read_text()))
-        if check.whisper == models.teacher and set(check.wer) == set(cfg.voices) | set(cfg.heldout_voices):
-            return check
     voices = sorted(set(cfg.voices) | set(cfg.heldout_voices))
+    if path.is_file():
+        cached = VoiceCheck(**json.loads(path.read_text()))
+        if cached.whisper == models.teacher and set(cached.wer) == set(voices):
+            # the measurement is cached; the shares follow the config as it is now
+            measured = {v: w for v, w in cached.wer.items() if w is not None}
+            unavailable = {v: r for v, r in cached.dropped.items() if v not in measured}
+            shares, capped = shares_after_check({v: s for v, s in cfg.voices.items() if v in measured}, measured, cfg)
+            return VoiceCheck(cached.whisper, cached.utterances_per_voice, cached.wer, shares, {**unavailable, **capped})
     rng = random.Random(f"aura-voice-check:{cfg.seed}")
     train_texts = [t for t in sentences if _split_of(t, cfg, "text") == "train"]
     texts = rng.sample(train_texts, min(cfg.voice_check_utterances, len(train_texts)))
@@ -358,8 +362,8 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
     dropped.update(capped_drops)
     check = VoiceCheck(whisper=models.teacher, utterances_per_voice=len(texts), wer=wer, shares=shares,
                        dropped=dropped)
-    for voice in cfg.voices:
-        check.wer.setdefault(voice, float("nan"))
+    for voice in voices:
+        check.wer.setdefault(voice, None)  # not measured: its engine or voice is missing (see dropped)
     _atomic_write_text(path, json.dumps(check.to_dict(), indent=2) + "\n")
     return check
 

@@ -133,3 +133,18 @@ def test_build_grow_and_reject(tmp_path, monkeypatch, model_cache_dir):
     grown_rows = [json.loads(line) for line in grown.read_text().splitlines()]
     assert grown_rows[:len(rows)] == rows
     assert all((tmp_path / r["audio"]).stat().st_mtime_ns == first_mtimes[r["key"]] for r in rows)
+
+
+def test_cached_voice_check_follows_the_config(tmp_path):
+    """The WER measurement is cached; shares and drops follow the thresholds of the config in force."""
+    voices = {"pico:en-US": 0.5, "espeak:en-us": 0.3, "nosuch:voice": 0.2}
+    (tmp_path / "voice_check.json").write_text(json.dumps({
+        "whisper": "bundled:whisper-tiny.en", "utterances_per_voice": 4,
+        "wer": {"pico:en-US": 0.1, "espeak:en-us": 0.4, "nosuch:voice": None, "pico:en-GB": 0.1},
+        "shares": {}, "dropped": {"nosuch:voice": "unknown TTS engine 'nosuch'"}}))
+    models = ModelsConfig()
+    loose = speech_corpus.run_voice_check(CorpusConfig(voices=voices, max_poor_voice_share=0.5), models, [], tmp_path)
+    assert loose.shares == {"pico:en-US": 0.625, "espeak:en-us": 0.375}
+    assert loose.dropped == {"nosuch:voice": "unknown TTS engine 'nosuch'"}
+    strict = speech_corpus.run_voice_check(CorpusConfig(voices=voices, drop_voice_wer=0.3), models, [], tmp_path)
+    assert strict.shares == {"pico:en-US": 1.0} and "espeak:en-us" in strict.dropped
