@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_aura
+from tests.conftest import REPO, run_aura
 from pipeline import cli
 
 
