@@ -40,6 +40,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
+from pipeline.eval.metrics import collapse_repeats  # noqa: E402  (shared with the decoder probe)
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 TEACHER = "bundled:whisper-tiny.en"
@@ -150,24 +152,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-frame cosine of ``(frames, width)`` arrays."""
     num = (a * b).sum(-1)
     return num / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
-
-
-def collapse_repeats(text: str) -> str:
-    """The first period of a hypothesis that repeats itself (``"a b. a b. a"`` -> ``"a b."``).
-
-    Whisper's decoder reading only the kept frames (no 30 s padding after the speech) often does
-    not stop: it transcribes the clip, then starts over, until the token limit. That loop is the
-    same in every window mode and swamps the WER, so the table reports the WER of the collapsed
-    hypotheses next to the raw one."""
-    words = text.split()
-    plain = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
-    last = len(words) - 1
-    for period in range(1, len(words) // 2 + 1):
-        # the token limit may cut the last repeat mid-word
-        if all(plain[i] == plain[i % period] or (i == last and plain[i % period].startswith(plain[i]))
-               for i in range(period, len(words))):
-            return " ".join(words[:period])
-    return text
 
 
 def decode(model, tokenizer, last_layer: np.ndarray, max_new_tokens: int = 48) -> str:

@@ -168,6 +168,9 @@ class StudentConfig(_Section):
     distill_depth: int | None = Field(
         None, ge=1, description="deepest student layer used by the default layer map; None = half the LLM"
     )
+    pooling: int | None = Field(
+        None, ge=1, description="audio tokens per second = 50 / pooling; a multiple of store.pooling (the stored "
+        "targets are averaged further in training); None = store.pooling")
     loss: Literal["cosine", "mse"] = "cosine"
     standardize_targets: bool = Field(
         False, description="distil against per-channel standardised teacher states, (y - mean) / std with the "
@@ -183,15 +186,23 @@ class TrainConfig(_Section):
     zero_stage: Literal[0, 1, 2, 3] = 2
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     batch_size: int = Field(4, ge=1, description="per worker")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate of the LoRA weights")
+    lr_scale_patch_embedding: float = Field(1.0, gt=0, description="patch embedding's learning rate / lr")
+    lr_scale_heads: float = Field(1.0, gt=0, description="distillation heads' learning rate / lr")
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(10, ge=0)
     max_steps: int = Field(200, ge=1)
     tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")
+    tasks_lr: float | None = Field(None, gt=0, description="stage-2 peak learning rate of the LoRA weights; None = lr")
+    tasks_warmup_steps: int | None = Field(None, ge=0, description="stage-2 warmup; None = warmup_steps")
     checkpoint_every: int = Field(50, ge=1)
     keep_last: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)
     eval_every: int = Field(50, ge=1)
+    eval_split: Literal["dev", "heldout"] = Field(
+        "dev", description="split watched during training (held-out when the corpus has no dev rows)")
+    reference_samples: int = Field(
+        256, ge=1, description="training clips the constant and position-mean reference predictors are fitted on")
     seed: int = 0
     distill_weight: float = Field(0.0, ge=0, description="stage 2: weight of the distillation loss beside the LM loss")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")

@@ -44,7 +44,7 @@ import torch
 from pipeline.data.mel import MelSettings
 from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype, stop_token_ids, trained_export_path
 from pipeline.models.student import AudioPatchEmbedding, AuraStudent
-from pipeline.prompts import AUDIO_PLACEHOLDER, TASK_INSTRUCTIONS, prompt_ids
+from pipeline.prompts import AUDIO_PLACEHOLDER, SYSTEM_PROMPT, TASK_INSTRUCTIONS, prompt_ids
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,10 @@ def _aura_json(kind: str, metadata: dict, tokenizer, stops: list[int], bidirecti
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "student": {k: metadata[k] for k in keep if k in metadata},
         "prompt": {
-            "layout": f"chat template around a user turn '{AUDIO_PLACEHOLDER}\\n<instruction>' with the generation "
-                      f"prompt; {AUDIO_PLACEHOLDER} is replaced by the audio tokens",
+            "layout": f"chat template around a system turn (system_prompt) and a user turn "
+                      f"'{AUDIO_PLACEHOLDER}\\n<instruction>' with the generation prompt; {AUDIO_PLACEHOLDER} is "
+                      "replaced by the audio tokens",
+            "system_prompt": SYSTEM_PROMPT,
             "audio_placeholder": AUDIO_PLACEHOLDER,
             "task_instructions": dict(TASK_INSTRUCTIONS),
             "example": {"instruction": TASK_INSTRUCTIONS["transcribe"], "ids_before_audio": before,
@@ -322,8 +324,10 @@ features = WhisperFeatureExtractor(feature_size=cfg["n_mels"], hop_length=mel_cf
 mel = torch.from_numpy(features(audio, sampling_rate=16000, return_tensors="np").input_features)
 mel = mel[:, :, : num_tokens * cfg["stride"]]
 
-# Prompt: the chat template around "<<AUDIO>>\\n<instruction>"; the audio tokens replace <<AUDIO>>.
-text = tok.apply_chat_template([{"role": "user", "content": "<<AUDIO>>\\nTranscribe the audio."}],
+# Prompt: the chat template around the system prompt and "<<AUDIO>>\\n<instruction>";
+# the audio tokens replace <<AUDIO>>.
+text = tok.apply_chat_template([{"role": "system", "content": info["prompt"]["system_prompt"]},
+                                {"role": "user", "content": "<<AUDIO>>\\nTranscribe the audio."}],
                                tokenize=False, add_generation_prompt=True)
 before, after = (tok(part, add_special_tokens=False)["input_ids"] for part in text.split("<<AUDIO>>"))
 

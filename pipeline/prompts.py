@@ -3,7 +3,13 @@
 A request is rendered with the LLM's own chat template around an audio placeholder; the token ids
 before and after the placeholder surround the audio tokens::
 
-    <|im_start|>user\n[AUDIO TOKENS]\nTranscribe the audio.<|im_end|>\n<|im_start|>assistant\n
+    <|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n[AUDIO TOKENS]\nTranscribe the audio.<|im_end|>\n<|im_start|>assistant\n
+
+The system prompt is explicit: without one SmolLM2's template inserts its own ("You are a helpful AI
+assistant named SmolLM, trained by Hugging Face"), which pulls untrained students towards introducing
+themselves. The text before the audio is the same for every task, so stage 1 (which runs
+``[before][audio]`` only) computes exactly the audio states stage 2 and inference compute: text after the
+audio cannot change them (it is causal).
 
 Usage::
 
@@ -14,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 AUDIO_PLACEHOLDER = "<<AUDIO>>"
+SYSTEM_PROMPT = "You listen to speech and answer in text."
 TASK_INSTRUCTIONS = {
     "transcribe": "Transcribe the audio.",
     "spoken_qa": "Answer the question asked in the audio with a single word.",
@@ -25,17 +32,23 @@ def instruction_for(task: str | None) -> str:
 
 
 def prompt_ids(tokenizer, instruction: str) -> tuple[list[int], list[int]]:
-    """Token ids before and after the audio for a user turn ``<audio>\\n{instruction}``."""
+    """Token ids before and after the audio for a user turn ``<audio>\\n{instruction}`` under :data:`SYSTEM_PROMPT`."""
     content = f"{AUDIO_PLACEHOLDER}\n{instruction}"
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}],
+            tokenize=False, add_generation_prompt=True,
         )
     else:
-        text = f"User: {content}\nAssistant:"
+        text = f"System: {SYSTEM_PROMPT}\nUser: {content}\nAssistant:"
     before, after = text.split(AUDIO_PLACEHOLDER)
     return (tokenizer(before, add_special_tokens=False)["input_ids"],
             tokenizer(after, add_special_tokens=False)["input_ids"])
+
+
+def audio_prefix_ids(tokenizer) -> list[int]:
+    """The token ids in front of the audio, the same for every task (what stage 1 runs before the audio)."""
+    return prompt_ids(tokenizer, instruction_for("transcribe"))[0]
 
 
 def answer_ids(tokenizer, answer: str) -> list[int]:

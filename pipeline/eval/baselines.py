@@ -79,8 +79,9 @@ def text_prompt(transcript: str, instruction: str) -> str:
 
 def stage2_budget(cfg: AuraConfig) -> tuple[int, int]:
     """``(optimizer steps, global batch size)`` of AuRA's stage 2 under ``cfg``: the bridge's budget."""
-    steps = cfg.train.tasks_max_steps if cfg.train.tasks_max_steps is not None else cfg.train.max_steps
-    return steps, cfg.train.batch_size * cfg.train.num_workers
+    from pipeline.train.launch import stage_config
+
+    return stage_config(cfg, "tasks").train.max_steps, cfg.train.batch_size * cfg.train.num_workers
 
 
 # ------------------------------------------------------------------------------------------------

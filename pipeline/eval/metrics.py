@@ -432,3 +432,25 @@ __all__ = [
     "LatencyStats", "MemoryReading", "PeakMemory", "QAResult", "WerResult", "current_rss_bytes",
     "normalize_text", "number_to_words", "ordinal_words", "qa_accuracy", "qa_correct", "word_error_rate",
 ]
+
+
+def collapse_repeats(text: str) -> str:
+    """The first period of a hypothesis that repeats itself (``"a b. a b. a"`` -> ``"a b."``).
+
+    Whisper's decoder reading only the kept frames (no 30 s padding after the speech) often does
+    not stop: it transcribes the clip, then starts over, until the token limit. That loop is the
+    same in every window mode and swamps the WER, so the table reports the WER of the collapsed
+    hypotheses next to the raw one.
+
+    >>> collapse_repeats("the cat sat. the cat sat. the ca")
+    'the cat sat.'
+    """
+    words = text.split()
+    plain = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
+    last = len(words) - 1
+    for period in range(1, len(words) // 2 + 1):
+        # the token limit may cut the last repeat mid-word
+        if all(plain[i] == plain[i % period] or (i == last and plain[i % period].startswith(plain[i]))
+               for i in range(period, len(words))):
+            return " ".join(words[:period])
+    return text

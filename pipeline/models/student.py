@@ -575,43 +575,70 @@ class AuraStudent(nn.Module):
             out[j] = self.heads[_head_key(j)](hidden)
         return out
 
-    def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor) -> dict:
-        """Stage 1: audio tokens only, layers run up to the deepest distilled layer (no norm, no lm_head).
+    def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
+                        prefix_ids: Sequence[int] | None = None) -> dict:
+        """Stage 1: ``[prefix_ids][audio tokens]``, layers run up to the deepest distilled layer (no norm, no lm_head).
+
+        ``prefix_ids`` is the text in front of the audio in stage 2 and at inference
+        (:func:`pipeline.prompts.audio_prefix_ids`): with it the audio states are exactly those the later
+        stages compute, since text after the audio cannot reach them. Without it the audio starts at position 0.
 
         Returns ``{"layer_states": {teacher_layer: (B, T, teacher_width)}, "token_mask": (B, T) bool}``
         with ``T = max(token_lengths)``.
         """
         token_lengths = token_lengths.to(mel.device)
-        tokens = self.patch_embedding(mel, int(token_lengths.max()))
-        token_mask = torch.arange(tokens.shape[1], device=mel.device)[None] < token_lengths[:, None]
+        token_mask = torch.arange(int(token_lengths.max()), device=mel.device)[None] < token_lengths[:, None]
         dtype = self.decoder.embed_tokens.weight.dtype
-        _, states = self.forward_layers(tokens.to(dtype), token_mask, token_mask, upto=self.distill_depth)
-        return {"layer_states": self._heads_at_audio(states, token_mask, token_mask), "token_mask": token_mask}
+        if not prefix_ids:
+            tokens = self.patch_embedding(mel, int(token_lengths.max()))
+            _, states = self.forward_layers(tokens.to(dtype), token_mask, token_mask, upto=self.distill_depth)
+            return {"layer_states": self._heads_at_audio(states, token_mask, token_mask), "token_mask": token_mask}
+        layout = layout_speech_batch([list(prefix_ids)] * mel.shape[0], token_lengths.cpu())
+        layout = {k: v.to(mel.device) for k, v in layout.items()}
+        embeds = self.embed_sequence(layout["input_ids"], layout["audio_mask"], mel, token_lengths)
+        _, states = self.forward_layers(embeds, layout["audio_mask"], layout["attention_mask"], upto=self.distill_depth)
+        return {"layer_states": self._heads_at_audio(states, layout["audio_mask"], token_mask), "token_mask": token_mask}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio_mask: torch.Tensor | None = None,
                 mel: torch.Tensor | None = None, token_lengths: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, return_layer_states: bool = True) -> dict:
+                labels: torch.Tensor | None = None, return_layer_states: bool = True,
+                logits: Literal["all", "labels"] = "all") -> dict:
         """Full forward of a mixed text/audio sequence: logits, distilled layer states and LM loss.
 
-        Returns ``logits (B, L, vocab)``, ``layer_states {j: (B, T_audio, Dt)}`` and ``token_mask``
-        (when there is audio and ``return_layer_states``), and ``loss`` (next-token cross-entropy on
-        ``labels != -100``, float32) when ``labels`` are given.
+        Returns ``logits`` (``(B, L, vocab)``; with ``logits="labels"`` only ``(N, vocab)`` for the N positions
+        that predict a label, which is all training needs: the LM head is a fifth of SmolLM2's weights),
+        ``layer_states {j: (B, T_audio, Dt)}`` and ``token_mask`` (when there is audio and
+        ``return_layer_states``), and, when ``labels`` are given, ``loss`` (next-token cross-entropy on
+        ``labels != -100``, float32) and ``sample_loss`` (its mean per sample, ``(B,)``).
         """
         embeds = self.embed_sequence(input_ids, audio_mask, mel, token_lengths)
         has_audio = mel is not None and audio_mask is not None and bool(audio_mask.any())
         hidden, states = self.forward_layers(embeds, audio_mask if has_audio else None, attention_mask)
-        logits = self.base_llm.get_output_embeddings()(self.decoder.norm(hidden))
-        result: dict = {"logits": logits}
+        head = self.base_llm.get_output_embeddings()
+        result: dict = {}
+        if labels is not None:
+            shift_labels = labels[:, 1:].to(hidden.device)
+            scored = shift_labels != IGNORE_INDEX  # (B, L-1): positions whose next token is a label
+            if logits == "labels":
+                picked = head(self.decoder.norm(hidden[:, :-1][scored])).float()  # (N, vocab)
+                result["logits"] = picked
+            else:
+                result["logits"] = head(self.decoder.norm(hidden))
+                picked = result["logits"][:, :-1][scored].float()
+            per_token = F.cross_entropy(picked, shift_labels[scored], reduction="none")
+            result["loss"] = per_token.mean() if per_token.numel() else per_token.sum()
+            sample = torch.zeros(scored.shape[0], device=per_token.device).index_add_(
+                0, scored.nonzero()[:, 0], per_token)
+            result["sample_loss"] = sample / scored.sum(1).clamp(min=1)
+        else:
+            if logits != "all":
+                raise ValueError("logits='labels' needs labels")
+            result["logits"] = head(self.decoder.norm(hidden))
         if has_audio and return_layer_states:
             token_mask = (torch.arange(int(token_lengths.max()), device=input_ids.device)[None]
                           < token_lengths.to(input_ids.device)[:, None])
             result["layer_states"] = self._heads_at_audio(states, audio_mask.bool(), token_mask)
             result["token_mask"] = token_mask
-        if labels is not None:
-            shift_logits = logits[:, :-1].float()
-            shift_labels = labels[:, 1:].to(logits.device)
-            result["loss"] = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
-                                             shift_labels.reshape(-1), ignore_index=IGNORE_INDEX)
         return result
 
     # -- export, save, load ------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class WhisperTeacher:
                 keep = teacher_frames(len(batch[i]), 1, self.mel.hop_length)
                 states = stacked[row, :, :keep].float()
                 if self.pooling > 1:
-                    states = _average_pool(states, self.pooling)
+                    states, _ = average_pool(states, self.pooling)
                 results[i] = states.cpu().numpy()
         return results  # type: ignore[return-value]
 
@@ -209,13 +209,28 @@ def _samples_of(seconds: float, mel: MelSettings, frame_samples: int, name: str,
     return int(round(frames)) * frame_samples
 
 
-def _average_pool(states: torch.Tensor, pooling: int) -> torch.Tensor:
-    """Non-overlapping average over time of ``(layers, frames, width)``; a short last window is averaged as is."""
-    layers, frames, width = states.shape
+def average_pool(states: torch.Tensor, pooling: int, lengths: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Non-overlapping average over time of ``(..., frames, width)``; a short last window is averaged as is.
+
+    ``lengths`` (one per entry of the first dimension) marks the valid frames of a zero-padded batch; the
+    pooled lengths come back beside the pooled states. Pooling stored states by ``k`` gives what a store
+    with ``k`` times the pooling holds: the frame counts agree with :func:`~pipeline.data.mel.teacher_frames`.
+
+    >>> pooled, n = average_pool(torch.tensor([[[1.0], [3.0], [5.0], [0.0]]]), 2, torch.tensor([3]))
+    >>> pooled.flatten().tolist(), n.tolist()
+    ([2.0, 5.0], [2])
+    """
+    if pooling == 1:
+        return states, lengths
+    frames, width = states.shape[-2:]
     out_frames = -(-frames // pooling)
     pad = out_frames * pooling - frames
-    summed = torch.nn.functional.pad(states, (0, 0, 0, pad)).reshape(layers, out_frames, pooling, width).sum(2)
-    counts = torch.full((out_frames,), float(pooling), device=states.device)
-    if pad:
-        counts[-1] = pooling - pad
-    return summed / counts[None, :, None]
+    padded = torch.nn.functional.pad(states, (0, 0, 0, pad))
+    summed = padded.reshape(*states.shape[:-2], out_frames, pooling, width).sum(-2)
+    valid = torch.full((1,), frames, device=states.device) if lengths is None else lengths.to(states.device)
+    starts = torch.arange(out_frames, device=states.device) * pooling
+    counts = (valid[:, None] - starts[None]).clamp(0, pooling).to(states.dtype)  # (B or 1, out_frames)
+    shape = (counts.shape[0],) + (1,) * (states.ndim - 3) + (out_frames, 1)
+    pooled = summed / counts.clamp(min=1).reshape(shape)
+    return pooled, (None if lengths is None else -(-lengths // pooling))

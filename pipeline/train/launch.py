@@ -43,6 +43,19 @@ def run_dir_for(cfg: AuraConfig, stage: str) -> Path:
     return Path(cfg.paths.checkpoints) / stage
 
 
+def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
+    """``cfg`` with the stage's own train settings in force: stage 2 (``tasks``) takes ``train.tasks_*``
+    (steps, learning rate, warmup) where they are set."""
+    if stage != "tasks":
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    t = cfg.train
+    t.max_steps = t.tasks_max_steps if t.tasks_max_steps is not None else t.max_steps
+    t.lr = t.tasks_lr if t.tasks_lr is not None else t.lr
+    t.warmup_steps = t.tasks_warmup_steps if t.tasks_warmup_steps is not None else t.warmup_steps
+    return cfg
+
+
 def recipe_class(stage: str):
     if stage == "distill":
         from pipeline.train.recipe import DistillRecipe
@@ -119,9 +132,7 @@ def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = Fals
            address: str | None = None) -> LaunchResult:
     """Train ``stage`` with the configured launcher; see the module docstring."""
     run_dir = run_dir_for(cfg, stage)
-    if stage == "tasks" and cfg.train.tasks_max_steps is not None:
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.max_steps = cfg.train.tasks_max_steps
+    cfg = stage_config(cfg, stage)
     preflight(cfg, stage)
     loop_config = {"config": cfg.model_dump_json(), "stage": stage, "run_dir": str(run_dir)}
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:

@@ -43,6 +43,7 @@ from pipeline.train.checkpoint import (
 )
 from pipeline.train.data import Prefetcher, TrainingData
 from pipeline.train.sampler import LengthGroupedSampler
+from pipeline.train.targets import TargetPreparer
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +52,22 @@ def use_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def standardised_targets(targets: dict[int, torch.Tensor], stats) -> dict[int, torch.Tensor]:
-    """Each teacher layer's ``(batch, frames, width)`` targets as ``(y - mean) / std`` per channel, with the
-    store's training-split :class:`feature_store.TargetStats`: the training-mean vector becomes 0, so a
-    student that predicts the average scores cosine 0 instead of Whisper's shared component's ~0.9.
+def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
+    """The student's trainable parameters in one AdamW group per part (``lora``, ``patch_embedding``,
+    ``heads``), each with its learning rate: ``train.lr`` times the part's ``train.lr_scale_*``."""
+    scales = {"lora": 1.0, "patch_embedding": cfg.train.lr_scale_patch_embedding, "heads": cfg.train.lr_scale_heads}
+    parts: dict[str, list] = {name: [] for name in scales}
+    for name, param in student.named_parameters():
+        if param.requires_grad:
+            part = name.split(".")[0] if name.startswith(("patch_embedding.", "heads.")) else "lora"
+            parts[part].append(param)
+    return [{"params": params, "lr": cfg.train.lr * scales[name], "name": name}
+            for name, params in parts.items() if params]
 
-    >>> import numpy as np
-    >>> from feature_store.store import TargetStats
-    >>> stats = TargetStats([2], np.array([[1.0, 2.0]], np.float32), np.array([[2.0, 4.0]], np.float32), 1, 1, 1)
-    >>> standardised_targets({2: torch.tensor([[[3.0, 2.0]]])}, stats)[2]
-    tensor([[[1., 0.]]])
-    """
-    return {layer: stats.standardise(y.unsqueeze(0), [layer])[0] for layer, y in targets.items()}
 
-
-def deepspeed_config(cfg: AuraConfig, bf16: bool) -> dict[str, Any]:
-    """The DeepSpeed config for this run (micro batch per worker, no gradient accumulation)."""
+def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = None) -> dict[str, Any]:
+    """The DeepSpeed config for this run (micro batch per worker, no gradient accumulation); ``max_lrs``
+    gives each optimizer group its peak learning rate (default: ``train.lr`` for all)."""
     zero: dict[str, Any] = {"stage": cfg.train.zero_stage}
     if cfg.train.zero_stage == 3:
         # Small trainable tensors stay gathered; the frozen base is partitioned.
@@ -85,7 +86,7 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool) -> dict[str, Any]:
             "params": {
                 "total_num_steps": cfg.train.max_steps,
                 "warmup_min_lr": 0.0,
-                "warmup_max_lr": cfg.train.lr,
+                "warmup_max_lr": max_lrs if max_lrs is not None else cfg.train.lr,
                 "warmup_num_steps": max(cfg.train.warmup_steps, 1),
                 "warmup_type": "linear",
             },
@@ -118,18 +119,20 @@ class DistillRecipe:
         torch.manual_seed(cfg.train.seed)
 
         self.store = self._open_store()
-        self._target_stats = None  # read on first use, only with student.standardize_targets
+        self.prepare_targets = TargetPreparer(self.store, cfg.student, self.device)
         self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
         self.data.check_complete()
-        self.heldout = TrainingData(ShardSet(cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
+        self.heldout = self._monitor_data()
+        self._reference = None  # fitted on first evaluation
         self.sampler = LengthGroupedSampler(self.data.shard_lengths, cfg.train.batch_size, self.rank, self.world,
                                             seed=cfg.train.seed)
 
         self.student = self._build_student()
-        trainable = [p for p in self.student.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        groups = optimizer_groups(self.student, cfg)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=self.student, optimizer=optimizer, config=deepspeed_config(cfg, self.bf16)
+            model=self.student, optimizer=optimizer,
+            config=deepspeed_config(cfg, self.bf16, [g["lr"] for g in groups]),
         )
         found = latest_checkpoint(self.ckpt_dir)
         if found is not None:
@@ -143,6 +146,17 @@ class DistillRecipe:
 
     def train_tasks(self) -> list[str] | None:
         return None  # stage 1 distils on every utterance
+
+    def _monitor_data(self) -> TrainingData:
+        """The split watched during training: ``train.eval_split`` (dev: choices are made on it, never on the
+        held-out split); a corpus without dev rows falls back to held-out, and says so."""
+        split = self.cfg.train.eval_split
+        data = TrainingData(ShardSet(self.cfg.paths.shards), self.store, split=split, tasks=self.train_tasks())
+        if not data.keys() and split == "dev":
+            if self.rank == 0:
+                print("note: the corpus has no dev rows; training metrics are on the held-out split", flush=True)
+            data = TrainingData(ShardSet(self.cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
+        return data
 
     def needs_targets(self) -> bool:
         return True
@@ -166,8 +180,11 @@ class DistillRecipe:
         llm, self.tokenizer = load_llm(self.cfg.models.llm, self.cfg.models.cache_dir,
                                        dtype=torch.bfloat16 if self.bf16 else torch.float32,
                                        trust_remote_code=self.cfg.models.trust_remote_code)
+        from pipeline.prompts import audio_prefix_ids
+
+        self.audio_prefix = audio_prefix_ids(self.tokenizer)
         return AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
-                                    n_mels=fp.mel.n_mels, pooling=fp.pooling)
+                                    n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
 
     # ------------------------------------------------------------------ logs
     def _open_logs(self) -> None:
@@ -202,12 +219,7 @@ class DistillRecipe:
     def _to_device(self, batch):
         if batch.targets is None:
             return None
-        targets = {layer: batch.targets[:, i].to(self.device) for i, layer in enumerate(self.store.fingerprint.layers)}
-        if self.cfg.student.standardize_targets:
-            if self._target_stats is None:
-                self._target_stats = self.store.target_stats()
-            targets = standardised_targets(targets, self._target_stats)
-        return targets
+        return self.prepare_targets(batch.targets, batch.target_lengths)[0]
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
         from pipeline.models.student import distillation_loss
@@ -216,10 +228,21 @@ class DistillRecipe:
         mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
         # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
         # on the submodules, so calling the module method directly is safe.
-        out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device))
-        targets = self._to_device(batch)
-        assert (token_lengths == batch.target_lengths).all(), "student tokens and stored frames differ in number"
+        out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),
+                                      prefix_ids=self.audio_prefix)
+        targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
+        assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
+        self._last_out = out
         return distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+
+    def reference_predictors(self):
+        """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
+        from pipeline.train.reference import ReferencePredictors
+
+        if self._reference is None:
+            self._reference = ReferencePredictors.fit_on_store(self.prepare_targets, self.data.keys(),
+                                                               self.cfg.train.reference_samples)
+        return self._reference
 
     def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
         names = sorted(values)
@@ -247,20 +270,31 @@ class DistillRecipe:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out per-layer cosine to the teacher, split across ranks."""
+        """Per-layer cosine to the teacher on the monitored split, split across ranks, beside the same cosine
+        for the constant and the position-mean predictors (``const_cos_L*``, ``posmean_cos_L*``)."""
+        from pipeline.models.student import distillation_loss
+
         if not self.heldout.keys():
             return {}
+        reference = self.reference_predictors()
         self.engine.eval()
-        sums = {f"cos_L{layer}": 0.0 for layer in self.store.fingerprint.layers}
+        layers = self.store.fingerprint.layers
+        sums = {f"{prefix}cos_L{layer}": 0.0 for layer in layers for prefix in ("", "const_", "posmean_")}
         count = 0
         for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
+            targets, mask = self._to_device(batch), self._last_out["token_mask"]
             for layer, values in per_layer.items():
                 sums[f"cos_L{layer}"] += float(values["cosine"]) * weight
+            for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
+                _, ref = distillation_loss(reference.predict(kind, mask), targets, mask)
+                for layer, values in ref.items():
+                    sums[f"{prefix}cos_L{layer}"] += float(values["cosine"]) * weight
             count += weight
         self.engine.train()
         result = self._reduce_weighted(sums, count)
-        result["cos_mean"] = sum(result.values()) / len(result)
+        for prefix in ("", "const_", "posmean_"):
+            result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
         return result
 
     def train(self) -> None:
@@ -346,7 +380,8 @@ class DistillRecipe:
         self._append_csv(self.eval_path, {"step": self.step, **{k: f"{v:.6f}" for k, v in result.items()}})
         for name, value in result.items():
             self.tb.add_scalar(f"heldout/{name}", value, self.step)
-        print(f"step {self.step}: held-out " + " ".join(f"{k}={v:.3f}" for k, v in result.items()), flush=True)
+        shown = {k: v for k, v in result.items() if not k.startswith(("const_", "posmean_")) or k.endswith("_mean")}
+        print(f"step {self.step}: {self.heldout.split} " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()), flush=True)
 
     # ------------------------------------------------------------------ checkpoints and export
     def save_checkpoint(self) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.models.student import layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
 from pipeline.train.recipe import DistillRecipe
 
@@ -41,11 +42,9 @@ class TasksRecipe(DistillRecipe):
         self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in ("transcribe", "spoken_qa")}
         return student
 
-    def compute_loss(self, batch):
-        from pipeline.models.student import distillation_loss, layout_speech_batch
-
+    def _layout(self, batch, audio):
         student = self.engine.module
-        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+        mel, token_lengths = student.patch_embedding.mel_batch(audio)
         tasks = [row.get("task") or "transcribe" for row in batch.rows]
         layout = layout_speech_batch(
             [self._prompts[t][0] for t in tasks], token_lengths,
@@ -54,9 +53,17 @@ class TasksRecipe(DistillRecipe):
             pad_id=self.tokenizer.pad_token_id or 0,
         )
         layout = {k: v.to(self.device) for k, v in layout.items()}
-        use_distill = self.cfg.train.distill_weight > 0
-        out = student(mel=mel.to(self.device, self._dtype), token_lengths=token_lengths.to(self.device),
-                      return_layer_states=use_distill, **layout)
+        return dict(mel=mel.to(self.device, self._dtype), token_lengths=token_lengths.to(self.device), **layout)
+
+    def compute_loss(self, batch, audio=None):
+        """LM loss on the answers (+ ``distill_weight`` x distillation); ``audio`` replaces the batch's clips."""
+        from pipeline.models.student import distillation_loss
+
+        student = self.engine.module
+        use_distill = self.cfg.train.distill_weight > 0 and audio is None
+        out = student(**self._layout(batch, batch.audio if audio is None else audio),
+                      return_layer_states=use_distill, logits="labels")
+        self._last_out = out
         loss = out["loss"]
         per_layer: dict = {"lm": {"loss": out["loss"].detach(), "cosine": torch.tensor(0.0)}}
         if use_distill:
@@ -67,15 +74,30 @@ class TasksRecipe(DistillRecipe):
         return loss, per_layer
 
     def evaluate(self) -> dict[str, float]:
-        """Held-out answer loss (the full WER / accuracy evaluation is ``aura eval``)."""
+        """Answer loss on the monitored split, and the listening test: the same answers' loss when the
+        clip is swapped for another clip of the batch. A student that listens scores its own audio better
+        (``listen_rate``: the share of clips where it does; 0.5 is chance). Full WER / accuracy: ``aura eval``."""
         if not self.heldout.keys():
             return {}
         self.engine.eval()
-        total, count = 0.0, 0
+        sums = {"loss": 0.0, "other_audio_loss": 0.0, "listen_rate": 0.0}
+        count = 0
+        previous = None
         with torch.no_grad():
             for batch, weight in self.heldout_batches(with_targets=self.cfg.train.distill_weight > 0):
-                loss, _ = self.compute_loss(batch)
-                total += float(loss) * weight
+                own = self.compute_loss(batch)[1]["lm"]["loss"]
+                own_samples = self._last_out["sample_loss"]
+                # another clip's audio: the batch rolled by one (a batch of one borrows the last batch's clip)
+                donors = batch.audio[1:] + batch.audio[:1] if len(batch.audio) > 1 else [previous or batch.audio[0]]
+                other = self.compute_loss(batch, audio=donors)[1]["lm"]["loss"]
+                other_samples = self._last_out["sample_loss"]
+                previous = batch.audio[-1]
+                real = slice(0, weight)
+                sums["loss"] += float(own_samples[real].sum())
+                sums["other_audio_loss"] += float(other_samples[real].sum())
+                sums["listen_rate"] += float((own_samples[real] < other_samples[real]).float().sum())
                 count += weight
         self.engine.train()
-        return {"heldout_loss": self._reduce_weighted({"loss": total}, count)["loss"]}
+        result = self._reduce_weighted(sums, count)
+        result["heldout_loss"] = result.pop("loss")
+        return result

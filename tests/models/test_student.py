@@ -280,6 +280,41 @@ def test_truncated_forward_equals_full_forward(student):
 
 
 @torch.no_grad()
+def test_stage1_stage2_and_inference_layouts_give_the_same_audio_states(student):
+    """Stage 1 runs [prefix][audio]; stage 2 [prefix][audio][instruction][answer]; inference left-pads
+    [prefix][audio][instruction]: the audio states the heads read must be the same in all three."""
+    prefix, instruction, answer = [5, 6, 7], [8, 9], [10, 11, 12]
+    mel, lengths = random_mel(2, 7, seed=8), torch.tensor([7, 4])
+    stage1 = student.forward_distill(mel, lengths, prefix_ids=prefix)
+    mask = stage1["token_mask"]
+    stage2 = student(**layout_speech_batch([prefix] * 2, lengths, after_audio=[instruction] * 2,
+                                           targets=[answer, answer[:1]], pad_id=0),
+                     mel=mel, token_lengths=lengths)
+    inference = student(**layout_speech_batch([prefix] * 2, lengths, after_audio=[instruction] * 2, pad_id=0,
+                                              padding_side="left"), mel=mel, token_lengths=lengths)
+    alone = student.forward_distill(mel, lengths)  # no prefix: positions and context differ
+    for j in TEACHER_LAYERS:
+        ref = stage1["layer_states"][j][mask]
+        torch.testing.assert_close(stage2["layer_states"][j][mask], ref, atol=ATOL, rtol=0)
+        torch.testing.assert_close(inference["layer_states"][j][mask], ref, atol=ATOL, rtol=0)
+        assert (alone["layer_states"][j][mask] - ref).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_logits_at_labels_only_give_the_full_loss():
+    s = make_student("sdpa")
+    lengths = torch.tensor([4, 2])
+    batch = layout_speech_batch([[5, 6], [5, 6]], lengths, after_audio=[[7], [7]], targets=[[11, 12, 13], [14]])
+    full = s(**batch, mel=random_mel(2, 4, seed=9), token_lengths=lengths)
+    cheap = s(**batch, mel=random_mel(2, 4, seed=9), token_lengths=lengths, logits="labels")
+    assert cheap["logits"].shape == (4, 128)  # the 4 answer tokens only
+    torch.testing.assert_close(cheap["loss"], full["loss"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cheap["sample_loss"], full["sample_loss"], atol=1e-5, rtol=0)
+    # per sample: the mean over its own answer tokens; their token-weighted mean is the batch loss
+    torch.testing.assert_close((cheap["sample_loss"] * torch.tensor([3.0, 1.0])).sum() / 4, cheap["loss"])
+
+
+@torch.no_grad()
 def test_manual_layers_equal_the_llms_own_forward_when_causal(student):
     """Text only (plain causal + right padding): our mask, positions and rotary match transformers'."""
     input_ids = torch.randint(1, 128, (2, 9), generator=torch.Generator().manual_seed(7))

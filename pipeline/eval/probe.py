@@ -1,0 +1,147 @@
+"""Judge a student's distillation in words: Whisper's own decoder reads the student's prediction.
+
+A student export's head for the teacher's last layer predicts Whisper's encoder output. Put back in
+the teacher's space (:meth:`~pipeline.train.targets.TargetPreparer.to_teacher_space`: the free scale
+fixed, the standardisation undone, the pooling repeated out), it goes to Whisper's decoder, and the
+transcript's WER says whether the student's audio states carry the words, before stage 2 ever runs.
+
+Beside the student, on the same clips and through the same path:
+
+* ``teacher``: the stored teacher states themselves, prepared like the student's targets (the best
+  the probe can read: what pooling and the fixed scale leave of Whisper's own transcript);
+* ``position_mean``: the mean training target per frame position (a predictor that does not listen);
+
+and the per-layer cosine of every head to its targets beside the constant and position-mean predictors.
+
+    >>> result = probe_export(cfg, "runs/speech/checkpoints/distill/export/student.safetensors")  # doctest: +SKIP
+    >>> result["wer"]["student"], result["wer"]["teacher"], result["wer"]["position_mean"]       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.config import AuraConfig, StudentConfig
+
+
+def _decode(whisper, tokenizer, states: torch.Tensor, max_new_tokens: int) -> str:
+    from transformers.modeling_outputs import BaseModelOutput
+
+    dtype = next(whisper.parameters()).dtype
+    encoded = BaseModelOutput(last_hidden_state=states[None].to(whisper.device, dtype))
+    ids = whisper.generate(encoder_outputs=encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
+
+
+def probe_rows(cfg: AuraConfig, store, split: str, max_samples: int | None):
+    """``(data, keys)``: the split's utterances with a transcript (transcriptions and spoken questions),
+    spread evenly over the split when ``max_samples`` is below its size."""
+    from pipeline.data.shards import ShardSet
+    from pipeline.train.data import TrainingData
+
+    data = TrainingData(ShardSet(cfg.paths.shards), store, split=split, tasks=None)
+    keys = [k for k in data.keys() if data.rows[k].get("text") or data.rows[k].get("question")]
+    if max_samples is not None and len(keys) > max_samples:
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, max_samples)]
+    return data, keys
+
+
+@torch.inference_mode()
+def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", max_samples: int | None = 200,
+                 batch_size: int = 8, max_new_tokens: int = 64, progress: bool = True,
+                 reference_samples: int | None = None) -> dict[str, Any]:
+    """Probe WER (student, teacher, position mean) and per-layer cosine (student, constant, position mean)
+    of one student export on ``split``; see the module docstring."""
+    from safetensors import safe_open
+    from tqdm import tqdm
+
+    from pipeline.eval.metrics import collapse_repeats, word_error_rate
+    from pipeline.models.sources import load_llm, load_whisper, quiet_transformers
+    from pipeline.models.student import AuraStudent, distillation_loss
+    from pipeline.precompute import open_store_for
+    from pipeline.prompts import audio_prefix_ids
+    from pipeline.train.reference import ReferencePredictors
+    from pipeline.train.targets import TargetPreparer
+
+    export_path = Path(export_path)
+    store = open_store_for(cfg, mode="r")
+    if store is None:
+        raise FileNotFoundError(f"no feature store at {cfg.paths.store}: the probe compares with the cached teacher")
+    with safe_open(str(export_path), framework="pt") as handle:
+        import json
+
+        meta = json.loads((handle.metadata() or {}).get("aura_student", "null"))
+    if not meta:
+        raise ValueError(f"{export_path} is not an AuRA student file")
+    student_cfg = StudentConfig.model_validate(meta["student"])
+    prepare = TargetPreparer(store, student_cfg)
+    layers = list(store.fingerprint.layers)
+    last = max(int(j) for j in meta["layer_map"])
+
+    llm, tokenizer = load_llm(cfg.models.llm, cfg.models.cache_dir, trust_remote_code=cfg.models.trust_remote_code)
+    student = AuraStudent.load(llm, export_path).eval()
+    prefix = audio_prefix_ids(tokenizer)
+    with quiet_transformers():
+        whisper, _, whisper_tokenizer = load_whisper(cfg.models.teacher, cfg.models.cache_dir,
+                                                     trust_remote_code=cfg.models.trust_remote_code)
+    whisper.eval()
+
+    from pipeline.data.shards import ShardSet
+    from pipeline.train.data import TrainingData
+
+    train = TrainingData(ShardSet(cfg.paths.shards), store, split="train", tasks=None)
+    reference = ReferencePredictors.fit_on_store(prepare, train.keys(), reference_samples or cfg.train.reference_samples)
+    data, keys = probe_rows(cfg, store, split, max_samples)
+    if not keys:
+        raise ValueError(f"no {split} utterances with a transcript to probe")
+
+    systems = ("student", "teacher", "position_mean")
+    hypotheses: dict[str, list[str]] = {name: [] for name in systems}
+    references: list[str] = []
+    cos_sums = {f"{p}cos_L{j}": 0.0 for j in student.layer_map for p in ("", "const_", "posmean_")}
+    examples = []
+    bar = tqdm(total=len(keys), desc=f"probe ({split})", disable=not progress)
+    for start in range(0, len(keys), batch_size):
+        chunk = keys[start:start + batch_size]
+        batch = data.load(chunk, with_targets=True)
+        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+        out = student.forward_distill(mel, token_lengths, prefix_ids=prefix)
+        targets, _ = prepare(batch.targets, batch.target_lengths)
+        mask = out["token_mask"]
+        _, per_layer = distillation_loss(out["layer_states"], targets, mask)
+        for j, v in per_layer.items():
+            cos_sums[f"cos_L{j}"] += float(v["cosine"]) * len(chunk)
+        predictions = {"student": out["layer_states"][last], "teacher": targets[last]}
+        for kind, p in (("constant", "const_"), ("position_mean", "posmean_")):
+            guess = reference.predict(kind, mask)
+            _, ref = distillation_loss({j: guess[j] for j in student.layer_map}, targets, mask)
+            for j, v in ref.items():
+                cos_sums[f"{p}cos_L{j}"] += float(v["cosine"]) * len(chunk)
+            if kind == "position_mean":
+                predictions[kind] = guess[last]
+        for b, key in enumerate(chunk):
+            row = batch.rows[b]
+            references.append(str(row.get("text") or row.get("question")))
+            n_tokens, n_frames = int(token_lengths[b]), int(batch.target_lengths[b])
+            for name in systems:
+                states = prepare.to_teacher_space(last, predictions[name][b, :n_tokens], reference.frame_norm[last],
+                                                  n_frames)
+                with quiet_transformers():
+                    hypotheses[name].append(collapse_repeats(_decode(whisper, whisper_tokenizer, states, max_new_tokens)))
+            if len(examples) < 8:
+                examples.append({"key": key, "reference": references[-1],
+                                 **{name: hypotheses[name][-1] for name in systems}})
+        bar.update(len(chunk))
+    bar.close()
+    wer = {name: word_error_rate(references, hyps).wer for name, hyps in hypotheses.items()}
+    cosine = {name: value / len(keys) for name, value in cos_sums.items()}
+    return {
+        "export": str(export_path), "split": split, "utterances": len(keys), "teacher_layer": last,
+        "pooling": prepare.pool * store.fingerprint.pooling, "standardized": prepare.standardize,
+        "wer": wer, "cosine": cosine, "examples": examples,
+        "distinct_student_outputs": len(set(hypotheses["student"])),
+    }

@@ -1,0 +1,62 @@
+"""Stage 2 on the tiny config: it starts from stage 1 in the same layout, trains with per-part learning
+rates, and its evaluation runs the listening test (the answers' loss with another clip's audio)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.train.launch import stage_config
+from tests.conftest import run_aura
+
+
+def test_stage_config_applies_the_stage2_settings():
+    cfg = load_config("configs/tiny.yaml", ["train.tasks_max_steps=3", "train.tasks_lr=5e-4",
+                                            "train.tasks_warmup_steps=0"])
+    tasks = stage_config(cfg, "tasks").train
+    assert (tasks.max_steps, tasks.lr, tasks.warmup_steps) == (3, 5e-4, 0)
+    assert stage_config(cfg, "distill").train.max_steps == cfg.train.max_steps == 8
+    plain = stage_config(load_config("configs/tiny.yaml"), "tasks").train
+    assert (plain.max_steps, plain.lr) == (8, 1e-3)
+
+
+def test_optimizer_groups_follow_the_parts():
+    import torch
+
+    from pipeline.config import StudentConfig
+    from pipeline.models.student import AuraStudent
+    from pipeline.train.recipe import optimizer_groups
+    from tests.models.test_student import make_llm
+
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2), [2, 4], 24, 16, 1)
+    cfg = load_config("configs/tiny.yaml", ["train.lr=1e-3", "train.lr_scale_patch_embedding=4",
+                                            "train.lr_scale_heads=2"])
+    groups = {g["name"]: g for g in optimizer_groups(student, cfg)}
+    assert {k: g["lr"] for k, g in groups.items()} == {"lora": 1e-3, "patch_embedding": 4e-3, "heads": 2e-3}
+    counted = sum(p.numel() for g in groups.values() for p in g["params"])
+    assert counted == sum(p.numel() for p in student.parameters() if p.requires_grad)
+    student.heads.requires_grad_(False)
+    assert "heads" not in {g["name"] for g in optimizer_groups(student, cfg)}
+    assert all(isinstance(p, torch.nn.Parameter) for g in groups.values() for p in g["params"])
+
+
+@pytest.mark.slow
+def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
+    workdir = shutil.copytree(tiny_workdir[0], tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
+    common = ["--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", "--set", "train.eval_every=2",
+              "--set", "train.checkpoint_every=2"]
+    done = run_aura("train", *common, "--set", "train.max_steps=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_aura("train", *common, "--stage", "tasks", "--set", "train.tasks_max_steps=2",
+                    "--set", "train.distill_weight=0.5", "--set", "train.lr_scale_patch_embedding=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "eval.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 2]
+    for row in rows:
+        assert float(row["heldout_loss"]) > 0 and float(row["other_audio_loss"]) > 0
+        assert 0.0 <= float(row["listen_rate"]) <= 1.0
+    metrics = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "metrics.csv")))
+    assert "loss_L2" in metrics[-1]  # the distillation loss is on beside the LM loss
