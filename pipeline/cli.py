@@ -201,7 +201,14 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
     add_ask_arguments(add("ask", cmd_ask, "encoder-free answers to a prompt about audio files (JSONL out)"))
     add_export_arguments(add("export", cmd_export, "export the trained student: merged LLM + patch embedding, or a peft adapter"))
 
+    from pipeline.eval.curves import add_curve_arguments, cmd_curve
+    from pipeline.eval.probe import add_probe_arguments, cmd_probe
     from pipeline.eval.run import add_eval_arguments, cmd_eval
+
+    add_curve_arguments(add("curve", cmd_curve, "learning curve: held-out WER and QA accuracy of every checkpoint "
+                                                "of a stage against the examples it had seen (table + plot)"))
+    add_probe_arguments(add("probe", cmd_probe, "Whisper's decoder reads a student's prediction of the teacher's last "
+                                                "layer: probe WER and per-layer cosine, each beside trivial baselines"))
 
     add_eval_arguments(add("eval", cmd_eval, "held-out evaluation of AuRA vs bridge, cascade and text-only: report.md + plots"))
 

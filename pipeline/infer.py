@@ -326,7 +326,8 @@ def ensure_mask_attention(llm: nn.Module) -> None:
 
 
 def trained_export_path(cfg: AuraConfig) -> Path:
-    """Where training left the trained parts: stage ``tasks`` when it exists, else ``distill``.
+    """Where training left the trained parts: stage ``tasks`` when it exists, else ``distill``; without
+    either, the released student (:mod:`pipeline.released`) when it adapts the config's LLM.
 
     >>> trained_export_path(cfg)                                    # doctest: +SKIP
     PosixPath('runs/demo/checkpoints/tasks/export/student.safetensors')
@@ -339,8 +340,15 @@ def trained_export_path(cfg: AuraConfig) -> Path:
                 logger.warning("using the stage-1 (distill) export %s: it was never tuned to answer, so expect "
                                "little sense until `aura train --stage tasks` has run", path)
             return path
+    from pipeline.released import released_student
+
+    released = released_student(cfg.models.llm)
+    if released is not None:
+        logger.info("no trained student under %s: using the released student %s", root, released)
+        return released
     raise FileNotFoundError(f"no trained student under {root} (looked for tasks/ and distill/ "
-                            "export/student.safetensors); run `aura train` first or pass an export path")
+                            "export/student.safetensors) and no released student for "
+                            f"{cfg.models.llm}; run `aura train` first or pass an export path")
 
 
 class EncoderFreeModel:

@@ -79,7 +79,6 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
         raise ValueError(f"{export_path} is not an AuRA student file")
     student_cfg = StudentConfig.model_validate(meta["student"])
     prepare = TargetPreparer(store, student_cfg)
-    layers = list(store.fingerprint.layers)
     last = max(int(j) for j in meta["layer_map"])
 
     llm, tokenizer = load_llm(cfg.models.llm, cfg.models.cache_dir, trust_remote_code=cfg.models.trust_remote_code)
@@ -145,3 +144,61 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
         "wer": wer, "cosine": cosine, "examples": examples,
         "distinct_student_outputs": len(set(hypotheses["student"])),
     }
+
+
+def distillation_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """:func:`probe_export`'s result in the report's shape: per-layer cosine, its mean, the baselines' and the probe."""
+    cos = result["cosine"]
+    layers = sorted({int(k.split("_L")[1]) for k in cos if k.startswith("cos_L")})
+
+    def per(prefix: str) -> dict[str, float]:
+        return {str(j): cos[f"{prefix}cos_L{j}"] for j in layers}
+
+    summary = {"export": result["export"], "utterances": result["utterances"], "split": result["split"],
+               "layers": per(""), "baselines": {"constant": per("const_"), "position_mean": per("posmean_")},
+               "probe": {"wer": result["wer"], "teacher_layer": result["teacher_layer"],
+                         "examples": result["examples"][:4]}}
+    summary["mean"] = float(np.mean(list(summary["layers"].values()))) if layers else None
+    return summary
+
+
+def format_probe(result: dict[str, Any]) -> str:
+    """A few lines for the terminal: probe WER and cosine, each beside its baselines."""
+    wer, cos = result["wer"], result["cosine"]
+    layers = sorted({int(k.split("_L")[1]) for k in cos if k.startswith("cos_L")})
+    lines = [f"probe on {result['utterances']} {result['split']} utterances ({Path(result['export']).name}; "
+             f"teacher layer {result['teacher_layer']}, pooling {result['pooling']})",
+             f"  Whisper decoder WER: student {100 * wer['student']:.1f}%  |  teacher states {100 * wer['teacher']:.1f}%"
+             f"  |  position mean {100 * wer['position_mean']:.1f}%   "
+             f"({result['distinct_student_outputs']} distinct student transcripts)",
+             "  cosine per layer (student / constant / position mean): " + "  ".join(
+                 f"L{j} {cos[f'cos_L{j}']:.3f}/{cos[f'const_cos_L{j}']:.3f}/{cos[f'posmean_cos_L{j}']:.3f}"
+                 for j in layers)]
+    for ex in result["examples"][:3]:
+        lines.append(f"  ref: {ex['reference']}\n      student: {ex['student']}\n      teacher: {ex['teacher']}")
+    return "\n".join(lines)
+
+
+def add_probe_arguments(p) -> None:
+    p.add_argument("--export", type=Path, default=None,
+                   help="a student file (default: the stage-1 export, checkpoints/distill/export/student.safetensors)")
+    p.add_argument("--split", choices=["dev", "heldout"], default="dev", help="utterances to probe (default: dev)")
+    p.add_argument("--max-samples", type=int, default=200, help="utterances, spread over the split (default 200)")
+    p.add_argument("--out", type=Path, default=None, help="write the full result as JSON here")
+
+
+def cmd_probe(args) -> int:
+    import json
+
+    from pipeline.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    export = args.export or Path(cfg.paths.checkpoints) / "distill" / "export" / "student.safetensors"
+    if not Path(export).is_file():
+        raise FileNotFoundError(f"no student file at {export}; train stage 1 first (`aura train --stage distill`)")
+    result = probe_export(cfg, export, split=args.split, max_samples=args.max_samples)
+    print(format_probe(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0

@@ -2,8 +2,10 @@
 
 On the held-out split (voices and texts never trained on), in one process, one system after another:
 
-1. distillation: per-layer cosine of the student's heads (stage-1 export, and the stage-2 export
-   when it exists) to the cached teacher states in the feature store;
+1. distillation (:mod:`pipeline.eval.probe`): per-layer cosine of the student's heads (stage-1 export,
+   and the stage-2 export when it exists) to the cached teacher states, in the space the student was
+   trained in, beside a constant and a position-mean predictor; and the probe WER: Whisper's decoder
+   reading the student's prediction of the teacher's last layer;
 2. for each system (``aura`` encoder-free, ``bridge``, ``cascade``, ``text``-only; see
    :mod:`pipeline.eval.baselines`): load it, answer every held-out utterance one request at a time
    (one untimed warm-up request first), and record WER on transcription rows, QA accuracy on
@@ -145,53 +147,6 @@ def external_items(cfg: AuraConfig, spec: str, max_samples: int | None = None,
 
 
 # ------------------------------------------------------------------------------------------------
-# Distillation cosine
-
-
-def distillation_cosine(cfg: AuraConfig, store, keys: Sequence[str], export_path: Path, device=None, dtype=None,
-                        batch_size: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Per-layer mean cosine of a student export's heads to the cached teacher states on ``keys``."""
-    import torch
-    from tqdm import tqdm
-
-    from pipeline.data.shards import ShardSet
-    from pipeline.infer import resolve_device, resolve_dtype
-    from pipeline.models.sources import load_llm
-    from pipeline.models.student import AuraStudent, distillation_loss
-    from pipeline.train.data import TrainingData
-
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    llm, _ = load_llm(cfg.models.llm, cfg.models.cache_dir, dtype=dtype, trust_remote_code=cfg.models.trust_remote_code)
-    llm.to(device)
-    student = AuraStudent.load(llm, export_path).eval()
-    data = TrainingData(ShardSet(cfg.paths.shards), store, split="heldout", tasks=None)
-    layers = list(store.fingerprint.layers)
-    sums = {j: 0.0 for j in student.layer_map}
-    size = batch_size or cfg.train.batch_size
-    count = 0
-    with torch.inference_mode():
-        for i in tqdm(range(0, len(keys), size), desc=f"cosine ({export_path.parent.parent.name})",
-                      disable=not progress):
-            batch = data.load(list(keys[i : i + size]), with_targets=True)
-            mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
-            out = student.forward_distill(mel.to(device, dtype), token_lengths.to(device))
-            targets = {j: batch.targets[:, layers.index(j)].to(device) for j in student.layer_map}
-            _, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind="cosine")
-            n = len(batch.keys)
-            for j, v in per_layer.items():
-                sums[j] += float(v["cosine"]) * n
-            count += n
-    per = {str(j): s / count for j, s in sums.items()} if count else {}
-    result = {"export": str(export_path), "utterances": count, "layers": per,
-              "mean": float(np.mean(list(per.values()))) if per else None,
-              "layer_map": {str(j): m for j, m in student.layer_map.items()}}
-    del student, llm
-    free_memory()
-    return result
-
-
-# ------------------------------------------------------------------------------------------------
 # Running systems
 
 
@@ -302,6 +257,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
     retrains it, ``never`` skips the bridge when there is none.
     """
     from pipeline.eval.baselines import default_projector_path, load_projector, stage2_budget, train_bridge
+    from pipeline.eval.probe import distillation_summary, probe_export
     from pipeline.eval.report import write_report
     from pipeline.infer import resolve_device, resolve_dtype
 
@@ -352,8 +308,9 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
         for stage in ("distill", "tasks"):
             path = Path(cfg.paths.checkpoints) / stage / "export" / "student.safetensors"
             if path.is_file():
-                results["cosine"][stage] = distillation_cosine(cfg, store, keys, path, device_t, dtype_t,
-                                                               progress=progress)
+                probed = probe_export(cfg, path, split="heldout", max_samples=len(keys), progress=progress)
+                results["cosine"][stage] = distillation_summary(probed)
+                free_memory()
         if not results["cosine"]:
             notes.append("no student export under checkpoints/{distill,tasks}/export: cosine not measured")
 

@@ -23,7 +23,6 @@ Usage (what the launcher runs in every worker)::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import time
@@ -387,22 +386,31 @@ class DistillRecipe:
     def save_checkpoint(self) -> Path:
         rank_state = {"sampler": self._last_plan.state_after()}
         extra = {"config.yaml": self.cfg.to_yaml().encode()} if self.rank == 0 else None
-        return save_checkpoint(self.engine, self.ckpt_dir, self.step, rank_state, self.cfg.train.keep_last, extra)
+        path = save_checkpoint(self.engine, self.ckpt_dir, self.step, rank_state, self.cfg.train.keep_last, extra)
+        # A small export per checkpoint, kept when the checkpoint rotates out: the learning curves read them.
+        self._write_student(self.run_dir / "exports" / f"step-{self.step:06d}.safetensors")
+        return path
 
-    def export(self) -> None:
-        """Trainable parts (safetensors) + config, for the next stage and for inference."""
+    def _write_student(self, path: Path) -> None:
+        """The trainable parts (gathered under ZeRO-3) to one safetensors file, written by rank 0."""
         import deepspeed
 
         student = self.engine.module
         params = [p for p in student.parameters() if p.requires_grad]
         with deepspeed.zero.GatheredParameters(params, enabled=self.cfg.train.zero_stage == 3):
             if self.rank == 0:
-                out = self.run_dir / "export"
-                out.mkdir(parents=True, exist_ok=True)
-                student.save_trainable(out / "student.safetensors")
-                (out / "config.yaml").write_text(self.cfg.to_yaml())
-                (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))
+                partial = path.with_name(path.name + ".partial")
+                student.save_trainable(partial)
+                os.replace(partial, path)  # never a half-written export under the final name
         dist.barrier()
+
+    def export(self) -> None:
+        """Trainable parts (safetensors) + config, for the next stage and for inference."""
+        out = self.run_dir / "export"
+        self._write_student(out / "student.safetensors")
+        if self.rank == 0:
+            (out / "config.yaml").write_text(self.cfg.to_yaml())
+            (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))
 
     def cleanup(self, clean_exit: bool = True) -> None:
         if getattr(self, "rank", None) == 0 and hasattr(self, "tb"):

@@ -85,11 +85,11 @@ class TasksRecipe(DistillRecipe):
         previous = None
         with torch.no_grad():
             for batch, weight in self.heldout_batches(with_targets=self.cfg.train.distill_weight > 0):
-                own = self.compute_loss(batch)[1]["lm"]["loss"]
+                self.compute_loss(batch)
                 own_samples = self._last_out["sample_loss"]
                 # another clip's audio: the batch rolled by one (a batch of one borrows the last batch's clip)
                 donors = batch.audio[1:] + batch.audio[:1] if len(batch.audio) > 1 else [previous or batch.audio[0]]
-                other = self.compute_loss(batch, audio=donors)[1]["lm"]["loss"]
+                self.compute_loss(batch, audio=donors)
                 other_samples = self._last_out["sample_loss"]
                 previous = batch.audio[-1]
                 real = slice(0, weight)

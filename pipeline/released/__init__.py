@@ -1,0 +1,50 @@
+"""The released AuRA student shipped with the package: its trained parts and its model card.
+
+The trained parts of a student are small (patch embedding, LoRA, distillation heads: a few MB in fp16);
+the LLM they adapt is the bundled SmolLM2-135M-Instruct. ``aura transcribe`` and ``aura ask`` use the
+released student when the config's workdir holds no trained export and none is given
+(:func:`pipeline.infer.trained_export_path`).
+
+    >>> student = released_student("bundled:smollm2-135m-instruct")
+    >>> student is None or student.name == "student.safetensors"
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RELEASE_DIR = Path(__file__).resolve().parent / "aura-smollm2-135m-whisper-tiny-en"
+
+
+def released_student(llm_spec: str) -> Path | None:
+    """The released student file when it adapts ``llm_spec`` (the LLM it was trained on), else None."""
+    path = RELEASE_DIR / "student.safetensors"
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get("aura_release", "{}"))
+    return path if meta.get("llm") == llm_spec else None
+
+
+def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict) -> Path:
+    """Write ``export``'s tensors in fp16 to ``out_dir/student.safetensors``, with its student metadata and
+    ``facts`` (``llm`` = ``llm_spec``, data, budget, results) as ``aura_release`` metadata."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    export = Path(export)
+    with safe_open(str(export), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    if "aura_student" not in metadata:
+        raise ValueError(f"{export} is not an AuRA student file")
+    tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(export)).items()}
+    metadata["aura_release"] = json.dumps({**facts, "llm": llm_spec})
+    out = Path(out_dir) / "student.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=metadata)
+    return out
