@@ -173,8 +173,9 @@ class StudentConfig(_Section):
         "targets are averaged further in training); None = store.pooling")
     loss: Literal["cosine", "mse"] = "cosine"
     standardize_targets: bool = Field(
-        False, description="distil against per-channel standardised teacher states, (y - mean) / std with the "
-                           "store's training-split statistics, so that predicting the average scores cosine 0")
+        True, description="distil against per-channel standardised teacher states, (y - mean) / std with the "
+                          "store's training-split statistics, so that predicting the average scores cosine 0 "
+                          "(on raw tiny.en states the training-mean vector scores 0.51-0.89)")
     bidirectional_audio: bool = True
 
 

@@ -9,7 +9,8 @@ Local Ray, a zarr store on local disk, the bundled real Whisper tiny.en (teacher
 4. stage 1 (distillation) on 2 Ray Train workers under ZeRO-2;
 5. stage 2 (speech tasks);
 6. evaluation report with plots;
-7. an encoder-free answer to one held-out utterance, next to its reference.
+7. encoder-free answers to a few held-out utterances by the demo's student and the released student,
+   next to their references.
 
 Usage::
 
@@ -93,7 +94,7 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
 
     report = run_eval(cfg)
 
-    _banner("7/7 encoder-free answer to a held-out utterance (no Whisper loaded)")
+    _banner("7/7 encoder-free answers to held-out utterances (no Whisper loaded)")
     answer = _one_answer(cfg)
     elapsed = time.perf_counter() - started
     outputs = {
@@ -112,17 +113,38 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
     return outputs
 
 
-def _one_answer(cfg: AuraConfig) -> dict:
+def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
+    """The demo's own small-budget student and the released student (:mod:`pipeline.released`) answer the
+    same held-out utterances, beside the reference."""
     from pipeline.data.shards import ShardSet
-    from pipeline.infer import EncoderFreeModel
+    from pipeline.infer import EncoderFreeModel, trained_export_path
     from pipeline.prompts import instruction_for, target_for
+    from pipeline.released import released_student
 
     shards = ShardSet(cfg.paths.shards)
-    row = next(r for r in shards.manifest_rows() if r.get("split") == "heldout")
-    audio = next(s.audio for s in shards.iter_shard(row["shard"]) if s.key == row["key"])
-    model = EncoderFreeModel.from_config(cfg)
-    result = model.generate([audio], [instruction_for(row["task"])], max_new_tokens=cfg.eval.max_new_tokens)[0]
-    print(f"utterance: {row['key']} (held-out voice {row.get('speaker')}, task {row['task']})")
-    print(f"reference: {target_for(row)}")
-    print(f"answer:    {result.text}")
-    return {"heldout_key": row["key"], "reference": target_for(row), "answer": result.text}
+    heldout = [r for r in shards.manifest_rows() if r.get("split") == "heldout"]
+    by_task = {t: [r for r in heldout if (r.get("task") or "transcribe") == t] for t in ("transcribe", "spoken_qa")}
+    rows = [r for pair in zip(*by_task.values()) for r in pair][:count] or heldout[:count]
+    audios = [next(s.audio for s in shards.iter_shard(r["shard"]) if s.key == r["key"]) for r in rows]
+    instructions = [instruction_for(r.get("task")) for r in rows]
+    students = {"demo student": trained_export_path(cfg)}
+    released = released_student(cfg.models.llm)
+    if released is not None:
+        students["released student"] = released
+    answers: dict[str, list[str]] = {}
+    for label, path in students.items():
+        model = EncoderFreeModel.from_export(cfg.models.llm, path, cache_dir=cfg.models.cache_dir,
+                                             trust_remote_code=cfg.models.trust_remote_code)
+        answers[label] = [r.text for r in model.generate(audios, instructions, max_new_tokens=cfg.eval.max_new_tokens)]
+        del model
+    for i, row in enumerate(rows):
+        print(f"\nutterance: {row['key']} (held-out voice {row.get('speaker')}, task {row.get('task')})")
+        print(f"  reference:        {target_for(row)}")
+        for label in students:
+            print(f"  {label + ':':<17} {answers[label][i]}")
+    if released is None:
+        print("\n(no released student for this LLM: only the demo's own student answered)")
+    else:
+        print("\nThe released student's held-out results are in its model card: pipeline/released/*/MODEL_CARD.md")
+    return {"heldout_keys": [r["key"] for r in rows], "references": [target_for(r) for r in rows],
+            "answers": answers}

@@ -140,6 +140,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
     cosine = {name: value / len(keys) for name, value in cos_sums.items()}
     return {
         "export": str(export_path), "split": split, "utterances": len(keys), "teacher_layer": last,
+        "layer_map": meta["layer_map"],
         "pooling": prepare.pool * store.fingerprint.pooling, "standardized": prepare.standardize,
         "wer": wer, "cosine": cosine, "examples": examples,
         "distinct_student_outputs": len(set(hypotheses["student"])),
@@ -156,6 +157,7 @@ def distillation_summary(result: dict[str, Any]) -> dict[str, Any]:
 
     summary = {"export": result["export"], "utterances": result["utterances"], "split": result["split"],
                "layers": per(""), "baselines": {"constant": per("const_"), "position_mean": per("posmean_")},
+               "layer_map": result.get("layer_map", {}),
                "probe": {"wer": result["wer"], "teacher_layer": result["teacher_layer"],
                          "examples": result["examples"][:4]}}
     summary["mean"] = float(np.mean(list(summary["layers"].values()))) if layers else None

@@ -328,6 +328,22 @@ def _cosine_table(results: dict) -> list[str]:
             "|---|" + "---|" * (len(layers) + 1)]
     for name, v in cosine.items():
         rows.append(f"| {name} | " + " | ".join(_fmt(v["layers"].get(str(j))) for j in layers) + f" | {_fmt(v.get('mean'))} |")
+    baselines = next((v["baselines"] for v in cosine.values() if v.get("baselines")), {})
+    for kind, label in (("constant", "constant predictor (does not listen)"),
+                        ("position_mean", "position-mean predictor (does not listen)")):
+        if kind in baselines:
+            values = [baselines[kind].get(str(j)) for j in layers]
+            mean = sum(values) / len(values) if all(x is not None for x in values) else None
+            rows.append(f"| {label} | " + " | ".join(_fmt(x) for x in values) + f" | {_fmt(mean)} |")
+    probes = {name: v["probe"] for name, v in cosine.items() if v.get("probe")}
+    if probes:
+        rows += ["", "Probe: Whisper's decoder transcribes from the student's prediction of teacher layer "
+                 f"{next(iter(probes.values())).get('teacher_layer')} (WER, same utterances):", "",
+                 "| Export | student | teacher states (pooled as trained) | position mean |", "|---|---|---|---|"]
+        for name, probe in probes.items():
+            w = probe["wer"]
+            rows.append(f"| {name} | {_fmt(w.get('student'), percent=True)} | {_fmt(w.get('teacher'), percent=True)} | "
+                        f"{_fmt(w.get('position_mean'), percent=True)} |")
     return rows
 
 
@@ -362,7 +378,8 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
     if cos:
         lines += ["## Distillation: per-layer cosine (held-out)", "",
                   "Mean per-token cosine between each distillation head's output at the audio positions and the "
-                  "cached teacher layer, over the held-out utterances.", "", *cos, ""]
+                  "cached teacher layer (in the space the student was trained in: pooled, standardised when "
+                  "configured), over the held-out utterances, beside two predictors that do not listen.", "", *cos, ""]
     bridge = results.get("bridge_training")
     if bridge:
         lines += ["## Bridge training", "",
