@@ -202,6 +202,8 @@ class TrainConfig(_Section):
     eval_every: int = Field(50, ge=1)
     eval_split: Literal["dev", "heldout"] = Field(
         "dev", description="split watched during training (held-out when the corpus has no dev rows)")
+    eval_samples: int | None = Field(
+        200, ge=1, description="utterances of the watched split evaluated during training, spread over it; None = all")
     reference_samples: int = Field(
         256, ge=1, description="training clips the constant and position-mean reference predictors are fitted on")
     seed: int = 0

@@ -100,7 +100,11 @@ def learning_curve(cfg: AuraConfig, run_dir: str | Path, max_samples: int | None
     stage_cfg = stage_config(cfg, stage if stage in ("distill", "tasks") else "tasks")
     examples_per_step = stage_cfg.train.batch_size * stage_cfg.train.num_workers
     items, _ = heldout_items(cfg, None, max_samples)
-    exports = [(s, p) for s, p in checkpoint_exports(run_dir) if steps is None or s in set(steps)]
+    exports = checkpoint_exports(run_dir)
+    start = Path(run_dir).parent / "distill" / "export" / "student.safetensors"
+    if stage == "tasks" and start.is_file():
+        exports.insert(0, (0, start))  # stage 2 starts from the stage-1 student: the curve's first point
+    exports = [(s, p) for s, p in exports if steps is None or s in set(steps)]
     if not exports:
         raise FileNotFoundError(f"no per-checkpoint student files under {Path(run_dir) / 'exports'}")
     points = []

@@ -232,6 +232,7 @@ class DistillRecipe:
         targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
         self._last_out = out
+        self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
         return distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
 
     def reference_predictors(self):
@@ -250,9 +251,13 @@ class DistillRecipe:
         return {n: float(v) / self.world for n, v in zip(names, tensor)}
 
     def heldout_batches(self, with_targets: bool = True):
-        """This rank's share of the held-out set as ``(batch, weight)``; every rank yields the same
-        number of batches (ZeRO-3 needs all ranks in every forward), padding with weight 0."""
+        """This rank's share of the monitored split (at most ``train.eval_samples`` utterances, spread over
+        it) as ``(batch, weight)``; every rank yields the same number of batches (ZeRO-3 needs all ranks in
+        every forward), padding with weight 0."""
         keys = self.heldout.keys()
+        limit = self.cfg.train.eval_samples
+        if limit is not None and len(keys) > limit:
+            keys = [keys[round(i * (len(keys) - 1) / max(limit - 1, 1))] for i in range(limit)]
         mine = keys[self.rank :: self.world]
         size = self.cfg.train.batch_size
         per_rank = -(-len(keys) // self.world)
@@ -353,7 +358,9 @@ class DistillRecipe:
         for layer, v in per_layer.items():
             values[f"loss_L{layer}"] = float(v["loss"].detach())
             values[f"cos_L{layer}"] = float(v["cosine"].detach())
+        values["tokens"] = float(self._last_tokens)  # sequence positions this rank ran (text + audio)
         values = self._mean_over_ranks(values)
+        tokens = values.pop("tokens") * self.world
         if self.rank != 0:
             return
         audio_s = sum(len(a) for a in batch.audio) / 16000 * self.world
@@ -365,6 +372,8 @@ class DistillRecipe:
             "step_time_s": f"{step_time:.4f}",
             "loader_wait_s": f"{wait:.4f}",
             "audio_s_per_s": f"{audio_s / step_time:.2f}",
+            "tokens": int(round(tokens)),
+            "tokens_per_s": f"{tokens / step_time:.1f}",
         }
         self._append_csv(self.metrics_path, row)
         for name, value in values.items():

@@ -61,9 +61,10 @@ class TasksRecipe(DistillRecipe):
 
         student = self.engine.module
         use_distill = self.cfg.train.distill_weight > 0 and audio is None
-        out = student(**self._layout(batch, batch.audio if audio is None else audio),
-                      return_layer_states=use_distill, logits="labels")
+        inputs = self._layout(batch, batch.audio if audio is None else audio)
+        out = student(**inputs, return_layer_states=use_distill, logits="labels")
         self._last_out = out
+        self._last_tokens = int(inputs["attention_mask"].sum())
         loss = out["loss"]
         per_layer: dict = {"lm": {"loss": out["loss"].detach(), "cosine": torch.tensor(0.0)}}
         if use_distill:
