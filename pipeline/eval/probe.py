@@ -11,6 +11,9 @@ Beside the student, on the same clips and through the same path:
   the probe can read: what pooling and the fixed scale leave of Whisper's own transcript);
 * ``position_mean``: the mean training target per frame position (a predictor that does not listen);
 
+The decoder reads greedily, at most ``6 tokens/s x clip + 8`` tokens, never repeating a 3-gram (it loops
+without the window's padding after the speech); the same for all three.
+
 and the per-layer cosine of every head to its targets beside the constant and position-mean predictors.
 
     >>> result = probe_export(cfg, "runs/speech/checkpoints/distill/export/student.safetensors")  # doctest: +SKIP
@@ -28,12 +31,21 @@ import torch
 from pipeline.config import AuraConfig, StudentConfig
 
 
-def _decode(whisper, tokenizer, states: torch.Tensor, max_new_tokens: int) -> str:
+# Whisper's decoder reading only the kept frames (no 30 s of padding after them) tends to loop; a loop
+# is the same failure for every system probed, and it would swamp the WER with insertions. So the probe
+# caps the answer at what the clip could hold and forbids repeating a 3-gram, for all systems alike.
+PROBE_TOKENS_PER_SECOND = 6.0
+PROBE_NO_REPEAT_NGRAM = 3
+
+
+def _decode(whisper, tokenizer, states: torch.Tensor, max_new_tokens: int, seconds: float) -> str:
     from transformers.modeling_outputs import BaseModelOutput
 
     dtype = next(whisper.parameters()).dtype
     encoded = BaseModelOutput(last_hidden_state=states[None].to(whisper.device, dtype))
-    ids = whisper.generate(encoder_outputs=encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+    limit = max(4, min(max_new_tokens, int(PROBE_TOKENS_PER_SECOND * seconds) + 8))
+    ids = whisper.generate(encoder_outputs=encoded, max_new_tokens=limit, do_sample=False, num_beams=1,
+                           no_repeat_ngram_size=PROBE_NO_REPEAT_NGRAM)
     return tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
@@ -130,7 +142,8 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
                 states = prepare.to_teacher_space(last, predictions[name][b, :n_tokens], reference.frame_norm[last],
                                                   n_frames)
                 with quiet_transformers():
-                    hypotheses[name].append(collapse_repeats(_decode(whisper, whisper_tokenizer, states, max_new_tokens)))
+                    text = _decode(whisper, whisper_tokenizer, states, max_new_tokens, len(batch.audio[b]) / 16000)
+                    hypotheses[name].append(collapse_repeats(text))
             if len(examples) < 8:
                 examples.append({"key": key, "reference": references[-1],
                                  **{name: hypotheses[name][-1] for name in systems}})
@@ -144,6 +157,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
         "pooling": prepare.pool * store.fingerprint.pooling, "standardized": prepare.standardize,
         "wer": wer, "cosine": cosine, "examples": examples,
         "distinct_student_outputs": len(set(hypotheses["student"])),
+        "hypotheses": {"keys": keys, "references": references, **hypotheses},
     }
 
 

@@ -597,9 +597,10 @@ def load_whisper(spec: str, cache_dir: str | Path | None = None, *, dtype: torch
     from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     model_dir = resolve_model_dir(spec, cache_dir, allow_download=allow_download)
-    model = WhisperForConditionalGeneration.from_pretrained(
-        model_dir, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+    with quiet_transformers():  # no weight-loading bar at every load (workers, eval systems)
+        model = WhisperForConditionalGeneration.from_pretrained(
+            model_dir, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
     if (model_dir / "preprocessor_config.json").is_file():
         feature_extractor = WhisperFeatureExtractor.from_pretrained(model_dir)
     else:
@@ -620,8 +621,9 @@ def load_llm(spec: str, cache_dir: str | Path | None = None, *, dtype: torch.dty
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = resolve_model_dir(spec, cache_dir, allow_download=allow_download)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer

@@ -10,8 +10,8 @@ $A corpus --config configs/speech.yaml                                     # ~19
 $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 min
 $A precompute --config configs/speech.yaml                                 # ~11 min: the teacher, once
 $A train --config configs/student.yaml --stage distill --resume            # stage 1
-$A probe --config configs/student.yaml --split dev --max-samples 200 --out $OUT/probe_stage1_dev.json
-$A train --config configs/student.yaml --stage tasks --resume              # stage 2
+$A probe --config configs/student.yaml --split dev --max-samples 60 --out $OUT/probe_stage1_dev.json
+$A train --config configs/student.yaml --stage tasks --resume --set train.eval_samples=120  # stage 2
 $A curve --config configs/student.yaml --stage tasks --max-samples 200 --out $OUT
 $A eval --config configs/student.yaml --systems aura,cascade,text --max-samples 400 --train-bridge never \
   --out $OUT/eval

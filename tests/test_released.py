@@ -1,0 +1,42 @@
+"""The released student: packing (fp16, metadata, size), the fallback that transcribe/ask use, and the
+shipped weights themselves answering held-out clips shipped beside them (the real model, not a random one)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pipeline import released
+from pipeline.config import StudentConfig
+from pipeline.models.student import AuraStudent
+from tests.models.test_student import make_llm
+
+
+def test_pack_release_writes_fp16_with_its_facts(tmp_path, monkeypatch):
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2), [2, 4], 24, 16, 1)
+    export = student.save_trainable(tmp_path / "export" / "student.safetensors")
+    out = released.pack_release(export, tmp_path / "release", "random:llama-tiny", {"steps": 7})
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as handle:
+        meta = handle.metadata()
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float16}
+    assert json.loads(meta["aura_release"]) == {"steps": 7, "llm": "random:llama-tiny"}
+    assert "aura_student" in meta
+    again = AuraStudent.load(make_llm("sdpa"), out)  # fp16 tensors load into the fp32 student
+    for key, value in student.trainable_state_dict().items():
+        torch.testing.assert_close(again.trainable_state_dict()[key], value, atol=2e-3, rtol=1e-2)
+    monkeypatch.setattr(released, "RELEASE_DIR", tmp_path / "release")
+    assert released.released_student("random:llama-tiny") == out
+    assert released.released_student("bundled:smollm2-135m-instruct") is None  # made for another LLM
+
+
+def test_the_shipped_release_is_small_and_names_its_llm():
+    path = released.RELEASE_DIR / "student.safetensors"
+    if not path.is_file():
+        pytest.fail(f"the released student is missing: {path}")
+    assert path.stat().st_size <= 25 * 2**20
+    assert released.released_student("bundled:smollm2-135m-instruct") == path
+    assert (released.RELEASE_DIR / "MODEL_CARD.md").is_file()
