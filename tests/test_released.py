@@ -40,3 +40,26 @@ def test_the_shipped_release_is_small_and_names_its_llm():
     assert path.stat().st_size <= 25 * 2**20
     assert released.released_student("bundled:smollm2-135m-instruct") == path
     assert (released.RELEASE_DIR / "MODEL_CARD.md").is_file()
+
+
+def test_the_shipped_student_listens_to_held_out_clips():
+    """The real released weights on the real SmolLM2, on held-out clips shipped beside them (a voice and
+    texts never trained on): the answers are likelier with each clip's own audio than with another's.
+    (It does not yet transcribe them: see its model card.)"""
+    import soundfile as sf
+
+    from pipeline.eval.probe import listening_test
+    from pipeline.models.sources import load_llm
+    from pipeline.prompts import target_for
+
+    path = released.released_student("bundled:smollm2-135m-instruct")
+    assert path is not None
+    rows = [json.loads(line) for line in (released.RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
+    audios = [sf.read(released.RELEASE_DIR / "examples" / r["file"], dtype="float32")[0] for r in rows]
+    llm, tokenizer = load_llm("bundled:smollm2-135m-instruct")
+    student = AuraStudent.load(llm, path).eval()
+    result = listening_test(student, tokenizer, audios, [r["task"] for r in rows],
+                            [target_for({"task": r["task"], "text": r["reference"], "answer": r["reference"]})
+                             for r in rows])
+    assert result["listen_rate"] >= 0.75, result
+    assert result["own_audio_loss"] < result["other_audio_loss"] - 0.3, result

@@ -218,3 +218,34 @@ def cmd_probe(args) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
     return 0
+
+
+@torch.inference_mode()
+def listening_test(student, tokenizer, audios, tasks, answers, batch_size: int = 8) -> dict[str, Any]:
+    """The answers' loss (nats/token) with each clip's own audio and with another clip's (the list rolled
+    by one): a student that listens scores its own audio better. ``listen_rate`` is the share of clips
+    where it does (0.5 is chance); the same test stage 2 runs on the dev split.
+
+    ``student`` is an :class:`~pipeline.models.student.AuraStudent` (LoRA not merged)."""
+    from pipeline.models.student import layout_speech_batch
+    from pipeline.prompts import answer_ids, instruction_for, prompt_ids
+
+    prompts = {t: prompt_ids(tokenizer, instruction_for(t)) for t in set(tasks)}
+    donors = list(audios[1:]) + list(audios[:1])
+
+    def losses(clips) -> torch.Tensor:
+        out = []
+        for start in range(0, len(clips), batch_size):
+            chunk = range(start, min(start + batch_size, len(clips)))
+            mel, lengths = student.patch_embedding.mel_batch([clips[i] for i in chunk])
+            layout = layout_speech_batch([prompts[tasks[i]][0] for i in chunk], lengths,
+                                         after_audio=[prompts[tasks[i]][1] for i in chunk],
+                                         targets=[answer_ids(tokenizer, answers[i]) for i in chunk],
+                                         pad_id=tokenizer.pad_token_id or 0)
+            result = student(**layout, mel=mel, token_lengths=lengths, return_layer_states=False, logits="labels")
+            out.append(result["sample_loss"])
+        return torch.cat(out)
+
+    own, other = losses(list(audios)), losses(donors)
+    return {"clips": len(own), "own_audio_loss": float(own.mean()), "other_audio_loss": float(other.mean()),
+            "listen_rate": float((own < other).float().mean()), "own": own.tolist(), "other": other.tolist()}

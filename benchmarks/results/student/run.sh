@@ -12,6 +12,6 @@ $A precompute --config configs/speech.yaml                                 # ~11
 $A train --config configs/student.yaml --stage distill --resume            # stage 1
 $A probe --config configs/student.yaml --split dev --max-samples 60 --out $OUT/probe_stage1_dev.json
 $A train --config configs/student.yaml --stage tasks --resume --set train.eval_samples=120  # stage 2
-$A curve --config configs/student.yaml --stage tasks --max-samples 200 --out $OUT
-$A eval --config configs/student.yaml --systems aura,cascade,text --max-samples 400 --train-bridge never \
+$A curve --config configs/student.yaml --stage tasks --max-samples 100 --steps 0,200,400 --out $OUT
+$A eval --config configs/student.yaml --systems aura,cascade --max-samples 400 --train-bridge never --no-cosine \
   --out $OUT/eval
