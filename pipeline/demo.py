@@ -145,6 +145,8 @@ def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
     if released is None:
         print("\n(no released student for this LLM: only the demo's own student answered)")
     else:
-        print("\nThe released student's held-out results are in its model card: pipeline/released/*/MODEL_CARD.md")
+        print("\nNeither student transcribes held-out speech yet: the released one scores WER 111 % and QA 0 % on "
+              "the multi-engine held-out split (an empty answer: 100 %), though it scores the right answer likelier "
+              "with the clip's own audio; see pipeline/released/*/MODEL_CARD.md")
     return {"heldout_keys": [r["key"] for r in rows], "references": [target_for(r) for r in rows],
             "answers": answers}

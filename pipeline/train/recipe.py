@@ -231,7 +231,7 @@ class DistillRecipe:
                                       prefix_ids=self.audio_prefix)
         targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
-        self._last_out = out
+        self._last_out, self._last_targets = out, targets
         self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
         return distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
 
@@ -287,7 +287,7 @@ class DistillRecipe:
         count = 0
         for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
-            targets, mask = self._to_device(batch), self._last_out["token_mask"]
+            targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them
             for layer, values in per_layer.items():
                 sums[f"cos_L{layer}"] += float(values["cosine"]) * weight
             for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
