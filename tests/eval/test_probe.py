@@ -17,7 +17,7 @@ def trained_tiny(tiny_workdir, tmp_path_factory):
                               ignore=shutil.ignore_patterns("checkpoints"))
     done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
                     "--set", "train.max_steps=2", "--set", "train.checkpoint_every=1", "--set", "student.pooling=2",
-                    "--set", "student.standardize_targets=true")
+                    "--set", "student.standardize_targets=true", timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
