@@ -113,7 +113,8 @@ def plain_loop_child(workdir: Path, store: str, states_out: str | None) -> None:
     start = time.perf_counter()
     os.nice(RAY_WORKER_NICENESS - os.nice(0))
     from pipeline.data.shards import ShardSet
-    from pipeline.precompute import TeacherWorker, teacher_fingerprint
+    from pipeline.precompute import TeacherWorker
+    from pipeline.store import teacher_fingerprint
 
     captured: dict[str, np.ndarray] = {}
 
@@ -236,7 +237,7 @@ def ray_job(cfg, mode: str) -> tuple[Run, object]:
 
 
 def same_store(a_cfg, b_cfg) -> bool:
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
 
     a, b = open_store_for(a_cfg), open_store_for(b_cfg)
     return a.keys() == b.keys() and all(np.array_equal(a.read(k), b.read(k)) for k in a.keys())
@@ -309,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.data.ingest import ingest
     from pipeline.models.sources import resolve_model_dir
-    from pipeline.precompute import init_ray, run_precompute, teacher_fingerprint
+    from pipeline.cluster import init_ray
+    from pipeline.precompute import run_precompute
+    from pipeline.store import teacher_fingerprint
 
     manifest, extra = prepare_shards(workdir, args.utterances, args.per_shard)
     base_cfg = config(workdir, "unused.zarr")

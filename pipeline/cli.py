@@ -26,6 +26,7 @@ DEFAULT_CONFIG = Path("configs/demo.yaml")
 
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_JOB_COMMANDS = {"infer": "infer-batch"}  # jobs/<module>.py whose subcommand has another name
 
 
 def _config(args: argparse.Namespace) -> AuraConfig:
@@ -91,7 +92,7 @@ def _status_lines(report: dict) -> list[str]:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
 
     cfg = _config(args)
     if args.store is not None:
@@ -138,6 +139,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_infer_batch(args: argparse.Namespace) -> int:
+    from pipeline.batch import BatchJobMismatch, run_batch
+
+    cfg = _config(args)
+    if args.address:
+        cfg.batch.address = args.address
+    try:
+        summary = run_batch(cfg, args.source, args.out, system=args.system, export=args.export,
+                            projector=args.projector, instruction=args.prompt, split=args.split,
+                            max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype)
+    except (BatchJobMismatch, ValueError) as exc:
+        print(f"aura: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary.describe())
+    return EXIT_OK if summary.failed == 0 and summary.results else EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -165,7 +183,7 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
-        prog = {"prog": f"python -m jobs.{job}"} if name == job else {}
+        prog = {"prog": f"python -m jobs.{job}"} if name == _JOB_COMMANDS.get(job, job) else {}
         p = sub.add_parser(name, help=help, description=help, **prog)
         p.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/demo.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
@@ -192,6 +210,26 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
                         "default: the config's train.stage")
     p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     p.add_argument("--fresh", action="store_true", help="delete this stage's run folder and start over")
+    p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
+
+    p = add("infer-batch", cmd_infer_batch, "a Ray job: the trained student (or a baseline) answers every request "
+                                            "of a manifest, audio folder or shard folder; resumable parquet out")
+    p.add_argument("source", help="a .jsonl/.parquet manifest (rows with `audio`, optional `key`, `task`, "
+                                  "`instruction`), a folder of audio files, or a folder of ingested shards")
+    p.add_argument("--out", required=True, type=Path, help="output folder: plan, part files, results.parquet; "
+                                                           "re-running with the same folder resumes")
+    p.add_argument("--system", choices=["aura", "cascade", "bridge"], default="aura",
+                   help="aura: the encoder-free student (default); cascade/bridge: the baselines, for comparison")
+    p.add_argument("--prompt", default=None, help="one instruction for every request (default: the row's "
+                                                  "`instruction`, else the prompt of its `task`, else transcription)")
+    p.add_argument("--split", default=None, help="with a shard folder: only this split (e.g. heldout)")
+    p.add_argument("--export", default=None, help="trained student.safetensors (default: the latest under "
+                                                   "<checkpoints>, else the released student)")
+    p.add_argument("--projector", default=None, help="bridge projector (default: <checkpoints>/bridge/projector.safetensors)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: eval.max_new_tokens of the config")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: a GPU when the worker has one)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="default: bfloat16 on a GPU, float32 on CPU")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
 
     from pipeline.export import add_export_arguments, cmd_export

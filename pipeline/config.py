@@ -218,6 +218,25 @@ class EvalConfig(_Section):
     max_samples: int | None = Field(None, ge=1)
 
 
+class BatchConfig(_Section):
+    """``aura infer-batch``: a trained student (or a baseline) over a whole dataset as a Ray job."""
+
+    part_size: int = Field(
+        64, ge=1, description="requests per output part file, the unit of resume: a killed job redoes at most "
+        "the parts that were in flight"
+    )
+    batch_size: int = Field(8, ge=1, description="requests of a part decoded together, neighbours in length")
+    num_workers: int | None = Field(
+        None, ge=1, description="model actors; None = one per GPU on a cluster with GPUs, else one"
+    )
+    threads_per_worker: int = Field(2, ge=1, description="CPU threads (and Ray CPUs) of each actor")
+    use_gpu: Literal["auto", "always", "never"] = Field("auto", description="auto: one GPU per actor when the cluster has GPUs")
+    max_restarts: int = Field(
+        2, ge=0, description="passes over the unwritten parts after a worker is lost (OOM, SIGKILL, lost node)"
+    )
+    address: str | None = Field(None, description="Ray address to join; None starts a local Ray")
+
+
 class PathsConfig(_Section):
     """Where each stage reads and writes; every path not set is derived from ``workdir``."""
 
@@ -240,6 +259,7 @@ class AuraConfig(_Section):
     student: StudentConfig = StudentConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    batch: BatchConfig = BatchConfig()
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")

@@ -518,7 +518,7 @@ def expand_audio_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _load_request(path: Path, ingest: IngestConfig) -> np.ndarray:
+def load_request_audio(path: Path, ingest: IngestConfig) -> np.ndarray:
     """16 kHz mono samples of one file, or :class:`AudioRejected` with a reason a person can act on."""
     from pipeline.data.audio import AUDIO_EXTENSIONS, AudioRejected, load_checked
 
@@ -561,7 +561,7 @@ def answer_files(model: EncoderFreeModel, paths: Sequence[str | Path], instructi
         good: list[tuple[int, np.ndarray]] = []
         for i, path in enumerate(chunk):
             try:
-                good.append((i, _load_request(path, ingest)))
+                good.append((i, load_request_audio(path, ingest)))
             except AudioRejected as exc:
                 records[i] = {"file": str(path), "error": exc.reason}
         durations = {i: round(len(audio) / ingest.sample_rate, 3) for i, audio in good}
@@ -578,21 +578,29 @@ def answer_files(model: EncoderFreeModel, paths: Sequence[str | Path], instructi
             on_progress(len(chunk))
 
 
+def answer_robustly(answer_batch: Callable[[list[np.ndarray], list[str]], list], audios: list[np.ndarray],
+                    instructions: list[str]) -> list:
+    """``answer_batch(audios, instructions)``; when the whole batch fails, one request at a time. A request
+    that fails alone gets its error text in place of a result."""
+    try:
+        return answer_batch(audios, instructions)
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not end a long job
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(audios) == 1:
+            logger.warning("generation failed: %s: %s", type(exc).__name__, exc)
+            return [f"generation failed: {type(exc).__name__}: {exc}"]
+        logger.warning("batch of %d failed (%s: %s); retrying one request at a time", len(audios), type(exc).__name__, exc)
+        return [r for a, i in zip(audios, instructions) for r in answer_robustly(answer_batch, [a], [i])]
+
+
 def _generate_robustly(model: EncoderFreeModel, good: list[tuple[int, np.ndarray]], instruction: str,
                        max_new_tokens: int) -> list[tuple[int, GenerationResult | str]]:
     if not good:
         return []
-    try:
-        results = model.generate([a for _, a in good], instruction, max_new_tokens)
-        return [(i, r) for (i, _), r in zip(good, results)]
-    except Exception as exc:  # noqa: BLE001 - one bad batch must not end a long job
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        if len(good) == 1:
-            logger.exception("generation failed")
-            return [(good[0][0], f"generation failed: {type(exc).__name__}: {exc}")]
-        logger.warning("batch of %d failed (%s: %s); retrying one file at a time", len(good), type(exc).__name__, exc)
-        return [item for single in good for item in _generate_robustly(model, [single], instruction, max_new_tokens)]
+    results = answer_robustly(lambda audios, instructions: model.generate(audios, instructions, max_new_tokens),
+                              [a for _, a in good], [instruction] * len(good))
+    return [(i, r) for (i, _), r in zip(good, results)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,35 +29,11 @@ import numpy as np
 
 from feature_store import FeatureStore, StoreFingerprint
 from pipeline.config import AuraConfig
-from pipeline.data.mel import frame_rate_hz, mel_settings_of
+from pipeline.cluster import cluster_has_gpu, init_ray
 from pipeline.data.shards import ShardFormatError, ShardSet
+from pipeline.store import open_store_for, teacher_fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
-    """The store fingerprint this config asks for, read from the teacher's files (no weights loaded)."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor
-
-    from pipeline.models.sources import resolve_model_dir, weights_fingerprint
-
-    model_dir = resolve_model_dir(cfg.models.teacher, cfg.models.cache_dir)
-    wcfg = WhisperConfig.from_pretrained(model_dir)
-    fe = WhisperFeatureExtractor.from_pretrained(model_dir)
-    layers = cfg.store.layers if cfg.store.layers is not None else list(range(1, wcfg.encoder_layers + 1))
-    return StoreFingerprint(
-        teacher=cfg.models.teacher,
-        teacher_weights=weights_fingerprint(model_dir),
-        layers=layers,
-        pooling=cfg.store.pooling,
-        codec=cfg.store.codec,
-        width=wcfg.d_model,
-        frame_rate_hz=frame_rate_hz(cfg.store.pooling),
-        mel=mel_settings_of(fe),
-        window=cfg.store.window,
-        window_step_s=cfg.store.window_step_s if cfg.store.window == "trim" else None,
-        min_window_s=cfg.store.min_window_s if cfg.store.window == "trim" else None,
-    )
 
 
 def teacher_device_dtype(cfg: AuraConfig):
@@ -70,11 +46,6 @@ def teacher_device_dtype(cfg: AuraConfig):
     if name == "auto":
         name = "bfloat16" if device == "cuda" else "float32"
     return device, getattr(torch, name)
-
-
-def open_store_for(cfg: AuraConfig, mode: str = "r") -> FeatureStore:
-    """Open the config's store, refusing one whose fingerprint differs (the message names the field)."""
-    return FeatureStore.open(cfg.paths.store, teacher_fingerprint(cfg), mode=mode)
 
 
 @dataclass
@@ -220,33 +191,6 @@ class TeacherWorker:
         return states, failures
 
 
-def _use_gpu(cfg: AuraConfig) -> bool:
-    if cfg.precompute.use_gpu == "never":
-        return False
-    import ray
-
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if cfg.precompute.use_gpu == "always" and gpus == 0:
-        raise RuntimeError("precompute.use_gpu=always but the Ray cluster has no GPU")
-    return gpus > 0
-
-
-def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray on loopback without the dashboard."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        # Ray Train's controller uses the state API, which lives in the dashboard process: keep it,
-        # bound to loopback. Token auth is Ray's default; nothing listens beyond this machine.
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1",
-                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
-
-
 def _write_target_stats(store: FeatureStore) -> str:
     """Refresh the store's per-layer target statistics (training split) after a run; a store that
     cannot have them (no training frames yet, groups from before statistics) is reported, not fatal."""
@@ -274,7 +218,7 @@ def run_precompute(cfg: AuraConfig, progress: bool = True) -> PrecomputeSummary:
     print(f"precompute: {len(shard_names)} shards, {summary.skipped_committed} committed, {len(pending)} to compute")
     if pending:
         init_ray(cfg.precompute.address)
-        gpu = _use_gpu(cfg)
+        gpu = cluster_has_gpu(cfg.precompute.use_gpu, "precompute.use_gpu")
         # A dead actor is restarted (teacher reloaded) and its in-flight shard retried; the dead one's
         # lease is stale (pid gone, or no heartbeat) and its half-written group is never committed.
         actor_cls = ray.remote(num_cpus=cfg.precompute.threads_per_worker, num_gpus=1 if gpu else 0,

@@ -14,7 +14,7 @@ audio cannot change them (it is causal).
 Usage::
 
     >>> before, after = prompt_ids(tokenizer, "Transcribe the audio.")      # doctest: +SKIP
-    >>> answer = answer_ids(tokenizer, "hello world")                       # ends with EOS
+    >>> answer = answer_ids(tokenizer, "hello world")                       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -29,6 +29,15 @@ TASK_INSTRUCTIONS = {
 
 def instruction_for(task: str | None) -> str:
     return TASK_INSTRUCTIONS.get(task or "transcribe", TASK_INSTRUCTIONS["transcribe"])
+
+
+def task_of_instruction(instruction: str) -> str:
+    """``transcribe`` for the transcription prompt, else ``spoken_qa`` (any other request about the audio).
+
+    >>> task_of_instruction("Transcribe the audio."), task_of_instruction("Who is speaking?")
+    ('transcribe', 'spoken_qa')
+    """
+    return "transcribe" if instruction == TASK_INSTRUCTIONS["transcribe"] else "spoken_qa"
 
 
 def prompt_ids(tokenizer, instruction: str) -> tuple[list[int], list[int]]:

@@ -18,7 +18,7 @@ def test_version():
     assert done.returncode == 0 and done.stdout.startswith("aura ")
 
 
-@pytest.mark.parametrize("job", ["precompute", "train", "ingest", "eval"])
+@pytest.mark.parametrize("job", ["precompute", "train", "ingest", "eval", "infer"])
 def test_job_usage_names_the_job(job):
     done = subprocess.run([sys.executable, "-m", f"jobs.{job}", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)

@@ -277,7 +277,7 @@ def job_command(module: str, workdir: Path, *overrides: str, flags: str = "") ->
 def test_precompute_and_train_jobs_spread_over_two_nodes(cluster, tmp_path):
     from pipeline.config import load_config
     from pipeline.data.shards import ShardSet
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
 
     workdir = tmp_path / "run"
     base = ["--config", str(TINY_CONFIG), "--set", f"workdir={workdir}"]

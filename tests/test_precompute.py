@@ -39,7 +39,8 @@ from pipeline.data.corpus import generate_corpus
 from pipeline.data.ingest import IngestSummary, ingest
 from pipeline.data.mel import teacher_frames
 from pipeline.data.shards import MANIFEST_COLUMNS, ShardSet
-from pipeline.precompute import PrecomputeSummary, open_store_for, run_precompute
+from pipeline.precompute import PrecomputeSummary, run_precompute
+from pipeline.store import open_store_for
 from tests.conftest import fault_seeds
 
 pytestmark = pytest.mark.slow  # Ray clusters and subprocess jobs
@@ -160,7 +161,7 @@ def model_cache_dir(tmp_path_factory) -> Path:
 def local_ray():
     """One local Ray cluster for this module's in-process runs.
 
-    Started like :func:`pipeline.precompute.init_ray` but without the dashboard (only Ray Train needs
+    Started like :func:`pipeline.cluster.init_ray` but without the dashboard (only Ray Train needs
     it; the SIGKILL test's job still starts its cluster through ``init_ray``). Module-scoped, not
     session, so that later test modules start from a process without Ray.
     """
@@ -243,7 +244,7 @@ def real_run(tmp_path_factory, model_cache_dir, local_ray) -> RealRun:
     The two run side by side (the Ray actor on one core, this process on the other).
     """
     from pipeline.models.teacher import WhisperTeacher, window_options
-    from pipeline.precompute import teacher_fingerprint
+    from pipeline.store import teacher_fingerprint
 
     workdir = tmp_path_factory.mktemp("precompute-real")
     cfg = make_config(DEMO_CONFIG, workdir, model_cache_dir, *REAL_OVERRIDES)
@@ -387,7 +388,7 @@ def test_target_stats_cover_the_training_split_and_follow_growth(random_referenc
 
 
 def test_fingerprint_records_the_window_settings(random_corpus, model_cache_dir):
-    from pipeline.precompute import teacher_fingerprint
+    from pipeline.store import teacher_fingerprint
 
     trim = teacher_fingerprint(random_config(random_corpus, model_cache_dir, "x.zarr"))
     assert (trim.window, trim.window_step_s, trim.min_window_s) == ("trim", 2.0, 0.0)
@@ -398,7 +399,8 @@ def test_fingerprint_records_the_window_settings(random_corpus, model_cache_dir)
 def test_worker_holds_its_lease_while_encoding_past_the_ttl(random_corpus, model_cache_dir):
     """A shard that takes longer than the lease ttl to encode stays claimed (heartbeats), so a second
     job cannot take it over and compute it twice. In-process worker, no Ray."""
-    from pipeline.precompute import TeacherWorker, teacher_fingerprint
+    from pipeline.precompute import TeacherWorker
+    from pipeline.store import teacher_fingerprint
 
     cfg = random_config(random_corpus, model_cache_dir, "slow-encode.zarr")
     worker = TeacherWorker(cfg.model_dump_json(), teacher_fingerprint(cfg).model_dump_json(), owner="slow-job")

@@ -18,9 +18,7 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from feature_store.lease import pid_alive
 from pipeline.data.audio import from_flac_bytes
+from pipeline.fs import atomic_write_bytes, remove_stale_temp_files
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{6})$")
 # Member names inside a shard must be "<key>.<ext>" with a plain key: never a path.
@@ -85,26 +83,6 @@ def shard_index(name: str) -> int:
     return int(match.group(1))
 
 
-_TEMP_NAME = re.compile(r"^\..+\.tmp-(?P<host>[^.]+)\.(?P<pid>\d+)$")
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{socket.gethostname().replace('.', '_')}.{os.getpid()}")
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 class ShardSet:
     """A directory of webdataset shards plus ``manifest.parquet``."""
 
@@ -133,7 +111,7 @@ class ShardSet:
     def write_manifest(self, table: pa.Table) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         table = table.cast(MANIFEST_SCHEMA)
-        _atomic_write_bytes(self.manifest_path, lambda f: pq.write_table(table, f))
+        atomic_write_bytes(self.manifest_path, lambda f: pq.write_table(table, f))
 
     def manifest_rows(self) -> list[dict[str, Any]]:
         return self.read_manifest().to_pylist()
@@ -143,15 +121,7 @@ class ShardSet:
 
         Files of live writers, and of writers on other hosts (a shared filesystem), are left alone.
         """
-        removed = []
-        host = socket.gethostname().replace(".", "_")
-        for path in self.root.glob(".*.tmp-*") if self.root.is_dir() else []:
-            match = _TEMP_NAME.match(path.name)
-            if match is None or match["host"] != host or pid_alive(int(match["pid"])):
-                continue
-            path.unlink(missing_ok=True)
-            removed.append(path)
-        return removed
+        return remove_stale_temp_files(self.root)
 
     def shard_names(self) -> list[str]:
         """Shards listed in the manifest, in order (a shard file not in the manifest is unfinished)."""
@@ -177,7 +147,7 @@ class ShardSet:
                     meta_bytes = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()
                     sink.write({"__key__": key, "flac": flac, "json": meta_bytes})
 
-        _atomic_write_bytes(path, write)
+        atomic_write_bytes(path, write)
         return path
 
     def iter_shard(self, name: str) -> Iterator[ShardSample]:

@@ -53,7 +53,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -70,6 +69,7 @@ from pipeline.config import CorpusConfig, ModelsConfig
 from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
 from pipeline.data.corpus import evenly_spread, write_flac
 from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
+from pipeline.fs import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -243,12 +243,6 @@ def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int
     return [(row.key, results[row.key]) for row in rows]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def _row_json(row: PlannedSpeech, num_samples: int) -> str:
     data = asdict(row)
     data.pop("part")
@@ -364,7 +358,7 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
                        dropped=dropped)
     for voice in voices:
         check.wer.setdefault(voice, None)  # not measured: its engine or voice is missing (see dropped)
-    _atomic_write_text(path, json.dumps(check.to_dict(), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(check.to_dict(), indent=2) + "\n")
     return check
 
 
@@ -422,9 +416,9 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
                 else:
                     lines.append(_row_json(rows[key], result))
                     new_audio_samples += result
-            _atomic_write_text(out_dir / "parts" / f"part-{part:05d}.rejects.jsonl",
+            atomic_write_text(out_dir / "parts" / f"part-{part:05d}.rejects.jsonl",
                                "".join(json.dumps(r) + "\n" for r in part_rejects))
-            _atomic_write_text(out_dir / "parts" / f"part-{part:05d}.jsonl", "".join(line + "\n" for line in lines))
+            atomic_write_text(out_dir / "parts" / f"part-{part:05d}.jsonl", "".join(line + "\n" for line in lines))
             done[part] = lines
             rejects += part_rejects
             bar.update(len(rows))
@@ -434,8 +428,8 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
     manifest = out_dir / MANIFEST_NAME
     all_lines = [line for part in sorted(done) for line in done[part]]
     all_rejects = [line for part in sorted(done) for line in _part_reject_lines(out_dir, part)]
-    _atomic_write_text(out_dir / "rejects.jsonl", "".join(line + "\n" for line in all_rejects))
-    _atomic_write_text(manifest, "".join(line + "\n" for line in all_lines))  # last: the corpus is complete
+    atomic_write_text(out_dir / "rejects.jsonl", "".join(line + "\n" for line in all_rejects))
+    atomic_write_text(manifest, "".join(line + "\n" for line in all_lines))  # last: the corpus is complete
     for reject in rejects[:10]:
         print(f"rejected {reject['file']} [key {reject['key']}]: {reject['reason']}", flush=True)
     build = {"rendered_rows": rendered_rows, "rendered_parts": len(todo), "reused_parts": len(by_part) - len(todo),

@@ -62,7 +62,7 @@ from pipeline.infer import (
 )
 from pipeline.models.sources import quiet_transformers
 from pipeline.models.student import IGNORE_INDEX, layout_speech_batch
-from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
+from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for, task_of_instruction
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ class EvalSystem:
                transcript: str | None = None, max_new_tokens: int = 48) -> GenerationResult:
         raise NotImplementedError
 
+    def answer_batch(self, audios: Sequence[np.ndarray], instructions: Sequence[str],
+                     max_new_tokens: int = 48) -> list[GenerationResult]:
+        """Answers to several requests, in order; systems that decode requests together override this."""
+        return [self.answer(a, i, task=task_of_instruction(i), max_new_tokens=max_new_tokens)
+                for a, i in zip(audios, instructions)]
+
     @property
     def device(self) -> torch.device:
         raise NotImplementedError
@@ -127,6 +133,9 @@ class AuraSystem(EvalSystem):
 
     def answer(self, audio, instruction, task="transcribe", transcript=None, max_new_tokens=48) -> GenerationResult:
         return self.model.generate([audio], [instruction], max_new_tokens=max_new_tokens)[0]
+
+    def answer_batch(self, audios, instructions, max_new_tokens=48) -> list[GenerationResult]:
+        return self.model.generate(list(audios), list(instructions), max_new_tokens=max_new_tokens)
 
     def describe(self) -> dict:
         meta = self.model.metadata
@@ -435,7 +444,7 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
     from tqdm import tqdm
 
     from pipeline.data.shards import ShardSet
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
     from pipeline.train.data import TrainingData
 
     budget_steps, budget_batch = stage2_budget(cfg)

@@ -53,13 +53,11 @@ def probe_rows(cfg: AuraConfig, store, split: str, max_samples: int | None):
     """``(data, keys)``: the split's utterances with a transcript (transcriptions and spoken questions),
     spread evenly over the split when ``max_samples`` is below its size."""
     from pipeline.data.shards import ShardSet
-    from pipeline.train.data import TrainingData
+    from pipeline.train.data import TrainingData, spread_evenly
 
     data = TrainingData(ShardSet(cfg.paths.shards), store, split=split, tasks=None)
     keys = [k for k in data.keys() if data.rows[k].get("text") or data.rows[k].get("question")]
-    if max_samples is not None and len(keys) > max_samples:
-        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, max_samples)]
-    return data, keys
+    return data, spread_evenly(keys, max_samples)
 
 
 @torch.inference_mode()
@@ -74,7 +72,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
     from pipeline.eval.metrics import collapse_repeats, word_error_rate
     from pipeline.models.sources import load_llm, load_whisper, quiet_transformers
     from pipeline.models.student import AuraStudent, distillation_loss
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
     from pipeline.prompts import audio_prefix_ids
     from pipeline.train.reference import ReferencePredictors
     from pipeline.train.targets import TargetPreparer

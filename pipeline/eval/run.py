@@ -272,7 +272,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
 
     store = None
     try:
-        from pipeline.precompute import open_store_for
+        from pipeline.store import open_store_for
 
         store = open_store_for(cfg, mode="r")
     except Exception as exc:  # noqa: BLE001 - reported; systems that need no store still run

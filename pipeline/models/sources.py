@@ -54,6 +54,7 @@ import torch
 
 from feature_store.lease import pid_alive
 from pipeline.config import default_cache_dir  # one definition, re-exported here
+from pipeline.fs import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -368,15 +369,16 @@ def _relax_permissions(directory: Path) -> None:
             f.chmod(mode)
 
 
-def _fsync_files(directory: Path, directory_only: bool = False) -> None:
-    """fsync a directory's files (unless ``directory_only``) and the directory entry itself."""
-    paths = [] if directory_only else [f for f in directory.iterdir() if f.is_file()]
-    for path in paths + [directory]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _fsync_files(directory: Path) -> None:
+    """fsync a directory's files and the directory entry itself."""
+    for path in directory.iterdir():
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fsync_dir(directory)
 
 
 def _cached_build(cache_dir: Path, entry_name: str, build: Callable[[Path], None], info: dict) -> Path:
@@ -405,7 +407,7 @@ def _cached_build(cache_dir: Path, entry_name: str, build: Callable[[Path], None
                 os.replace(entry, stale)
                 shutil.rmtree(stale, ignore_errors=True)
             os.replace(tmp, entry)
-            _fsync_files(cache_dir, directory_only=True)
+            fsync_dir(cache_dir)
             _announce(f"built {info['spec']} in {seconds:.1f} s")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

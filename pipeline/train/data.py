@@ -9,9 +9,9 @@ loader wait stays a small share of the step time.
 Usage::
 
     >>> data = TrainingData(ShardSet("runs/demo/shards"), store, split="train")          # doctest: +SKIP
-    >>> data.check_complete()        # every manifest key of a committed shard has targets
+    >>> data.check_complete()        # every manifest key of a committed shard has targets      # doctest: +SKIP
     >>> batch = data.load(["key1", "key2"], with_targets=True)                           # doctest: +SKIP
-    >>> batch.targets.shape          # (batch, layers, max_frames, width)
+    >>> batch.targets.shape          # (batch, layers, max_frames, width)                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,6 +28,19 @@ import torch
 
 from feature_store import FeatureStore
 from pipeline.data.shards import ShardSet
+
+
+def spread_evenly(items: list, count: int | None) -> list:
+    """``count`` of ``items`` spread evenly over them, the first and the last included (all when fewer).
+
+    >>> spread_evenly(list(range(10)), 4)
+    [0, 3, 6, 9]
+    >>> spread_evenly([1, 2], 5)
+    [1, 2]
+    """
+    if count is None or len(items) <= count:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / max(count - 1, 1))] for i in range(count)]
 
 
 class TrainingDataError(RuntimeError):

@@ -113,7 +113,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     Raises ``FingerprintMismatch`` (naming the differing field) or ``TrainingDataError``.
     """
     from pipeline.data.shards import ShardSet
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
     from pipeline.train.data import TrainingData
 
     from pipeline.models.sources import resolve_model_dir
@@ -147,7 +147,7 @@ def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = Fals
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from pipeline.precompute import init_ray
+    from pipeline.cluster import init_ray
 
     init_ray(address or cfg.precompute.address, num_cpus=max(os.cpu_count() or 1, cfg.train.num_workers))
     use_gpu = ray.cluster_resources().get("GPU", 0) > 0

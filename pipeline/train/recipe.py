@@ -40,7 +40,7 @@ from pipeline.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from pipeline.train.data import Prefetcher, TrainingData
+from pipeline.train.data import Prefetcher, TrainingData, spread_evenly
 from pipeline.train.sampler import LengthGroupedSampler
 from pipeline.train.targets import TargetPreparer
 
@@ -161,7 +161,7 @@ class DistillRecipe:
         return True
 
     def _open_store(self):
-        from pipeline.precompute import open_store_for
+        from pipeline.store import open_store_for
 
         store = open_store_for(self.cfg, mode="r")
         if self.rank == 0 and store is not None:
@@ -254,10 +254,7 @@ class DistillRecipe:
         """This rank's share of the monitored split (at most ``train.eval_samples`` utterances, spread over
         it) as ``(batch, weight)``; every rank yields the same number of batches (ZeRO-3 needs all ranks in
         every forward), padding with weight 0."""
-        keys = self.heldout.keys()
-        limit = self.cfg.train.eval_samples
-        if limit is not None and len(keys) > limit:
-            keys = [keys[round(i * (len(keys) - 1) / max(limit - 1, 1))] for i in range(limit)]
+        keys = spread_evenly(self.heldout.keys(), self.cfg.train.eval_samples)
         mine = keys[self.rank :: self.world]
         size = self.cfg.train.batch_size
         per_rank = -(-len(keys) // self.world)

@@ -29,6 +29,8 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
+from pipeline.train.data import spread_evenly
+
 
 @dataclass
 class ReferencePredictors:
@@ -79,8 +81,7 @@ class ReferencePredictors:
     def fit_on_store(cls, prepare, keys: list[str], samples: int, batch_size: int = 32) -> "ReferencePredictors":
         """Fit on ``samples`` clips spread evenly over ``keys``, read and prepared by a
         :class:`~pipeline.train.targets.TargetPreparer`."""
-        step = max(1, len(keys) // samples)
-        chosen = keys[::step][:samples]
+        chosen = spread_evenly(keys, samples)
         return cls.fit(prepare.read(chosen[i:i + batch_size]) for i in range(0, len(chosen), batch_size))
 
     def predict(self, kind: str, token_mask: torch.Tensor) -> dict[int, torch.Tensor]:

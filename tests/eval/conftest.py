@@ -27,7 +27,7 @@ def _write_workdir(workdir: Path, n_train: int = 8, n_heldout: int = 4) -> list[
     from pipeline.data.audio import to_flac_bytes
     from pipeline.data.shards import MANIFEST_SCHEMA, ShardSet
     from pipeline.models.teacher import WhisperTeacher, window_options
-    from pipeline.precompute import open_store_for
+    from pipeline.store import open_store_for
 
     overrides = [f"workdir={workdir}", "train.max_steps=3", "train.batch_size=2", "train.num_workers=1",
                  "eval.max_new_tokens=6"]
