@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
+from pipeline.cluster import VERBOSE_ENV
 from pipeline.config import AuraConfig, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
@@ -177,7 +179,8 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aura", description="AuRA: teach a text LLM to hear (arXiv 2606.11033)",
                                      epilog="exit codes: 0 success; 1 the job or some of its inputs failed; "
                                             "2 a user mistake (config, arguments, missing files)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the notices of Ray, Ray Train and DeepSpeed (hidden otherwise)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     parser.add_argument("--version", action="version", version=f"aura {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None, job: str | None = None) -> int:
     """Run ``aura ARGV``; ``job`` is set by ``python -m jobs.<job>`` (see :func:`build_parser`)."""
     parser = build_parser(job)
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from feature_store import FingerprintMismatch
     from pipeline.models.sources import ModelSourceError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from typing import Literal
@@ -18,6 +20,9 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
+        # The preemption watcher reports spot-node notices, which a single machine never gets; Ray announces
+        # its actor with a warning on every training run.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         # Ray Train's controller uses the state API, which lives in the dashboard process: keep it,
         # bound to loopback. Token auth is Ray's default; nothing listens beyond this machine.
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, dashboard_host="127.0.0.1",
@@ -31,13 +36,45 @@ _NOISY_LOGGERS = (
 )
 
 
+VERBOSE_ENV = "AURA_VERBOSE"  # set by `aura -v`; Ray workers inherit it
+
+
+def verbose() -> bool:
+    """Whether the user asked for library output (``aura -v``): every notice is shown then."""
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
 def quiet_ray() -> None:
-    """Hide Ray's start-up notices and Ray Data's execution logs unless debug logging is on (``-v``).
-    Call it again after importing ``ray.data``, which configures its own loggers on import."""
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
+    """Hide Ray's start-up notices and Ray Data's execution logs unless ``-v``. Call it again after
+    importing ``ray.data``, which configures its own loggers on import."""
+    # Ray Train routes workers' print() through a logger that also echoes it: every line twice.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    if verbose():
         return
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quiet_worker() -> None:
+    """In a training worker: hide DeepSpeed's notices and torch.distributed's deprecation warnings unless ``-v``."""
+    if verbose():
+        return
+    import warnings
+
+    from deepspeed.utils import logger as deepspeed_logger
+
+    deepspeed_logger.setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed")
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Swallow what a library prints to stdout inside the block (DeepSpeed announces its built ops) unless ``-v``."""
+    if verbose():
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def cluster_has_gpu(policy: Literal["auto", "always", "never"], setting: str) -> bool:

@@ -76,6 +76,9 @@ def _worker_environment() -> None:
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "aura" / "torch_extensions"))
+    from pipeline.cluster import quiet_worker
+
+    quiet_worker()
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -144,10 +147,10 @@ def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = Fals
 
     prepare_run_dir(run_dir, resume, fresh)
     import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from pipeline.cluster import init_ray
+    from pipeline.cluster import init_ray, verbose
 
     init_ray(address or cfg.precompute.address, num_cpus=max(os.cpu_count() or 1, cfg.train.num_workers))
     use_gpu = ray.cluster_resources().get("GPU", 0) > 0
@@ -161,6 +164,8 @@ def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = Fals
             name=f"aura-{stage}",
             storage_path=str((run_dir / "ray").resolve()),
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            # Ray Train's own INFO lines (worker group placement) only with -v.
+            logging_config=LoggingConfig(log_level="DEBUG" if verbose() else "WARNING"),
         ),
     )
     trainer.fit()

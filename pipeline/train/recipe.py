@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from pipeline.cluster import quiet_stdout
 from pipeline.config import AuraConfig
 from pipeline.data.shards import ShardSet
 from pipeline.train.checkpoint import (
@@ -110,7 +111,8 @@ class DistillRecipe:
 
         cfg = self.cfg
         if not dist.is_initialized():
-            deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
+            with quiet_stdout():
+                deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda() else torch.device("cpu")
         self.bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and use_cuda())
@@ -129,10 +131,11 @@ class DistillRecipe:
         self.student = self._build_student()
         groups = optimizer_groups(self.student, cfg)
         optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=self.student, optimizer=optimizer,
-            config=deepspeed_config(cfg, self.bf16, [g["lr"] for g in groups]),
-        )
+        with quiet_stdout():
+            self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+                model=self.student, optimizer=optimizer,
+                config=deepspeed_config(cfg, self.bf16, [g["lr"] for g in groups]),
+            )
         found = latest_checkpoint(self.ckpt_dir)
         if found is not None:
             state = load_checkpoint(self.engine, found, self.rank)
