@@ -576,7 +576,7 @@ def ratios(results: list[Result]) -> dict[str, float]:
     return out
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def format_value(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -606,9 +606,9 @@ def markdown(report: dict) -> str:
         if r["error"]:
             lines.append(f"| {r['label']} | error: {r['error'][:120]} | | | | | | |")
             continue
-        lines.append(f"| {r['label']} | {_fmt(r['median_s'])} | {_fmt(r['ttft_s'])} | {_fmt(r['peak_mem_gb'], 2)} | "
-                     f"{_fmt(r['weights_gb'], 2)} | {_fmt(r['prefix_tokens'])} | {_fmt(r['audio_tokens'])} | "
-                     f"{_fmt(r['new_tokens'])} |")
+        lines.append(f"| {r['label']} | {format_value(r['median_s'])} | {format_value(r['ttft_s'])} | {format_value(r['peak_mem_gb'], 2)} | "
+                     f"{format_value(r['weights_gb'], 2)} | {format_value(r['prefix_tokens'])} | {format_value(r['audio_tokens'])} | "
+                     f"{format_value(r['new_tokens'])} |")
     lines += [
         "",
         "## Training step (stage 1, batch {} x {:.0f} s)".format(report["sizes"]["train_batch"],
@@ -623,8 +623,8 @@ def markdown(report: dict) -> str:
         if r["error"]:
             lines.append(f"| {r['label']} | error: {r['error'][:120]} | | | |")
             continue
-        lines.append(f"| {r['label']} | {_fmt(r['median_s'])} | {_fmt(r['peak_mem_gb'], 2)} | "
-                     f"{_fmt(r['weights_gb'], 2)} | {_fmt(r['audio_tokens'])} |")
+        lines.append(f"| {r['label']} | {format_value(r['median_s'])} | {format_value(r['peak_mem_gb'], 2)} | "
+                     f"{format_value(r['weights_gb'], 2)} | {format_value(r['audio_tokens'])} |")
     if report["ratios"]:
         lines += ["", "## Ratios (same run, same device)", "", "| ratio | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in report["ratios"].items()]
@@ -685,8 +685,8 @@ def main(argv: list[str] | None = None) -> int:
         report["ratios"] = ratios([Result(**r) for r in report["results"]])
         report["wall_s"] = time.perf_counter() - started
         write(report, args.out)
-        print(f"[gpu_check] {name}: median {_fmt(result.median_s)} s, peak {_fmt(result.peak_mem_gb, 2)} GiB "
-              f"({meter.kind}), build {_fmt(result.build_s, 1)} s" + (f", ERROR {result.error}" if result.error else ""),
+        print(f"[gpu_check] {name}: median {format_value(result.median_s)} s, peak {format_value(result.peak_mem_gb, 2)} GiB "
+              f"({meter.kind}), build {format_value(result.build_s, 1)} s" + (f", ERROR {result.error}" if result.error else ""),
               flush=True)
     report["wall_s"] = time.perf_counter() - started
     write(report, args.out)

@@ -169,7 +169,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
               poolings: list[int], quality_from: Path | None = None) -> dict:
     from pipeline.config import default_cache_dir
     from pipeline.data.mel import MelSettings
-    from pipeline.eval.baselines import BridgeProjector, BridgeSystem, CascadeSystem, _load_llm
+    from pipeline.eval.baselines import BridgeProjector, BridgeSystem, CascadeSystem, load_frozen_llm
     from pipeline.eval.metrics import PeakMemory
     from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype
     from pipeline.models.sources import load_whisper
@@ -199,7 +199,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
     # 1 + 2 + 4: the LLM once; LLM alone vs AuRA at each pooling, memory over the pre-load baseline
     meter = PeakMemory(str(device_t))
     meter.baseline()
-    llm, tokenizer = _load_llm(cfg_like, device_t, dtype_t)
+    llm, tokenizer = load_frozen_llm(cfg_like, device_t, dtype_t)
     width = llm.config.hidden_size
     models = {}
     for p in poolings:
@@ -241,7 +241,7 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
         meter.baseline()
         if name == "bridge":
             t = WhisperTeacher.from_spec(teacher, cache, layers=[teacher_layers], device=device_t, dtype=dtype_t)
-            llm, tokenizer = _load_llm(cfg_like, device_t, dtype_t)
+            llm, tokenizer = load_frozen_llm(cfg_like, device_t, dtype_t)
             torch.manual_seed(0)
             projector = BridgeProjector(teacher_width, llm.config.hidden_size, stack=4).to(device_t, dtype_t)
             system = BridgeSystem(t, projector, llm, tokenizer, {"teacher_layer": teacher_layers, "pooling": 1})

@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 from jobs.common import add_job_arguments, int_list, job_config, last_row
 from pipeline.config import AuraConfig
 from pipeline.data.mel import frame_rate_hz
-from pipeline.eval.report import _fmt, _plt
+from pipeline.eval.report import format_value, pyplot
 
 
 @dataclass
@@ -137,10 +137,10 @@ def write_table(points: Sequence[TokenRatePoint], out_dir: Path) -> tuple[Path, 
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         status = p.status if not p.error else f"{p.status}: {p.error[:80]}"
-        lines.append(f"| {p.pooling} | {p.tokens_per_second:g} | {_fmt(p.audio_tokens_mean, 1)} | {_fmt(p.cos_mean)} "
-                     f"| {_fmt(p.wer, percent=True)} | {_fmt(p.qa_accuracy, percent=True)} | {_fmt(p.latency_p50_s)} "
-                     f"| {_fmt(p.latency_p95_s)} | {rel(p.latency_p50_s, base and base.latency_p50_s)} | {_fmt(p.new_tokens_mean, 1)} "
-                     f"| {_fmt(p.ttft_p50_s)} | {rel(p.ttft_p50_s, base and base.ttft_p50_s)} | {_fmt(p.peak_mb, 0)} "
+        lines.append(f"| {p.pooling} | {p.tokens_per_second:g} | {format_value(p.audio_tokens_mean, 1)} | {format_value(p.cos_mean)} "
+                     f"| {format_value(p.wer, percent=True)} | {format_value(p.qa_accuracy, percent=True)} | {format_value(p.latency_p50_s)} "
+                     f"| {format_value(p.latency_p95_s)} | {rel(p.latency_p50_s, base and base.latency_p50_s)} | {format_value(p.new_tokens_mean, 1)} "
+                     f"| {format_value(p.ttft_p50_s)} | {rel(p.ttft_p50_s, base and base.ttft_p50_s)} | {format_value(p.peak_mb, 0)} "
                      f"| {status} |")
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
@@ -151,7 +151,7 @@ def plot(points: Sequence[TokenRatePoint], path: Path) -> Path | None:
     done = sorted((p for p in points if p.latency_p50_s is not None), key=lambda p: p.tokens_per_second)
     if not done:
         return None
-    plt = _plt()
+    plt = pyplot()
     rates = [p.tokens_per_second for p in done]
     fig, (ax_q, ax_l) = plt.subplots(1, 2, figsize=(10, 4))
     for name, values, marker in (("WER", [p.wer for p in done], "o"), ("QA accuracy", [p.qa_accuracy for p in done], "s"),

@@ -22,24 +22,14 @@ import sys
 from pathlib import Path
 
 from pipeline.cluster import VERBOSE_ENV
-from pipeline.config import AuraConfig, ConfigError, load_config
-
-DEFAULT_CONFIG = Path("configs/demo.yaml")
-
+from pipeline.config import ConfigError, config_from_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _JOB_COMMANDS = {"infer": "infer-batch"}  # jobs/<module>.py whose subcommand has another name
 
 
-def _config(args: argparse.Namespace) -> AuraConfig:
-    path = args.config
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    return load_config(path, args.set)
-
-
 def cmd_corpus(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = config_from_args(args)
     out = Path(args.out) if args.out else cfg.paths.corpus
     if cfg.corpus.builder == "multi-engine":
         from pipeline.data.speech_corpus import build_speech_corpus
@@ -56,7 +46,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from pipeline.data.ingest import ingest
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     out = Path(args.out) if args.out else cfg.paths.shards
     summary = ingest(args.input, out, cfg.ingest)
     print(summary.describe())
@@ -67,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_precompute(args: argparse.Namespace) -> int:
     from pipeline.precompute import run_precompute
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     if args.address:
         cfg.precompute.address = args.address
     summary = run_precompute(cfg)
@@ -96,7 +86,7 @@ def _status_lines(report: dict) -> list[str]:
 def cmd_store(args: argparse.Namespace) -> int:
     from pipeline.store import open_store_for
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     if args.store is not None:
         cfg.paths.store = args.store.absolute()
     if not (cfg.paths.store / "zarr.json").is_file():
@@ -128,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.train.data import TrainingDataError
     from pipeline.train.launch import RunExistsError, launch
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     if args.stage is not None:  # --stage wins over the config's train.stage (--set train.stage=... works too)
         cfg.train.stage = args.stage
     stage = cfg.train.stage
@@ -144,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_infer_batch(args: argparse.Namespace) -> int:
     from pipeline.batch import BatchJobMismatch, run_batch
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     if args.address:
         cfg.batch.address = args.address
     try:
@@ -161,7 +151,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    run_demo(_config(args), fresh=args.fresh)
+    run_demo(config_from_args(args), fresh=args.fresh)
     return 0
 
 
@@ -236,7 +226,7 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
 
     from pipeline.export import add_export_arguments, cmd_export
-    from pipeline.infer import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
+    from pipeline.requests import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
 
     add_transcribe_arguments(add("transcribe", cmd_transcribe, "encoder-free transcription of audio files (JSONL out)"))
     add_ask_arguments(add("ask", cmd_ask, "encoder-free answers to a prompt about audio files (JSONL out)"))

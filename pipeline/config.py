@@ -344,3 +344,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return AuraConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+
+
+DEFAULT_CONFIG = Path("configs/demo.yaml")  # what a command without --config reads, when it exists
+
+
+def config_from_args(args: Any) -> AuraConfig:
+    """The config a command line asked for: ``args.config`` (default :data:`DEFAULT_CONFIG` when it exists,
+    else the built-in defaults), then every ``args.set`` override.
+
+    >>> from argparse import Namespace
+    >>> config_from_args(Namespace(config=None, set=["train.lr=0.5"])).train.lr
+    0.5
+    """
+    path = args.config
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    return load_config(path, list(args.set or []))

@@ -92,7 +92,10 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
     _banner("6/7 evaluation report")
     from pipeline.eval.run import run_eval
 
+    from pipeline.eval.report import headline
+
     report = run_eval(cfg)
+    print("\n".join(headline(report)))
 
     _banner("7/7 encoder-free answers to held-out utterances (no Whisper loaded)")
     answer = _one_answer(cfg)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config import config_from_args
 from pipeline.data.mel import MelSettings
 from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype, stop_token_ids, trained_export_path
 from pipeline.models.student import AudioPatchEmbedding, AuraStudent
@@ -439,14 +440,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``aura export``: merged model and/or peft adapter from the latest trained student."""
-    from pipeline.cli import _config
     from pipeline.infer import ensure_mask_attention
     from pipeline.models.sources import load_llm
 
     if not args.merged and not args.adapter:
         print("aura export: give --merged DIR and/or --adapter DIR", file=sys.stderr)
         return 2
-    cfg = _config(args)
+    cfg = config_from_args(args)
     try:
         path = Path(args.export) if args.export else trained_export_path(cfg)
         dtype = resolve_dtype(args.dtype, torch.device("cpu"))

@@ -18,6 +18,7 @@ removes once that pid is gone (files of live writers, or of other hosts on a sha
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import socket
@@ -36,6 +37,15 @@ def _host() -> str:
 def temp_path_for(path: Path) -> Path:
     """Where this process writes ``path`` before renaming it into place."""
     return path.with_name(f".{path.name}.tmp-{_host()}.{os.getpid()}")
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

@@ -22,8 +22,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -31,7 +29,7 @@ from feature_store import FeatureStore, StoreFingerprint
 from pipeline.config import AuraConfig
 from pipeline.cluster import cluster_has_gpu, init_ray
 from pipeline.data.shards import ShardFormatError, ShardSet
-from pipeline.store import open_store_for, teacher_fingerprint
+from pipeline.store import teacher_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -18,19 +18,11 @@ import torch
 import yaml
 
 from pipeline.config import StudentConfig
-from pipeline.infer import (
-    EncoderFreeModel,
-    GenerationResult,
-    add_ask_arguments,
-    add_transcribe_arguments,
-    cmd_ask,
-    cmd_transcribe,
-    greedy_decode,
-    text_only_generate,
-)
+from pipeline.infer import EncoderFreeModel, GenerationResult, greedy_decode, text_only_generate
 from pipeline.models.sources import load_llm
 from pipeline.models.student import AuraStudent, layout_speech_batch
 from pipeline.prompts import TASK_INSTRUCTIONS, prompt_ids
+from pipeline.requests import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEACHER_LAYERS = [2, 4]

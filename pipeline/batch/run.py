@@ -9,7 +9,6 @@ then gather the results and the throughput.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 from pipeline.batch.plan import BatchOutput, extend_plan, requests_from_source
 from pipeline.config import AuraConfig
-from pipeline.fs import atomic_write_text
+from pipeline.fs import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +69,6 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def job_identity(cfg: AuraConfig, system: str, export: str | Path | None, projector: str | Path | None,
                  max_new_tokens: int, dtype: str) -> tuple[dict[str, Any], str | None, str | None]:
     """What makes two runs' answers comparable: the system, its model files (by content) and the
@@ -94,14 +85,14 @@ def job_identity(cfg: AuraConfig, system: str, export: str | Path | None, projec
         export_path = Path(export) if export is not None else trained_export_path(cfg)
         if not export_path.is_file():
             raise FileNotFoundError(f"trained student not found: {export_path}")
-        job["export_sha256"] = _file_sha256(export_path)
+        job["export_sha256"] = file_sha256(export_path)
     else:
         job["whisper"] = cfg.models.teacher
     if system == "bridge":
         projector_path = Path(projector) if projector is not None else default_projector_path(cfg)
         if not projector_path.is_file():
             raise FileNotFoundError(f"bridge projector not found: {projector_path} (run `aura eval` to train it)")
-        job["projector_sha256"] = _file_sha256(projector_path)
+        job["projector_sha256"] = file_sha256(projector_path)
     return job, (str(export_path) if export_path else None), (str(projector_path) if projector_path else None)
 
 

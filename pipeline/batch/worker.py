@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.batch.plan import BatchOutput
-from pipeline.infer import answer_robustly
+from pipeline.requests import answer_robustly
 
 
 
@@ -108,7 +108,7 @@ class PartAnswerer:
         """Each request's 16 kHz samples, or the reason it has none (the checks of ``aura ingest``)."""
         from pipeline.data.audio import AudioRejected
         from pipeline.data.shards import ShardFormatError, ShardSet
-        from pipeline.infer import load_request_audio
+        from pipeline.requests import load_request_audio
 
         shard_audio: dict[tuple[str, str], dict[str, np.ndarray] | str] = {}
         loaded: list[np.ndarray | str] = []

@@ -528,7 +528,7 @@ def generate_corpus(
         voices_per_split={s: len({u.voice for u in plan if u.split == s}) for s in SPLITS},
     )
     (out_dir / SUMMARY_NAME).write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    logger.info("corpus %s: %s", out_dir, summary.describe())
+    logger.debug("corpus %s: %s", out_dir, summary.describe())
     if progress:
         print(summary.describe(), file=sys.stderr)
     return manifest

@@ -43,7 +43,7 @@ def _words(text: str) -> list[str]:
 
 def _as_built_wer(out_dir: Path, rows: list[dict], cfg: CorpusConfig, teacher: str, cache_dir: Path,
                   progress: bool) -> dict[str, dict[str, float]]:
-    from pipeline.data.speech_corpus import whisper_transcripts
+    from pipeline.models.teacher import whisper_transcripts
     from pipeline.eval.metrics import word_error_rate
 
     picked: dict[tuple[str, str], list[dict]] = defaultdict(list)

@@ -48,7 +48,6 @@ Planning without audio::
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -61,7 +60,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
@@ -268,25 +266,6 @@ class VoiceCheck:
         return asdict(self)
 
 
-def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path, batch_size: int = 8) -> list[str]:
-    """Greedy transcripts of 16 kHz clips by a Whisper model (the teacher's, by default)."""
-    import torch
-
-    from pipeline.models.sources import load_whisper, quiet_transformers
-
-    out: list[str] = []
-    with quiet_transformers(), torch.inference_mode():
-        model, feature_extractor, tokenizer = load_whisper(spec, cache_dir)
-        generation = copy.deepcopy(model.generation_config)
-        generation.max_length, generation.max_new_tokens, generation.num_beams, generation.do_sample = None, 120, 1, False
-        for start in range(0, len(clips), batch_size):
-            batch = [np.asarray(c, dtype=np.float32) for c in clips[start:start + batch_size]]
-            features = feature_extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-            ids = model.generate(features, generation_config=generation)
-            out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-    return out
-
-
 def shares_after_check(base_shares: dict[str, float], wer: dict[str, float], cfg: CorpusConfig
                        ) -> tuple[dict[str, float], dict[str, str]]:
     """Training shares once poor voices are capped and hopeless ones dropped (shares sum to 1).
@@ -346,6 +325,8 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
                 owners.append(voice)
     if progress:
         print(f"voice check: Whisper ({models.teacher}) transcribes {len(clips)} clips", flush=True)
+    from pipeline.models.teacher import whisper_transcripts  # torch: only when the check runs
+
     hyps = whisper_transcripts(clips, models.teacher, models.cache_dir)
     wer = {}
     for voice in voices:

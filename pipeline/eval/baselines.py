@@ -52,7 +52,7 @@ from pipeline.config import AuraConfig
 from pipeline.infer import (
     GenerationResult,
     GreedyOutput,
-    _pad_id,
+    padding_token_id,
     ensure_mask_attention,
     greedy_decode,
     resolve_device,
@@ -155,7 +155,7 @@ class TextOnlySystem(EvalSystem):
 
     @classmethod
     def from_config(cls, cfg: AuraConfig, device=None, dtype=None) -> "TextOnlySystem":
-        llm, tokenizer = _load_llm(cfg, device, dtype)
+        llm, tokenizer = load_frozen_llm(cfg, device, dtype)
         return cls(llm, tokenizer, cfg.models.llm)
 
     @property
@@ -208,7 +208,7 @@ class CascadeSystem(EvalSystem):
         whisper, fe, wtok = load_whisper(cfg.models.teacher, cfg.models.cache_dir, dtype=dtype,
                                          trust_remote_code=cfg.models.trust_remote_code)
         whisper.to(device)
-        llm, tokenizer = _load_llm(cfg, device, dtype)
+        llm, tokenizer = load_frozen_llm(cfg, device, dtype)
         return cls(whisper, fe, wtok, llm, tokenizer, {"whisper": cfg.models.teacher, "llm": cfg.models.llm})
 
     @property
@@ -334,7 +334,7 @@ def default_projector_path(cfg: AuraConfig) -> Path:
     return Path(cfg.paths.checkpoints) / "bridge" / "projector.safetensors"
 
 
-def _load_llm(cfg: AuraConfig, device=None, dtype=None):
+def load_frozen_llm(cfg: AuraConfig, device=None, dtype=None):
     from pipeline.models.sources import load_llm
 
     device = resolve_device(device)
@@ -367,7 +367,7 @@ def bridge_loss(llm: nn.Module, tokenizer, projector: BridgeProjector, states: t
     layout = layout_speech_batch([prompts[t][0] for t in tasks], token_lengths.cpu(),
                                  after_audio=[prompts[t][1] for t in tasks],
                                  targets=[answer_ids(tokenizer, target_for(row)) for row in rows],
-                                 pad_id=_pad_id(tokenizer), padding_side="right")
+                                 pad_id=padding_token_id(tokenizer), padding_side="right")
     layout = {k: v.to(device) for k, v in layout.items()}
     embeds = bridge_embeddings(llm, layout["input_ids"], layout["audio_mask"], tokens, token_lengths)
     out = llm(inputs_embeds=embeds, attention_mask=layout["attention_mask"], use_cache=False)
@@ -463,7 +463,7 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
     final_layer, teacher_width = teacher_final_layer(cfg)
     states_source = _TeacherStates(cfg, store, final_layer)
 
-    llm, tokenizer = _load_llm(cfg, device, dtype)
+    llm, tokenizer = load_frozen_llm(cfg, device, dtype)
     torch.manual_seed(seed)
     # float32 master weights (AdamW on bf16 weights loses small updates); its tokens are cast to the LLM's dtype
     projector = BridgeProjector(teacher_width, llm.config.hidden_size, stack, hidden).to(device=device)
@@ -515,7 +515,7 @@ class BridgeSystem(EvalSystem):
         self.teacher, self.projector, self.llm, self.tokenizer = teacher, projector.eval(), llm.eval(), tokenizer
         self.metadata = metadata or {}
         self.stop_ids = stop_token_ids(tokenizer, llm)
-        self.pad_id = _pad_id(tokenizer)
+        self.pad_id = padding_token_id(tokenizer)
         self._prompts: dict[str, tuple[list[int], list[int]]] = {}
 
     @classmethod
@@ -533,7 +533,7 @@ class BridgeSystem(EvalSystem):
                                            pooling=meta["pooling"], device=device, dtype=dtype,
                                            trust_remote_code=cfg.models.trust_remote_code,
                                            **window_options(cfg.store))  # the window its store was written with
-        llm, tokenizer = _load_llm(cfg, device, dtype)
+        llm, tokenizer = load_frozen_llm(cfg, device, dtype)
         return cls(teacher, projector, llm, tokenizer, {**meta, "path": str(path)})
 
     @property

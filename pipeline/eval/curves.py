@@ -169,9 +169,9 @@ def add_curve_arguments(p) -> None:
 
 
 def cmd_curve(args) -> int:
-    from pipeline.config import load_config
+    from pipeline.config import config_from_args
 
-    cfg = load_config(args.config, args.set)
+    cfg = config_from_args(args)
     steps = [int(s) for s in args.steps.split(",")] if args.steps else None
     curve = learning_curve(cfg, Path(cfg.paths.checkpoints) / args.stage, args.max_samples, steps)
     paths = write_curves(curve, args.out or cfg.paths.reports, name=f"learning_curve_{args.stage}")

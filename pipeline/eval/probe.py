@@ -204,9 +204,9 @@ def add_probe_arguments(p) -> None:
 def cmd_probe(args) -> int:
     import json
 
-    from pipeline.config import load_config
+    from pipeline.config import config_from_args
 
-    cfg = load_config(args.config, args.set)
+    cfg = config_from_args(args)
     export = args.export or Path(cfg.paths.checkpoints) / "distill" / "export" / "student.safetensors"
     if not Path(export).is_file():
         raise FileNotFoundError(f"no student file at {export}; train stage 1 first (`aura train --stage distill`)")

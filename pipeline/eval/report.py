@@ -26,7 +26,7 @@ LABELS = {"aura": "AuRA", "bridge": "Bridge", "cascade": "Cascade", "text": "Tex
 COLORS = {"aura": "#1f77b4", "bridge": "#ff7f0e", "cascade": "#2ca02c", "text": "#7f7f7f"}
 
 
-def _fmt(value: Any, digits: int = 3, percent: bool = False) -> str:
+def format_value(value: Any, digits: int = 3, percent: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if percent:
@@ -95,7 +95,27 @@ def training_curves(checkpoints: Path) -> dict[str, list[dict[str, float]]]:
 # Plots
 
 
-def _plt():
+def headline(results: dict[str, Any], split: str = "heldout") -> list[str]:
+    """One line per evaluated system: WER, QA accuracy and median latency on ``split`` (for a terminal).
+
+    >>> headline({"systems": {"aura": {"status": "ok", "sets": {"heldout": {"utterances": 8,
+    ...     "wer": {"wer": 0.5}, "qa": {"accuracy": 0.25}, "latency": {"p50_s": 0.9}}}}}})
+    ['aura      WER 50.0%  QA 25.0%  latency p50 0.900 s  (8 utterances)']
+    """
+    lines = []
+    for name, system in results.get("systems", {}).items():
+        found = (system.get("sets") or {}).get(split)
+        if system.get("status") != "ok" or not found:
+            lines.append(f"{name:<9} {system.get('status', 'missing')}: {system.get('reason', '')}".rstrip(": "))
+            continue
+        lines.append(f"{name:<9} WER {format_value((found.get('wer') or {}).get('wer'), percent=True)}  "
+                     f"QA {format_value((found.get('qa') or {}).get('accuracy'), percent=True)}  "
+                     f"latency p50 {format_value((found.get('latency') or {}).get('p50_s'))} s  "
+                     f"({found.get('utterances', 0)} utterances)")
+    return lines
+
+
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -121,7 +141,7 @@ def plot_quality(results: dict, path: Path) -> Path | None:
     names = _ok_systems(results)
     if not names:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     _bars(axes[0], names, [_get(_set(results, n), "wer", "wer") for n in names], "WER (transcription, lower is better)",
           "WER", percent=True)
@@ -137,7 +157,7 @@ def plot_latency(results: dict, path: Path) -> Path | None:
     names = _ok_systems(results)
     if not names:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.27
     series = [("p50", lambda n: _get(_set(results, n), "latency", "p50_s")),
@@ -160,7 +180,7 @@ def plot_memory(results: dict, path: Path) -> Path | None:
     names = [n for n in _ok_systems(results) if _get(results["systems"][n], "memory", "peak_mb") is not None]
     if not names:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     _bars(ax, names, [results["systems"][n]["memory"]["peak_mb"] for n in names],
           f"Peak memory per system ({results.get('device', '?')})", "MB")
@@ -174,7 +194,7 @@ def plot_cosine(results: dict, path: Path) -> Path | None:
     cosine = {k: v for k, v in (results.get("cosine") or {}).items() if v.get("layers")}
     if not cosine:
         return None
-    plt = _plt()
+    plt = pyplot()
     layers = sorted({int(layer) for v in cosine.values() for layer in v["layers"]})
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(layers) + 2), 4))
     width = 0.8 / len(cosine)
@@ -211,7 +231,7 @@ def plot_training(curves: dict[str, list[dict[str, float]]], path: Path) -> Path
         panels.append(("Bridge projector: answer LM loss", [("train loss", curves["bridge_metrics"], "loss")]))
     if not panels:
         return None
-    plt = _plt()
+    plt = pyplot()
     cols = min(2, len(panels))
     rows_n = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(6 * cols, 3.6 * rows_n), squeeze=False)
@@ -311,10 +331,10 @@ def _system_table(results: dict, set_name: str = "heldout") -> list[str]:
             continue
         wer = _get(s, "wer", "wer")
         rows.append(
-            f"| {label} | {_fmt(wer, percent=True)} | {_fmt(_get(s, 'qa', 'accuracy'), percent=True)} "
-            f"| {_fmt(_get(s, 'latency', 'p50_s'))} | {_fmt(_get(s, 'latency', 'p95_s'))} "
-            f"| {_fmt(_get(s, 'ttft', 'p50_s'))} | {_fmt(_get(system, 'memory', 'peak_mb'), 1)} "
-            f"| {_fmt(s.get('audio_tokens_mean'), 1)} | {s.get('utterances', 0)} |")
+            f"| {label} | {format_value(wer, percent=True)} | {format_value(_get(s, 'qa', 'accuracy'), percent=True)} "
+            f"| {format_value(_get(s, 'latency', 'p50_s'))} | {format_value(_get(s, 'latency', 'p95_s'))} "
+            f"| {format_value(_get(s, 'ttft', 'p50_s'))} | {format_value(_get(system, 'memory', 'peak_mb'), 1)} "
+            f"| {format_value(s.get('audio_tokens_mean'), 1)} | {s.get('utterances', 0)} |")
     return rows
 
 
@@ -327,14 +347,14 @@ def _cosine_table(results: dict) -> list[str]:
                                       for j in layers) + " | mean |",
             "|---|" + "---|" * (len(layers) + 1)]
     for name, v in cosine.items():
-        rows.append(f"| {name} | " + " | ".join(_fmt(v["layers"].get(str(j))) for j in layers) + f" | {_fmt(v.get('mean'))} |")
+        rows.append(f"| {name} | " + " | ".join(format_value(v["layers"].get(str(j))) for j in layers) + f" | {format_value(v.get('mean'))} |")
     baselines = next((v["baselines"] for v in cosine.values() if v.get("baselines")), {})
     for kind, label in (("constant", "constant predictor (does not listen)"),
                         ("position_mean", "position-mean predictor (does not listen)")):
         if kind in baselines:
             values = [baselines[kind].get(str(j)) for j in layers]
             mean = sum(values) / len(values) if all(x is not None for x in values) else None
-            rows.append(f"| {label} | " + " | ".join(_fmt(x) for x in values) + f" | {_fmt(mean)} |")
+            rows.append(f"| {label} | " + " | ".join(format_value(x) for x in values) + f" | {format_value(mean)} |")
     probes = {name: v["probe"] for name, v in cosine.items() if v.get("probe")}
     if probes:
         rows += ["", "Probe: Whisper's decoder transcribes from the student's prediction of teacher layer "
@@ -342,8 +362,8 @@ def _cosine_table(results: dict) -> list[str]:
                  "| Export | student | teacher states (pooled as trained) | position mean |", "|---|---|---|---|"]
         for name, probe in probes.items():
             w = probe["wer"]
-            rows.append(f"| {name} | {_fmt(w.get('student'), percent=True)} | {_fmt(w.get('teacher'), percent=True)} | "
-                        f"{_fmt(w.get('position_mean'), percent=True)} |")
+            rows.append(f"| {name} | {format_value(w.get('student'), percent=True)} | {format_value(w.get('teacher'), percent=True)} | "
+                        f"{format_value(w.get('position_mean'), percent=True)} |")
     return rows
 
 
@@ -355,7 +375,7 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         "",
         f"Held-out split (voices and texts never trained on): {dataset.get('utterances', 0)} utterances "
         f"({dataset.get('transcribe', 0)} transcription, {dataset.get('spoken_qa', 0)} spoken QA, "
-        f"{_fmt(dataset.get('audio_seconds'), 1)} s of audio). Teacher `{models.get('teacher')}`, LLM `{models.get('llm')}`; "
+        f"{format_value(dataset.get('audio_seconds'), 1)} s of audio). Teacher `{models.get('teacher')}`, LLM `{models.get('llm')}`; "
         f"device {results.get('device')} ({results.get('dtype')}); greedy decoding, at most "
         f"{results.get('max_new_tokens')} new tokens; one utterance per request.",
         "",
@@ -385,7 +405,7 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         lines += ["## Bridge training", "",
                   f"Projector trained for {bridge.get('steps')} steps x batch {bridge.get('batch_size')} "
                   f"(AuRA stage-2 budget), teacher states from the {bridge.get('source', 'store')}; LM loss "
-                  f"{_fmt(bridge.get('first_loss'))} -> {_fmt(bridge.get('last_loss'))}"
+                  f"{format_value(bridge.get('first_loss'))} -> {format_value(bridge.get('last_loss'))}"
                   + (f" in {bridge['seconds']:.0f} s" if bridge.get("seconds") else "") + ".", ""]
     externals = sorted({k for n in _ok_systems(results) for k in results["systems"][n].get("sets", {}) if k != "heldout"})
     for set_name in externals:

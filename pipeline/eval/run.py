@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from pipeline.config import AuraConfig
+from pipeline.config import AuraConfig, config_from_args
 from pipeline.eval import SYSTEMS
 from pipeline.eval.metrics import (
     QA_WINDOW,
@@ -371,9 +371,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``aura eval``: evaluate on the held-out split and write report.md, report.json and plots."""
-    from pipeline.cli import _config
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     try:
         results = run_eval(cfg, systems=systems, max_samples=args.max_samples, device=args.device, dtype=args.dtype,

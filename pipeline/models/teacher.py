@@ -38,6 +38,7 @@ import torch
 
 from pipeline.data.mel import (
     WHISPER_CONV_STRIDE,
+    WHISPER_SAMPLE_RATE,
     WHISPER_WINDOW_SAMPLES,
     MelSettings,
     log_mel,
@@ -234,3 +235,22 @@ def average_pool(states: torch.Tensor, pooling: int, lengths: torch.Tensor | Non
     shape = (counts.shape[0],) + (1,) * (states.ndim - 3) + (out_frames, 1)
     pooled = summed / counts.clamp(min=1).reshape(shape)
     return pooled, (None if lengths is None else -(-lengths // pooling))
+
+
+def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path, batch_size: int = 8) -> list[str]:
+    """Greedy transcripts of 16 kHz clips by a Whisper model (the teacher's, by default)."""
+    import copy
+
+    from pipeline.models.sources import load_whisper, quiet_transformers
+
+    out: list[str] = []
+    with quiet_transformers(), torch.inference_mode():
+        model, feature_extractor, tokenizer = load_whisper(spec, cache_dir)
+        generation = copy.deepcopy(model.generation_config)
+        generation.max_length, generation.max_new_tokens, generation.num_beams, generation.do_sample = None, 120, 1, False
+        for start in range(0, len(clips), batch_size):
+            batch = [np.asarray(c, dtype=np.float32) for c in clips[start:start + batch_size]]
+            features = feature_extractor(batch, sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="pt").input_features
+            ids = model.generate(features, generation_config=generation)
+            out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return out

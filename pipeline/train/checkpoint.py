@@ -22,7 +22,6 @@ Usage (inside a DeepSpeed worker; every rank calls it)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from pipeline.fs import fsync_dir
+from pipeline.fs import file_sha256, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +54,6 @@ def _barrier() -> None:
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def rng_state() -> dict[str, torch.Tensor]:
@@ -102,7 +93,7 @@ def verify_checkpoint(path: str | Path) -> None:
         file = path / rel
         if not file.is_file():
             raise CheckpointError(f"{path}: missing file {rel}")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise CheckpointError(f"{path}: checksum mismatch in {rel}")
 
 
@@ -145,7 +136,7 @@ def save_checkpoint(engine, root: str | Path, step: int, rank_state: dict[str, A
     _barrier()
     if rank == 0:
         files = {
-            str(p.relative_to(tmp)): _sha256(p)
+            str(p.relative_to(tmp)): file_sha256(p)
             for p in sorted(tmp.rglob("*"))
             if p.is_file() and p.name != MARKER
         }

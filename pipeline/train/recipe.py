@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -314,7 +315,9 @@ class DistillRecipe:
         self.engine.train()
         plans = iter(self.sampler)
         prefetch = Prefetcher(plans, lambda plan: self.data.load(plan.keys, with_targets=self.needs_targets()))
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train ({self.stage})", disable=self.rank != 0)
+        # Under Ray the bar reaches the terminal as log lines, one per refresh: refresh every 20 s there.
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train ({self.stage})", disable=self.rank != 0,
+                   mininterval=0.1 if sys.stderr.isatty() else 20.0)
         try:
             while self.step < cfg.max_steps:
                 wait_before = prefetch.wait_seconds

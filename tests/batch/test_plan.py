@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.batch.plan import BatchJobMismatch, BatchOutput, extend_plan, request_row, requests_from_source
 from pipeline.batch.worker import batches_by_length
-from pipeline.infer import answer_robustly
+from pipeline.requests import answer_robustly
 from pipeline.config import IngestConfig
 
 TRANSCRIBE = "Transcribe the audio."
