@@ -30,8 +30,8 @@ at any point leaves an uncommitted group, never a committed one with bad bytes.
 Precompute side (one writer per shard, guarded by a lease)::
 
     >>> from feature_store import FeatureStore
-    >>> store = FeatureStore.open("/data/features.zarr", fingerprint, mode="a")
-    >>> for lease in store.iter_claims(manifest_shard_names, owner="precompute-3"):
+    >>> store = FeatureStore.open("/data/features.zarr", fingerprint, mode="a")  # doctest: +SKIP
+    >>> for lease in store.iter_claims(manifest_shard_names, owner="precompute-3"):  # doctest: +SKIP
     ...     with store.shard_writer(lease.shard_name, lease) as writer:
     ...         for key, audio in samples_of(lease.shard_name):
     ...             try:
@@ -42,12 +42,12 @@ Precompute side (one writer per shard, guarded by a lease)::
 
 Training side::
 
-    >>> store = FeatureStore.open("/data/features.zarr", fingerprint)   # read-only
-    >>> targets = store.read("utt-000017")          # float32 (layers, frames, width)
-    >>> for key, t in store.iter_shard_torch("shard-000042"):
+    >>> store = FeatureStore.open("/data/features.zarr", fingerprint)  # read-only  # doctest: +SKIP
+    >>> targets = store.read("utt-000017")  # float32 (layers, frames, width)  # doctest: +SKIP
+    >>> for key, t in store.iter_shard_torch("shard-000042"):  # doctest: +SKIP
     ...     ...
-    >>> stats = store.target_stats()                 # per-layer channel mean/std, training split
-    >>> y = stats.standardise(targets)              # (targets - mean) / std, per layer and channel
+    >>> stats = store.target_stats()  # per-layer channel mean/std, training split  # doctest: +SKIP
+    >>> y = stats.standardise(targets)  # (targets - mean) / std, per layer and channel  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Usage::
 
     >>> from pipeline.config import load_config
     >>> summary = run_precompute(load_config("configs/demo.yaml"))        # doctest: +SKIP
-    >>> summary.computed, summary.skipped_committed
+    >>> summary.computed, summary.skipped_committed  # doctest: +SKIP
     (10, 0)
 """
 

@@ -7,7 +7,7 @@ Usage::
 
     >>> from pipeline.data.audio import load_checked
     >>> audio = load_checked("speech.wav", IngestConfig())      # doctest: +SKIP
-    >>> audio.samples.dtype, audio.sample_rate
+    >>> audio.samples.dtype, audio.sample_rate  # doctest: +SKIP
     (dtype('float32'), 16000)
 """
 

@@ -14,7 +14,7 @@ Usage::
 
     >>> from pipeline.data.ingest import ingest
     >>> summary = ingest("corpus/manifest.jsonl", "runs/demo/shards", IngestConfig())  # doctest: +SKIP
-    >>> summary.new_shards, summary.rejected
+    >>> summary.new_shards, summary.rejected  # doctest: +SKIP
     (['shard-000000', ...], 0)
 """
 

@@ -23,11 +23,11 @@ they put in front of the answer:
 
 Usage::
 
-    >>> result = train_bridge(cfg)                      # writes <checkpoints>/bridge/projector.safetensors
-    >>> bridge = BridgeSystem.from_config(cfg)           # Whisper encoder + projector + LLM
-    >>> bridge.answer(audio, "Transcribe the audio.").text
-    >>> cascade = CascadeSystem.from_config(cfg)
-    >>> cascade.answer(audio, instruction_for("spoken_qa"), task="spoken_qa").text
+    >>> result = train_bridge(cfg)  # writes <checkpoints>/bridge/projector.safetensors  # doctest: +SKIP
+    >>> bridge = BridgeSystem.from_config(cfg)  # Whisper encoder + projector + LLM  # doctest: +SKIP
+    >>> bridge.answer(audio, "Transcribe the audio.").text  # doctest: +SKIP
+    >>> cascade = CascadeSystem.from_config(cfg)  # doctest: +SKIP
+    >>> cascade.answer(audio, instruction_for("spoken_qa"), task="spoken_qa").text  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ never leaves a directory that looks finished. ``cache_dir`` defaults to ``$AURA_
 Usage::
 
     >>> from pipeline.models.sources import resolve_model_dir, load_whisper, load_llm
-    >>> resolve_model_dir("bundled:whisper-tiny.en")        # converts once (~5 s), then cached
+    >>> resolve_model_dir("bundled:whisper-tiny.en")  # converts once (~5 s), then cached  # doctest: +SKIP
     PosixPath('/root/.cache/aura/whisper-tiny.en-3f0c...')
-    >>> model, feature_extractor, tokenizer = load_whisper("random:whisper-tiny")
-    >>> llm, tokenizer = load_llm("bundled:smollm2-135m-instruct", dtype=torch.bfloat16)
-    >>> weights_fingerprint(resolve_model_dir("random:llama-tiny"))   # sha256 of the safetensors
+    >>> model, feature_extractor, tokenizer = load_whisper("random:whisper-tiny")  # doctest: +SKIP
+    >>> llm, tokenizer = load_llm("bundled:smollm2-135m-instruct", dtype=torch.bfloat16)  # doctest: +SKIP
+    >>> weights_fingerprint(resolve_model_dir("random:llama-tiny"))  # sha256 of the safetensors  # doctest: +SKIP
     '9a1b...'
 """
 
@@ -501,9 +501,9 @@ def resolve_model_dir(spec: str, cache_dir: str | Path | None = None, *, allow_d
     and reused; local directories are returned as is; hub ids come from the HF cache, or are
     downloaded when ``allow_download`` (default: unless ``HF_HUB_OFFLINE``).
 
-    >>> resolve_model_dir("random:llama-tiny", "/tmp/aura-cache")
+    >>> resolve_model_dir("random:llama-tiny", "/tmp/aura-cache")  # doctest: +SKIP
     PosixPath('/tmp/aura-cache/random-llama-tiny-5d2c...')
-    >>> resolve_model_dir("openai/whisper-large-v3", allow_download=False)   # offline, not cached
+    >>> resolve_model_dir("openai/whisper-large-v3", allow_download=False)  # offline, not cached  # doctest: +SKIP
     Traceback (most recent call last):
     ModelNotFoundError: Model 'openai/whisper-large-v3' is not in the local Hugging Face cache ...
     """
@@ -540,7 +540,7 @@ def weights_fingerprint(model_dir: str | Path) -> str:
     file's size and mtime, so asking again costs a ``stat``. Feature stores use it to tell
     teacher weights apart.
 
-    >>> weights_fingerprint(resolve_model_dir("bundled:whisper-tiny.en"))
+    >>> weights_fingerprint(resolve_model_dir("bundled:whisper-tiny.en"))  # doctest: +SKIP
     'c3d5...'
     """
     model_dir = Path(model_dir)
@@ -592,8 +592,8 @@ def load_whisper(spec: str, cache_dir: str | Path | None = None, *, dtype: torch
     """Load ``(WhisperForConditionalGeneration, WhisperFeatureExtractor, tokenizer)`` for a spec.
 
     >>> model, fe, tok = load_whisper("bundled:whisper-tiny.en")
-    >>> feats = fe(audio_16k, sampling_rate=16000, return_tensors="pt").input_features
-    >>> tok.batch_decode(model.generate(feats), skip_special_tokens=True)
+    >>> feats = fe(audio_16k, sampling_rate=16000, return_tensors="pt").input_features  # doctest: +SKIP
+    >>> tok.batch_decode(model.generate(feats), skip_special_tokens=True)  # doctest: +SKIP
     [' The quick brown fox ...']
     """
     from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
@@ -618,7 +618,7 @@ def load_llm(spec: str, cache_dir: str | Path | None = None, *, dtype: torch.dty
     >>> model, tok = load_llm("bundled:smollm2-135m-instruct")
     >>> ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
     ...                               return_tensors="pt", return_dict=True)
-    >>> tok.decode(model.generate(**ids, max_new_tokens=20)[0])
+    >>> tok.decode(model.generate(**ids, max_new_tokens=20)[0])  # doctest: +SKIP
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

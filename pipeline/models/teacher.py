@@ -24,7 +24,7 @@ Usage::
 
     >>> teacher = WhisperTeacher.from_spec("bundled:whisper-tiny.en", cache_dir, layers=[2, 4],
     ...                                    window="trim")                    # doctest: +SKIP
-    >>> states = teacher.encode([audio_16k])       # list of float32 (layers, frames, width)
+    >>> states = teacher.encode([audio_16k])  # list of float32 (layers, frames, width)  # doctest: +SKIP
 """
 
 from __future__ import annotations

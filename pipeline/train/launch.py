@@ -8,7 +8,7 @@ CPU, nccl on GPU) that DeepSpeed reuses. When a worker dies, Ray Train restarts 
 Usage::
 
     >>> result = launch(cfg, stage="distill", resume=False, fresh=True)       # doctest: +SKIP
-    >>> result.run_dir
+    >>> result.run_dir  # doctest: +SKIP
     PosixPath('runs/demo/checkpoints/distill')
 """
 

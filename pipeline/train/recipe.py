@@ -17,7 +17,7 @@ What it supports:
 Usage (what the launcher runs in every worker)::
 
     >>> recipe = DistillRecipe(cfg, run_dir)          # doctest: +SKIP
-    >>> recipe.setup(); recipe.train(); recipe.cleanup()
+    >>> recipe.setup(); recipe.train(); recipe.cleanup()  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the decoder probe) goes through :class:`TargetPreparer`, so one config gives one
     >>> from types import SimpleNamespace
     >>> from pipeline.config import StudentConfig
     >>> store = SimpleNamespace(fingerprint=SimpleNamespace(layers=[4], pooling=1))
-    >>> prep = TargetPreparer(store, StudentConfig(pooling=2))
+    >>> prep = TargetPreparer(store, StudentConfig(pooling=2, standardize_targets=False))
     >>> targets, lengths = prep(torch.tensor([[[[1.0], [3.0], [5.0]]]]), torch.tensor([3]))
     >>> targets[4].flatten().tolist(), lengths.tolist()
     ([2.0, 5.0], [2])
