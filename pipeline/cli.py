@@ -22,10 +22,17 @@ import sys
 from pathlib import Path
 
 from pipeline.cluster import VERBOSE_ENV
-from pipeline.config import ConfigError, config_from_args
+from pipeline.config import ConfigError, config_from_args, fields_help
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_JOB_COMMANDS = {"infer": "infer-batch"}  # jobs/<module>.py whose subcommand has another name
+_JOB_COMMANDS = {"infer": "infer-batch"}
+COMMAND_SECTIONS = {  # the config sections each command reads (shown by its --help)
+    "demo": ["workdir", "models"], "corpus": ["corpus", "models"], "ingest": ["ingest", "paths"],
+    "precompute": ["store", "precompute", "models"], "train": ["student", "train"],
+    "infer-batch": ["batch", "eval", "models"], "transcribe": ["models", "eval"], "ask": ["models", "eval"],
+    "export": ["models", "paths"], "curve": ["eval", "paths"], "probe": ["student", "eval"],
+    "eval": ["eval", "models", "paths"], "store": ["paths", "store"],
+}  # jobs/<module>.py whose subcommand has another name
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
@@ -177,7 +184,9 @@ def build_parser(job: str | None = None) -> argparse.ArgumentParser:
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
         prog = {"prog": f"python -m jobs.{job}"} if name == _JOB_COMMANDS.get(job, job) else {}
-        p = sub.add_parser(name, help=help, description=help, **prog)
+        # The config fields a command reads, with defaults and descriptions, close its --help.
+        p = sub.add_parser(name, help=help, description=help, epilog=fields_help(COMMAND_SECTIONS[name]),
+                           formatter_class=argparse.RawDescriptionHelpFormatter, **prog)
         p.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/demo.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
         p.set_defaults(func=func)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -47,11 +47,11 @@ class ModelsConfig(_Section):
     local HF cache when there is no network) or a local directory in Hugging Face format.
     """
 
-    teacher: str = "bundled:whisper-tiny.en"
-    llm: str = "bundled:smollm2-135m-instruct"
-    cache_dir: Path = Field(default_factory=default_cache_dir)
+    teacher: str = Field("bundled:whisper-tiny.en", description="Whisper teacher: bundled:NAME, a HF id, a local folder or random:NAME")
+    llm: str = Field("bundled:smollm2-135m-instruct", description="the LLM the student adapts (same forms as teacher)")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="converted and random models are cached here")
     # Remote code runs arbitrary Python from the model repository: only on explicit request.
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, description="run Python shipped with a model repository (arbitrary code)")
 
 
 class CorpusConfig(_Section):
@@ -106,15 +106,15 @@ class CorpusConfig(_Section):
 class IngestConfig(_Section):
     """Turning audio files into webdataset shards (16 kHz mono FLAC + JSON) and a parquet manifest."""
 
-    samples_per_shard: int = Field(32, ge=1)
-    sample_rate: Literal[16000] = 16000
+    samples_per_shard: int = Field(32, ge=1, description="utterances per webdataset shard (the unit of precompute)")
+    sample_rate: Literal[16000] = Field(16000, description="every input is resampled to Whisper's rate")
     max_duration_s: float = Field(30.0, gt=0, le=30.0, description="Whisper's window is 30 s")
-    min_duration_s: float = Field(0.1, ge=0)
+    min_duration_s: float = Field(0.1, ge=0, description="shorter audio is rejected")
     # Audio whose loudest 20 ms window is below this level is treated as silence and rejected.
-    silence_dbfs: float = Field(-60.0, le=0)
+    silence_dbfs: float = Field(-60.0, le=0, description="audio whose loudest 20 ms is quieter is rejected as silence")
     max_channels: int = Field(2, ge=1, description="more channels than this are rejected; fewer are averaged to mono")
-    require_text: bool = True
-    workers: int = Field(1, ge=1)
+    require_text: bool = Field(True, description="reject inputs without a transcript")
+    workers: int = Field(1, ge=1, description="decoding processes")
 
 
 class StoreConfig(_Section):
@@ -124,7 +124,7 @@ class StoreConfig(_Section):
         None, description="teacher layers to store (0 = embeddings, i = encoder layer i); None = all"
     )
     pooling: int = Field(1, ge=1, description="temporal average-pool factor applied before storing")
-    codec: Literal["fp16", "bf16", "int8"] = "fp16"
+    codec: Literal["fp16", "bf16", "int8"] = Field("fp16", description="how stored states are encoded (int8: per-frame scale)")
     window: Literal["full", "trim"] = Field(
         "trim",
         description="teacher encoder window: 'full' pads every clip to Whisper's 30 s (1500 frames); 'trim' "
@@ -140,10 +140,10 @@ class PrecomputeConfig(_Section):
     """The Ray job that runs the teacher once and fills the store."""
 
     num_workers: int = Field(1, ge=1, description="teacher actors (one GPU each when GPUs exist)")
-    batch_size: int = Field(8, ge=1)
-    use_gpu: Literal["auto", "always", "never"] = "auto"
+    batch_size: int = Field(8, ge=1, description="clips per teacher forward")
+    use_gpu: Literal["auto", "always", "never"] = Field("auto", description="auto: one GPU per actor when the cluster has GPUs")
     address: str | None = Field(None, description="Ray address to join; None starts a local Ray")
-    threads_per_worker: int = Field(1, ge=1)
+    threads_per_worker: int = Field(1, ge=1, description="CPU threads (and Ray CPUs) of each teacher actor")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="teacher compute dtype; auto = bfloat16 on a GPU worker, float32 on CPU"
     )
@@ -155,13 +155,14 @@ class PrecomputeConfig(_Section):
 class StudentConfig(_Section):
     """The AuRA student: patch embedding, LoRA on the first K decoder layers, distillation heads."""
 
-    lora_rank: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_rank: int = Field(16, ge=1, description="rank r of every LoRA update")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling alpha (the update is scaled by alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
     lora_layers: int | None = Field(
         None, ge=1, description="K: LoRA on decoder layers [0, K); None = up to the deepest distilled layer"
     )
-    lora_targets: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora_targets: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                                    description="linear layers of each adapted decoder layer that get LoRA")
     layer_map: dict[int, int] | None = Field(
         None, description="teacher layer -> student decoder layer (1-based output index); None = even spread"
     )
@@ -171,42 +172,42 @@ class StudentConfig(_Section):
     pooling: int | None = Field(
         None, ge=1, description="audio tokens per second = 50 / pooling; a multiple of store.pooling (the stored "
         "targets are averaged further in training); None = store.pooling")
-    loss: Literal["cosine", "mse"] = "cosine"
+    loss: Literal["cosine", "mse"] = Field("cosine", description="layer-wise distillation loss")
     standardize_targets: bool = Field(
         True, description="distil against per-channel standardised teacher states, (y - mean) / std with the "
                           "store's training-split statistics, so that predicting the average scores cosine 0 "
                           "(on raw tiny.en states the training-mean vector scores 0.51-0.89)")
-    bidirectional_audio: bool = True
+    bidirectional_audio: bool = Field(True, description="audio tokens attend to each other both ways (text stays causal)")
 
 
 class TrainConfig(_Section):
     """Ray Train + DeepSpeed training of the student on cached teacher targets."""
 
-    stage: Literal["distill", "tasks"] = "distill"
-    num_workers: int = Field(2, ge=1)
-    zero_stage: Literal[0, 1, 2, 3] = 2
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    stage: Literal["distill", "tasks"] = Field("distill", description="distill: stage 1, layer-wise distillation; tasks: stage 2, speech tasks")
+    num_workers: int = Field(2, ge=1, description="DeepSpeed workers (one GPU each when GPUs exist)")
+    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on a GPU, fp32 on CPU")
     batch_size: int = Field(4, ge=1, description="per worker")
     lr: float = Field(1e-3, gt=0, description="peak learning rate of the LoRA weights")
     lr_scale_patch_embedding: float = Field(1.0, gt=0, description="patch embedding's learning rate / lr")
     lr_scale_heads: float = Field(1.0, gt=0, description="distillation heads' learning rate / lr")
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(10, ge=0)
-    max_steps: int = Field(200, ge=1)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(10, ge=0, description="linear warmup, then linear decay to 0 at max_steps")
+    max_steps: int = Field(200, ge=1, description="optimizer steps of stage 1 (and of stage 2 unless tasks_max_steps)")
     tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")
     tasks_lr: float | None = Field(None, gt=0, description="stage-2 peak learning rate of the LoRA weights; None = lr")
     tasks_warmup_steps: int | None = Field(None, ge=0, description="stage-2 warmup; None = warmup_steps")
-    checkpoint_every: int = Field(50, ge=1)
-    keep_last: int = Field(2, ge=1)
-    log_every: int = Field(1, ge=1)
-    eval_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
+    keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
+    log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")
+    eval_every: int = Field(50, ge=1, description="steps between evaluations of the watched split (eval.csv)")
     eval_split: Literal["dev", "heldout"] = Field(
         "dev", description="split watched during training (held-out when the corpus has no dev rows)")
     eval_samples: int | None = Field(
         200, ge=1, description="utterances of the watched split evaluated during training, spread over it; None = all")
     reference_samples: int = Field(
         256, ge=1, description="training clips the constant and position-mean reference predictors are fitted on")
-    seed: int = 0
+    seed: int = Field(0, description="initialisation and data order")
     distill_weight: float = Field(0.0, ge=0, description="stage 2: weight of the distillation loss beside the LM loss")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")
 
@@ -214,8 +215,8 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     """Held-out evaluation and the report."""
 
-    max_new_tokens: int = Field(48, ge=1)
-    max_samples: int | None = Field(None, ge=1)
+    max_new_tokens: int = Field(48, ge=1, description="longest answer generated")
+    max_samples: int | None = Field(None, ge=1, description="held-out utterances evaluated; None = all")
 
 
 class BatchConfig(_Section):
@@ -240,17 +241,17 @@ class BatchConfig(_Section):
 class PathsConfig(_Section):
     """Where each stage reads and writes; every path not set is derived from ``workdir``."""
 
-    corpus: Path | None = None
-    shards: Path | None = None
-    store: Path | None = None
-    checkpoints: Path | None = None
-    reports: Path | None = None
+    corpus: Path | None = Field(None, description="synthesized corpus (default <workdir>/corpus)")
+    shards: Path | None = Field(None, description="webdataset shards + manifest.parquet (default <workdir>/shards)")
+    store: Path | None = Field(None, description="zarr feature store (default <workdir>/store.zarr)")
+    checkpoints: Path | None = Field(None, description="training runs, per stage (default <workdir>/checkpoints)")
+    reports: Path | None = Field(None, description="reports and plots (default <workdir>/reports)")
 
 
 class AuraConfig(_Section):
     """The whole pipeline's configuration (one YAML file)."""
 
-    workdir: Path = Path("runs/demo")
+    workdir: Path = Field(Path("runs/demo"), description="every path not set under paths is derived from it")
     models: ModelsConfig = ModelsConfig()
     corpus: CorpusConfig = CorpusConfig()
     ingest: IngestConfig = IngestConfig()
@@ -344,6 +345,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return AuraConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def fields_help(sections: Sequence[str]) -> str:
+    """The fields of config ``sections`` with their defaults and descriptions, for ``aura CMD --help``.
+
+    >>> print(fields_help(["eval"]))
+    config fields (--set KEY=VALUE):
+      eval.max_new_tokens = 48  longest answer generated
+      eval.max_samples = None  held-out utterances evaluated; None = all
+    """
+    lines = ["config fields (--set KEY=VALUE):"]
+    for section in sections:
+        if section not in AuraConfig.model_fields:
+            raise KeyError(f"no config section {section!r}")
+        model = AuraConfig.model_fields[section].annotation
+        fields = model.model_fields.items() if isinstance(model, type) and issubclass(model, BaseModel) \
+            else [(None, AuraConfig.model_fields[section])]
+        for name, field in fields:
+            key = f"{section}.{name}" if name else section
+            default = field.get_default(call_default_factory=True)
+            lines.append(f"  {key} = {default}  {field.description or ''}".rstrip())
+    return "\n".join(lines)
 
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")  # what a command without --config reads, when it exists

@@ -23,6 +23,15 @@ def test_job_usage_names_the_job(job):
     done = subprocess.run([sys.executable, "-m", f"jobs.{job}", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m jobs.{job} ")
+    assert "config fields (--set KEY=VALUE):" in done.stdout
+
+
+def test_help_lists_the_config_fields_a_command_reads():
+    done = run_aura("train", "--help")
+    assert done.returncode == 0
+    assert "train.max_steps = 200  optimizer steps of stage 1" in done.stdout
+    assert "student.lora_rank = 16  rank r of every LoRA update" in done.stdout
+    assert "batch.part_size" not in done.stdout  # only what train reads
 
 
 def test_store_verify_repair_and_status_from_the_cli(tiny_workdir, tmp_path):

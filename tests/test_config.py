@@ -1,16 +1,46 @@
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
-from pipeline.config import AuraConfig, ConfigError, load_config
+from pipeline.config import AuraConfig, ConfigError, fields_help, load_config
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
 
 
+def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "layer_map":
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_shipped_configs_validate(path):
+def test_shipped_configs_set_what_they_say_and_round_trip(path):
     cfg = load_config(path)
-    assert isinstance(cfg, AuraConfig)
+    dumped = cfg.model_dump(mode="json")
+    for key, value in leaves(yaml.safe_load(path.read_text())).items():
+        node = dumped
+        for part in key.split("."):
+            node = node[part]
+        if key in ("workdir",) or key.startswith("paths."):
+            assert Path(node) == Path(value).absolute()
+        else:
+            assert node == value, key
+    assert AuraConfig.model_validate(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+def test_every_config_field_is_documented_and_shown_by_help():
+    for section, field in AuraConfig.model_fields.items():
+        model = field.annotation
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {section: field}
+        for name, sub in fields.items():
+            assert sub.description, f"{section}.{name} has no description"
+    assert "  train.lr = 0.001  peak learning rate of the LoRA weights" in fields_help(["train"])
 
 
 def test_overrides_are_typed_and_paths_derive_from_workdir(tmp_path):
