@@ -375,12 +375,13 @@ def run_encoder_free(b: Builder, audio: np.ndarray, result: Result) -> Callable[
 
 def run_llm_alone(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], dict]:
     """The floor: the same LLM given as many text tokens as AuRA's prompt (audio tokens included)."""
+    from pipeline.data.mel import WHISPER_SAMPLE_RATE, frame_rate_hz
     from pipeline.infer import greedy_decode
     from pipeline.prompts import prompt_ids
 
     llm, tok = b.llm(), b.tokenizer()
     before, after = prompt_ids(tok, INSTRUCTION)
-    audio_tokens = int(audio.shape[0] / 16000 * 50)  # 50 teacher frames per second, pooling 1
+    audio_tokens = int(audio.shape[0] / WHISPER_SAMPLE_RATE * frame_rate_hz(1))
     row = list(before) + [3 + (i % (len(tok) - 3)) for i in range(audio_tokens)] + list(after)
     ids = torch.tensor([row], device=b.device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0

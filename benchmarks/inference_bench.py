@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.data.mel import frame_rate_hz
 from pipeline.eval.run import free_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -359,7 +360,7 @@ def render(result: dict) -> str:
             wer = "–" if q["wer"] is None else f"{100 * q['wer']:.1f}%"
             acc = "–" if q["qa_accuracy"] is None else f"{100 * q['qa_accuracy']:.1f}%"
             quality = f"WER {wer}, QA {acc} ({q['utterances']} held-out utterances, {Path(q['source']).name})"
-        lines.append(f"| {p} | {50 / p:g} | {s['audio_tokens']} | {s['latency_s']:.4f} | {s['ttft_s']:.4f} "
+        lines.append(f"| {p} | {frame_rate_hz(p):g} | {s['audio_tokens']} | {s['latency_s']:.4f} | {s['ttft_s']:.4f} "
                      f"| {_r(s['latency_s'], first['latency_s'])} | {quality} |")
     lines += ["", "Absolute times are only meaningful on a GPU; on a shared CPU compare the ratios (medians, and the "
               "best of the repetitions, which is less sensitive to other processes' load)."]

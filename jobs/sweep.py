@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 
 from jobs.common import add_job_arguments, int_list, job_config, last_row
 from pipeline.config import AuraConfig
+from pipeline.layout import stage_student
 
 
 @dataclass
@@ -85,7 +86,7 @@ def collect(point: SweepPoint, run_dir: Path) -> SweepPoint:
     if metrics:
         point.final_loss = float(metrics["loss"]) if metrics.get("loss") not in (None, "") else None
         point.steps = int(float(metrics["step"]))
-    export = run_dir / "export" / "student.safetensors"
+    export = stage_student(run_dir)
     if export.is_file():
         point.trainable_params, point.lora_params = parameter_counts(export)
     return point
@@ -148,7 +149,7 @@ def run_sweep(cfg: AuraConfig, ranks: Sequence[int], depths: Sequence[int], out_
         run_dir = Path(point_cfg.paths.checkpoints) / "distill"
         point.run_dir = str(run_dir)
         print(f"\n=== sweep point {i}/{len(plan)}: rank {rank}, depth {depth} -> {run_dir}", flush=True)
-        if skip_done and (run_dir / "export" / "student.safetensors").is_file():
+        if skip_done and stage_student(run_dir).is_file():
             point.status = "reused"
         else:
             started = time.perf_counter()

@@ -40,6 +40,7 @@ from jobs.common import add_job_arguments, int_list, job_config, last_row
 from pipeline.config import AuraConfig
 from pipeline.data.mel import frame_rate_hz
 from pipeline.eval.report import format_value, pyplot
+from pipeline.layout import RunLayout
 
 
 @dataclass
@@ -84,7 +85,7 @@ def point_config(base: AuraConfig, pooling: int) -> AuraConfig:
 
 def collect(point: TokenRatePoint, cfg: AuraConfig, system: str = "aura") -> TokenRatePoint:
     """Fill ``point`` from its stage-1 ``eval.csv`` and its ``report.json``."""
-    evaluation = last_row(Path(cfg.paths.checkpoints) / "distill" / "eval.csv")
+    evaluation = last_row(RunLayout.of(cfg).eval_log("distill"))
     if evaluation and evaluation.get("cos_mean") not in (None, ""):
         point.cos_mean = float(evaluation["cos_mean"])
     report = Path(cfg.paths.reports) / "report.json"
@@ -201,7 +202,7 @@ def _default_steps(address: str | None, systems: Sequence[str]) -> dict[str, Cal
 def _done(cfg: AuraConfig, step: str) -> bool:
     """Whether ``step``'s output exists (``--skip-done``)."""
     if step in ("distill", "tasks"):
-        return (Path(cfg.paths.checkpoints) / step / "export" / "student.safetensors").is_file()
+        return RunLayout.of(cfg).student(step).is_file()
     if step == "eval":
         return (Path(cfg.paths.reports) / "report.json").is_file()
     return False  # precompute is incremental by itself

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import AuraConfig
+from pipeline.layout import RunLayout
 
 GROWTH_FRACTION = 0.9
 
@@ -67,7 +68,7 @@ def _ingest_and_precompute(cfg: AuraConfig, source: Path, label: str) -> None:
 
 def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
     """Run (or finish) the demo; returns where the outputs are."""
-    from pipeline.train.launch import launch, run_dir_for
+    from pipeline.train.launch import launch
 
     started = time.perf_counter()
     workdir = Path(cfg.workdir)
@@ -84,7 +85,7 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
 
     for number, stage in ((4, "distill"), (5, "tasks")):
         _banner(f"{number}/7 train stage {stage} ({cfg.train.num_workers} Ray Train workers, ZeRO-{cfg.train.zero_stage})")
-        if (run_dir_for(cfg, stage) / "export" / "student.safetensors").exists():
+        if RunLayout.of(cfg).student(stage).exists():
             print(f"{stage}: finished earlier, skipped")
             continue
         launch(cfg, stage=stage, resume=True)
@@ -103,7 +104,7 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
     outputs = {
         "report": str(Path(cfg.paths.reports) / "report.md"),
         "plots": str(Path(cfg.paths.reports)),
-        "model": str(run_dir_for(cfg, "tasks") / "export"),
+        "model": str(RunLayout.of(cfg).export_dir("tasks")),
         "minutes": round(elapsed / 60, 1),
         **answer,
         **({"report_json": report} if isinstance(report, str) else {}),

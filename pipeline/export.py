@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import config_from_args
-from pipeline.data.mel import MelSettings
+from pipeline.data.mel import MelSettings, frame_rate_hz
 from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype, stop_token_ids, trained_export_path
 from pipeline.models.student import AudioPatchEmbedding, AuraStudent
 from pipeline.prompts import AUDIO_PLACEHOLDER, SYSTEM_PROMPT, TASK_INSTRUCTIONS, prompt_ids
@@ -79,7 +79,7 @@ def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidi
         "llm_width": patch.proj.out_features,
         "mel_settings": patch.mel_settings.model_dump(),
         "bidirectional_audio": bidirectional_audio,
-        "tokens_per_second": patch.mel_settings.sampling_rate / (patch.mel_settings.hop_length * patch.stride),
+        "tokens_per_second": frame_rate_hz(patch.pooling, patch.mel_settings),
         "dtype": str(patch.proj.weight.dtype).removeprefix("torch."),
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in patch.state_dict().items()}
@@ -369,7 +369,7 @@ Created {created} with {versions}. Details: `aura.json`, `patch_embedding.json`.
 
 def merged_readme(info: dict) -> str:
     student = info.get("student", {})
-    tokens_per_second = 100.0 / (2 * int(student.get("pooling", 1)))
+    tokens_per_second = frame_rate_hz(int(student.get("pooling", 1)))
     head = _README_HEAD.format(
         kind="merged", ms=1000.0 / tokens_per_second, lora_layers=student.get("lora_layers", "?"),
         created=info["created"], versions=", ".join(f"{k} {v}" for k, v in info["versions"].items()),

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from pipeline.config import AuraConfig
+from pipeline.layout import RunLayout
 from pipeline.models.student import (
     AudioPatchEmbedding,
     AuraStudent,
@@ -330,7 +331,7 @@ def trained_export_path(cfg: AuraConfig) -> Path:
     """
     root = Path(cfg.paths.checkpoints)
     for stage in ("tasks", "distill"):
-        path = root / stage / "export" / "student.safetensors"
+        path = RunLayout(root).student(stage)
         if path.is_file():
             if stage == "distill":
                 logger.warning("using the stage-1 (distill) export %s: it was never tuned to answer, so expect "

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store import FeatureStore, StoreFingerprint
-from pipeline.config import AuraConfig
 from pipeline.cluster import cluster_has_gpu, init_ray
+from pipeline.config import AuraConfig
+from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.data.shards import ShardFormatError, ShardSet
 from pipeline.store import teacher_fingerprint
 
@@ -157,7 +158,7 @@ class TeacherWorker:
                         writer.add_failure(sample.key, failures[sample.key])
                     else:
                         writer.add(sample.key, states[sample.key], split=sample.meta.get("split"))
-            audio_s = sum(len(s.audio) for s in samples if s.key not in failures) / 16000  # encoded audio only
+            audio_s = sum(len(s.audio) for s in samples if s.key not in failures) / WHISPER_SAMPLE_RATE  # encoded audio only
             return ShardResult(shard, "computed", len(samples) - len(failures), len(failures), audio_s,
                                time.perf_counter() - start, self.node)
         finally:

@@ -49,17 +49,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import AuraConfig
+from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.infer import (
     GenerationResult,
     GreedyOutput,
-    padding_token_id,
     ensure_mask_attention,
     greedy_decode,
+    padding_token_id,
     resolve_device,
     resolve_dtype,
     stop_token_ids,
     text_only_generate,
 )
+from pipeline.layout import RunLayout
 from pipeline.models.sources import quiet_transformers
 from pipeline.models.student import IGNORE_INDEX, layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for, task_of_instruction
@@ -220,7 +222,7 @@ class CascadeSystem(EvalSystem):
                    ) -> tuple[str, int, float | None]:
         """Whisper's greedy transcript: ``(text, tokens, seconds to its first token since start)``."""
         start = time.perf_counter() if start is None else start
-        features = self.feature_extractor(np.asarray(audio, dtype=np.float32), sampling_rate=16000,
+        features = self.feature_extractor(np.asarray(audio, dtype=np.float32), sampling_rate=WHISPER_SAMPLE_RATE,
                                           return_tensors="pt").input_features
         whisper_dtype = next(self.whisper.parameters()).dtype
         features = features.to(self.whisper.device, whisper_dtype)
@@ -331,7 +333,7 @@ def load_projector(path: str | Path, device=None, dtype: torch.dtype | None = No
 
 
 def default_projector_path(cfg: AuraConfig) -> Path:
-    return Path(cfg.paths.checkpoints) / "bridge" / "projector.safetensors"
+    return RunLayout.of(cfg).projector
 
 
 def load_frozen_llm(cfg: AuraConfig, device=None, dtype=None):

@@ -22,12 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.config import AuraConfig
+from pipeline.layout import RunLayout
 
 
 def checkpoint_exports(run_dir: str | Path) -> list[tuple[int, Path]]:
     """``(step, file)`` of every per-checkpoint student file of a stage's run folder, by step."""
     found = []
-    for path in Path(run_dir, "exports").glob("step-*.safetensors"):
+    run_dir = Path(run_dir)
+    for path in RunLayout(run_dir.parent).step_students_dir(run_dir.name).glob("step-*.safetensors"):
         match = re.fullmatch(r"step-(\d+)\.safetensors", path.name)
         if match:
             found.append((int(match.group(1)), path))
@@ -101,7 +103,7 @@ def learning_curve(cfg: AuraConfig, run_dir: str | Path, max_samples: int | None
     examples_per_step = stage_cfg.train.batch_size * stage_cfg.train.num_workers
     items, _ = heldout_items(cfg, None, max_samples)
     exports = checkpoint_exports(run_dir)
-    start = Path(run_dir).parent / "distill" / "export" / "student.safetensors"
+    start = RunLayout(Path(run_dir).parent).student("distill")
     if stage == "tasks" and start.is_file():
         exports.insert(0, (0, start))  # stage 2 starts from the stage-1 student: the curve's first point
     exports = [(s, p) for s, p in exports if steps is None or s in set(steps)]

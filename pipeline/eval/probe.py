@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from pipeline.config import AuraConfig, StudentConfig
+from pipeline.data.mel import WHISPER_SAMPLE_RATE
+from pipeline.layout import RunLayout
 
 
 # Whisper's decoder reading only the kept frames (no 30 s of padding after them) tends to loop; a loop
@@ -140,7 +142,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
                 states = prepare.to_teacher_space(last, predictions[name][b, :n_tokens], reference.frame_norm[last],
                                                   n_frames)
                 with quiet_transformers():
-                    text = _decode(whisper, whisper_tokenizer, states, max_new_tokens, len(batch.audio[b]) / 16000)
+                    text = _decode(whisper, whisper_tokenizer, states, max_new_tokens, len(batch.audio[b]) / WHISPER_SAMPLE_RATE)
                     hypotheses[name].append(collapse_repeats(text))
             if len(examples) < 8:
                 examples.append({"key": key, "reference": references[-1],
@@ -207,7 +209,7 @@ def cmd_probe(args) -> int:
     from pipeline.config import config_from_args
 
     cfg = config_from_args(args)
-    export = args.export or Path(cfg.paths.checkpoints) / "distill" / "export" / "student.safetensors"
+    export = args.export or RunLayout.of(cfg).student("distill")
     if not Path(export).is_file():
         raise FileNotFoundError(f"no student file at {export}; train stage 1 first (`aura train --stage distill`)")
     result = probe_export(cfg, export, split=args.split, max_samples=args.max_samples)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from pipeline.config import AuraConfig, config_from_args
+from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.eval import SYSTEMS
 from pipeline.eval.metrics import (
     QA_WINDOW,
@@ -54,6 +55,7 @@ from pipeline.eval.metrics import (
     qa_correct,
     word_error_rate,
 )
+from pipeline.layout import RunLayout
 from pipeline.prompts import instruction_for, target_for
 
 if TYPE_CHECKING:
@@ -78,7 +80,7 @@ class EvalItem:
 
     @property
     def duration_s(self) -> float:
-        return len(self.audio) / 16000
+        return len(self.audio) / WHISPER_SAMPLE_RATE
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,7 +308,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
     # 1. distillation cosine of the student heads
     if cosine and store is not None:
         for stage in ("distill", "tasks"):
-            path = Path(cfg.paths.checkpoints) / stage / "export" / "student.safetensors"
+            path = RunLayout.of(cfg).student(stage)
             if path.is_file():
                 probed = probe_export(cfg, path, split="heldout", max_samples=len(keys), progress=progress)
                 results["cosine"][stage] = distillation_summary(probed)

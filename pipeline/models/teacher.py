@@ -121,7 +121,7 @@ class WhisperTeacher:
         """Per-layer states ``(layers, frames, width)`` float32 for each 16 kHz mono utterance."""
         for audio in batch:
             if len(audio) > WHISPER_WINDOW_SAMPLES:
-                raise TeacherInputError(f"{len(audio) / 16000:.2f} s is longer than Whisper's 30 s window")
+                raise TeacherInputError(f"{len(audio) / WHISPER_SAMPLE_RATE:.2f} s is longer than Whisper's 30 s window")
             if len(audio) == 0:
                 raise TeacherInputError("empty audio")
         buckets: dict[int, list[int]] = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import AuraConfig
+from pipeline.layout import RunLayout
 
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1",  # one thread per worker: ~8x faster than oversubscribed cores here
@@ -40,7 +41,7 @@ class LaunchResult:
 
 
 def run_dir_for(cfg: AuraConfig, stage: str) -> Path:
-    return Path(cfg.paths.checkpoints) / stage
+    return RunLayout.of(cfg).stage_dir(stage)
 
 
 def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
@@ -126,7 +127,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     store = open_store_for(cfg, mode="r")
     TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
     if stage == "tasks":
-        stage1 = run_dir_for(cfg, "distill") / "export" / "student.safetensors"
+        stage1 = RunLayout.of(cfg).student("distill")
         if not stage1.exists():
             raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
 

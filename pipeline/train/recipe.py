@@ -35,7 +35,9 @@ import torch.distributed as dist
 
 from pipeline.cluster import quiet_stdout
 from pipeline.config import AuraConfig
+from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.data.shards import ShardSet
+from pipeline.layout import RunLayout
 from pipeline.train.checkpoint import (
     checkpoint_step,
     latest_checkpoint,
@@ -194,8 +196,9 @@ class DistillRecipe:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics_path = self.run_dir / "metrics.csv"
-        self.eval_path = self.run_dir / "eval.csv"
+        self.layout = RunLayout(self.run_dir.parent)
+        self.metrics_path = self.layout.metrics(self.stage)
+        self.eval_path = self.layout.eval_log(self.stage)
         # After a resume, rows past the checkpoint belong to the lost attempt: drop them.
         for path in (self.metrics_path, self.eval_path):
             if path.exists():
@@ -366,7 +369,7 @@ class DistillRecipe:
         tokens = values.pop("tokens") * self.world
         if self.rank != 0:
             return
-        audio_s = sum(len(a) for a in batch.audio) / 16000 * self.world
+        audio_s = sum(len(a) for a in batch.audio) / WHISPER_SAMPLE_RATE * self.world
         row = {
             "step": self.step,
             "epoch": plan.epoch,
@@ -400,7 +403,7 @@ class DistillRecipe:
         extra = {"config.yaml": self.cfg.to_yaml().encode()} if self.rank == 0 else None
         path = save_checkpoint(self.engine, self.ckpt_dir, self.step, rank_state, self.cfg.train.keep_last, extra)
         # A small export per checkpoint, kept when the checkpoint rotates out: the learning curves read them.
-        self._write_student(self.run_dir / "exports" / f"step-{self.step:06d}.safetensors")
+        self._write_student(self.layout.step_student(self.stage, self.step))
         return path
 
     def _write_student(self, path: Path) -> None:
@@ -418,8 +421,8 @@ class DistillRecipe:
 
     def export(self) -> None:
         """Trainable parts (safetensors) + config, for the next stage and for inference."""
-        out = self.run_dir / "export"
-        self._write_student(out / "student.safetensors")
+        out = self.layout.export_dir(self.stage)
+        self._write_student(self.layout.student(self.stage))
         if self.rank == 0:
             (out / "config.yaml").write_text(self.cfg.to_yaml())
             (out / "store_fingerprint.json").write_text(self.store.fingerprint.model_dump_json(indent=1))

@@ -12,10 +12,10 @@ Usage::
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
+from pipeline.layout import RunLayout
 from pipeline.models.student import layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
 from pipeline.train.recipe import DistillRecipe
@@ -32,10 +32,10 @@ class TasksRecipe(DistillRecipe):
 
     def _build_student(self):
         student = super()._build_student()
-        stage1 = Path(self.cfg.paths.checkpoints) / "distill" / "export"
-        if not (stage1 / "student.safetensors").exists():
+        stage1 = RunLayout.of(self.cfg).student("distill")
+        if not stage1.exists():
             raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
-        student.load_trainable(stage1 / "student.safetensors")
+        student.load_trainable(stage1)
         if self.cfg.train.distill_weight == 0:
             # Heads would get no gradient; frozen they stay out of the optimizer (and ZeRO's buckets).
             student.heads.requires_grad_(False)
