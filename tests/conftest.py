@@ -30,6 +30,11 @@ def model_cache_dir() -> Path:
     return Path(os.environ["AURA_CACHE_DIR"]).expanduser()
 
 
+# A child script that sets torch.distributed's environment when imported: --doctest-modules must not
+# import it into the test process (every later `aura train` would think it runs under torchrun).
+collect_ignore = ["train/checkpoint_child.py"]
+
+
 def run_aura(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python -m pipeline.cli ARGS`` in a fresh process (as a user or a Ray job would)."""
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True,

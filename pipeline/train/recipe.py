@@ -105,6 +105,7 @@ class DistillRecipe:
     def __init__(self, cfg: AuraConfig, run_dir: str | Path):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(self.run_dir.parent)  # run_dir is <paths.checkpoints>/<stage>
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
 
@@ -196,7 +197,6 @@ class DistillRecipe:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.layout = RunLayout(self.run_dir.parent)
         self.metrics_path = self.layout.metrics(self.stage)
         self.eval_path = self.layout.eval_log(self.stage)
         # After a resume, rows past the checkpoint belong to the lost attempt: drop them.
