@@ -184,7 +184,8 @@ class BatchOutput:
         table = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
         return table.sort_by([("part", "ascending"), ("position", "ascending")])
 
-    def write_results(self) -> Path:
-        table = self.read_results()
+    def write_results(self, table: pa.Table | None = None) -> Path:
+        """``results.parquet`` from ``table`` (as :meth:`read_results` gives it; read when not given)."""
+        table = self.read_results() if table is None else table
         atomic_write_bytes(self.results_path, lambda f: pq.write_table(table, f))
         return self.results_path

@@ -157,12 +157,13 @@ def run_batch(cfg: AuraConfig, source: str | Path, out_dir: str | Path, *, syste
                              max_new_tokens=max_new_tokens, batch_size=cfg.batch.batch_size,
                              threads=cfg.batch.threads_per_worker, export=export_path, projector=projector_path,
                              device=device, dtype=dtype)
-        rows_of = {p: n for p, n in Counter(r["part"] for r in plan).items()}
+        rows_of = Counter(r["part"] for r in plan)
         with tqdm(total=sum(rows_of[p] for p in pending), unit="req", desc="infer-batch", disable=not progress) as bar:
             # Ray restarts no actor (Ray Data would keep the constructor in the object store and say so for
             # every actor); a lost worker ends the pass instead and the next pass answers what is missing.
             for attempt in range(cfg.batch.max_restarts + 1):
-                todo = [p for p in pending if p not in out.done_parts()]
+                written = out.done_parts()  # one folder listing per pass
+                todo = [p for p in pending if p not in written]
                 if not todo:
                     break
                 try:
@@ -178,7 +179,8 @@ def run_batch(cfg: AuraConfig, source: str | Path, out_dir: str | Path, *, syste
                 except ray.exceptions.RayError as exc:
                     if attempt == cfg.batch.max_restarts:
                         raise
-                    missing = [p for p in todo if p not in out.done_parts()]
+                    written = out.done_parts()
+                    missing = [p for p in todo if p not in written]
                     bar.write(f"infer-batch: a worker was lost ({type(exc).__name__}); "
                               f"answering the {len(missing)} unwritten part(s) again")
     results = out.read_results()
@@ -188,6 +190,6 @@ def run_batch(cfg: AuraConfig, source: str | Path, out_dir: str | Path, *, syste
         requests=len(plan), parts=len(parts), parts_before=len(done_before), parts_answered=len(pending),
         answered=sum(e is None for e in errors), failed=sum(e is not None for e in errors), audio_s=round(audio_s, 3),
         wall_s=round(time.perf_counter() - started, 3), compute_s=round(compute_s, 3), workers=workers,
-        results=str(out.write_results()) if complete else None)
+        results=str(out.write_results(results)) if complete else None)
     atomic_write_text(out.summary_path, json.dumps({**summary.to_dict(), "job": job}, indent=2) + "\n")
     return summary
