@@ -15,9 +15,9 @@ Inference, one request of a ~3 s utterance, every system generating exactly ``--
 ``encoder_free``  AuRA: log-mel -> audio patch embedding -> LLM with LoRA merged (150 audio tokens +
                   the chat prompt), through :class:`pipeline.infer.EncoderFreeModel`;
 ``bridge``        Whisper encoder on its 30 s window -> projector -> LLM, through
-                  :class:`pipeline.eval.baselines.BridgeSystem`;
+                  :class:`pipeline.eval.systems.BridgeSystem`;
 ``cascade``       Whisper encoder + decoder greedily writing a ~30-token transcript (KV cache), then
-                  the LLM answering from that text (:func:`pipeline.infer.greedy_decode`).
+                  the LLM answering from that text (:func:`pipeline.decoding.greedy_decode`).
 
 Training (stage 1), one optimizer step on a batch of ``--train-batch`` x 3 s: patch embedding ->
 LLM layers up to the deepest distilled layer (LoRA on the first K layers) -> heads -> cosine loss
@@ -376,7 +376,7 @@ def run_encoder_free(b: Builder, audio: np.ndarray, result: Result) -> Callable[
 def run_llm_alone(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], dict]:
     """The floor: the same LLM given as many text tokens as AuRA's prompt (audio tokens included)."""
     from pipeline.data.mel import WHISPER_SAMPLE_RATE, frame_rate_hz
-    from pipeline.infer import greedy_decode
+    from pipeline.decoding import greedy_decode
     from pipeline.prompts import prompt_ids
 
     llm, tok = b.llm(), b.tokenizer()
@@ -385,7 +385,7 @@ def run_llm_alone(b: Builder, audio: np.ndarray, result: Result) -> Callable[[],
     row = list(before) + [3 + (i % (len(tok) - 3)) for i in range(audio_tokens)] + list(after)
     ids = torch.tensor([row], device=b.device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    result.notes = "pipeline.infer.greedy_decode on text ids, as many prompt tokens as encoder_free"
+    result.notes = "pipeline.decoding.greedy_decode on text ids, as many prompt tokens as encoder_free"
 
     @torch.inference_mode()
     def run() -> dict:
@@ -398,7 +398,8 @@ def run_llm_alone(b: Builder, audio: np.ndarray, result: Result) -> Callable[[],
 
 
 def run_bridge(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], dict]:
-    from pipeline.eval.baselines import BridgeProjector, BridgeSystem
+    from pipeline.eval.systems import BridgeSystem
+    from pipeline.models.bridge import BridgeProjector
 
     llm = b.llm()
     teacher = b.teacher(b.whisper_encoder(), layers=[b.sizes.whisper_layers])
@@ -406,7 +407,7 @@ def run_bridge(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], di
         projector = BridgeProjector(b.sizes.whisper_width, b.sizes.llm_hidden, stack=b.sizes.bridge_stack)
     system = BridgeSystem(teacher, projector, llm, b.tokenizer())
     system.stop_ids = []
-    result.notes = ("pipeline.eval.baselines.BridgeSystem.answer: Whisper encodes the padded 30 s window; the frames of "
+    result.notes = ("pipeline.eval.systems.BridgeSystem.answer: Whisper encodes the padded 30 s window; the frames of "
                     f"its last layer ({b.sizes.whisper_layers}) that cover real audio are stacked x{b.sizes.bridge_stack} "
                     "by the projector")
 
@@ -420,8 +421,8 @@ def run_bridge(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], di
 
 def run_cascade(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], dict]:
     from pipeline.data.mel import WHISPER_WINDOW_SAMPLES, MelSettings, log_mel
-    from pipeline.infer import greedy_decode
-    from pipeline.models.student import layout_speech_batch
+    from pipeline.decoding import greedy_decode
+    from pipeline.models.sequence import layout_speech_batch
     from pipeline.prompts import prompt_ids
 
     llm = b.llm()
@@ -434,7 +435,7 @@ def run_cascade(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], d
     sot = whisper.config.decoder_start_token_id
     decoder_prompt = torch.tensor([[sot, sot + 1, sot + 2, sot + 3]], device=device)  # sot, lang, task, notimestamps
     result.notes = ("Whisper: log-mel of the 30 s window on the device, encoder once, greedy decoder with "
-                    f"EncoderDecoderCache for {b.sizes.transcript_tokens} tokens; LLM: pipeline.infer.greedy_decode "
+                    f"EncoderDecoderCache for {b.sizes.transcript_tokens} tokens; LLM: pipeline.decoding.greedy_decode "
                     "on the chat prompt with the transcript where AuRA puts the audio")
 
     @torch.inference_mode()
@@ -476,7 +477,7 @@ def run_cascade(b: Builder, audio: np.ndarray, result: Result) -> Callable[[], d
 
 # ---------------------------------------------------------------------------------------------- training
 def run_training(b: Builder, audios: list[np.ndarray], result: Result, live: bool) -> Callable[[], dict]:
-    from pipeline.models.student import distillation_loss
+    from pipeline.models.distillation import distillation_loss
 
     student = b.student(b.llm())
     student.train()

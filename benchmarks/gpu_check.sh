@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 WHEEL_DIR=${WHEEL_DIR:-.whl}
-# What `import pipeline.infer, pipeline.eval.baselines` needs beyond the CUDA image (versions as in
+# What `import pipeline.infer, pipeline.eval.systems` needs beyond the CUDA image (versions as in
 # the project's venv; pydantic-core must match pydantic exactly).
 WHEELS=(
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5

@@ -96,7 +96,7 @@ def utterance(seconds: float = 3.0) -> tuple[np.ndarray, str]:
 
 
 def run_aura(model, audio, instruction, new_tokens) -> Timing:
-    from pipeline.infer import greedy_decode
+    from pipeline.decoding import greedy_decode
 
     start = time.perf_counter()
     prefix = model.build_prefix([audio], [instruction])
@@ -108,7 +108,7 @@ def run_aura(model, audio, instruction, new_tokens) -> Timing:
 
 
 def run_llm_alone(llm, ids: torch.Tensor, new_tokens: int, pad_id: int) -> Timing:
-    from pipeline.infer import greedy_decode
+    from pipeline.decoding import greedy_decode
 
     start = time.perf_counter()
     device = llm.get_input_embeddings().weight.device
@@ -125,8 +125,8 @@ def run_bridge(bridge, audio, instruction, new_tokens) -> Timing:
 
 
 def run_cascade(cascade, audio, instruction, new_tokens) -> tuple[Timing, str]:
-    from pipeline.eval.baselines import text_prompt
-    from pipeline.infer import greedy_decode
+    from pipeline.eval.systems import text_prompt
+    from pipeline.decoding import greedy_decode
 
     start = time.perf_counter()
     transcript, _, _ = cascade.transcribe(audio, max_new_tokens=64, start=start)
@@ -170,11 +170,14 @@ def benchmark(teacher: str, llm_spec: str, device: str, dtype: str, reps: int, n
               poolings: list[int], quality_from: Path | None = None) -> dict:
     from pipeline.config import default_cache_dir
     from pipeline.data.mel import MelSettings
-    from pipeline.eval.baselines import BridgeProjector, BridgeSystem, CascadeSystem, load_frozen_llm
+    from pipeline.eval.systems import BridgeSystem, CascadeSystem
+    from pipeline.models.bridge import BridgeProjector
+    from pipeline.runtime import load_frozen_llm
     from pipeline.eval.metrics import PeakMemory
-    from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype
+    from pipeline.infer import EncoderFreeModel
+    from pipeline.runtime import resolve_device, resolve_dtype
     from pipeline.models.sources import load_whisper
-    from pipeline.models.student import AudioPatchEmbedding
+    from pipeline.models.patch_embedding import AudioPatchEmbedding
     from pipeline.models.teacher import WhisperTeacher
     from pipeline.prompts import instruction_for
 

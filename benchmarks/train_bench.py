@@ -43,7 +43,8 @@ def _variant(name: str, steps: int, batch: int) -> dict:
 
     from pipeline.config import StudentConfig
     from pipeline.models.sources import load_llm
-    from pipeline.models.student import AuraStudent, distillation_loss
+    from pipeline.models.distillation import distillation_loss
+    from pipeline.models.student import AuraStudent
     from pipeline.models.teacher import WhisperTeacher
 
     torch.manual_seed(0)
@@ -84,7 +85,7 @@ def _variant(name: str, steps: int, batch: int) -> dict:
                    for i, layer in enumerate(LAYERS)}
         mel, lengths = student.patch_embedding.mel_batch(audio)
         if name == "full-forward":
-            from pipeline.models.student import layout_speech_batch
+            from pipeline.models.sequence import layout_speech_batch
 
             layout = layout_speech_batch([[1]] * len(audio), lengths, pad_id=0)
             out = student(mel=mel, token_lengths=lengths, **layout)

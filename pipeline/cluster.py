@@ -55,6 +55,15 @@ def quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def deepspeed_accelerator_for_host() -> None:
+    """Name DeepSpeed's accelerator (CPU on a host without CUDA) before anything imports it: otherwise it
+    guesses, and warns about the guess, in every process that imports it (transformers may, on a save)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def quiet_worker() -> None:
     """In a training worker: hide DeepSpeed's notices and torch.distributed's deprecation warnings unless ``-v``."""
     if verbose():

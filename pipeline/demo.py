@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import AuraConfig
@@ -31,8 +32,14 @@ from pipeline.layout import RunLayout
 GROWTH_FRACTION = 0.9
 
 
-def _banner(text: str) -> None:
+@contextmanager
+def _stage(text: str, seconds: dict[str, float]):
+    """A stage banner, and its wall time when it ends (kept in ``seconds`` under the stage's number)."""
     print(f"\n=== {text}", flush=True)
+    started = time.perf_counter()
+    yield
+    seconds[text.split()[0]] = round(time.perf_counter() - started, 1)
+    print(f"  ({seconds[text.split()[0]]:.0f} s)", flush=True)
 
 
 def _corpus(cfg: AuraConfig) -> Path:
@@ -76,36 +83,38 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    _banner("1/7 corpus")
-    manifest = _corpus(cfg)
-    _banner("2/7 ingest + precompute (initial dataset)")
-    _ingest_and_precompute(cfg, _first_part(manifest), "initial")
-    _banner("3/7 the dataset grows: ingest new audio, precompute only the new shards")
-    _ingest_and_precompute(cfg, manifest, "growth")
+    seconds: dict[str, float] = {}
+    with _stage("1/7 corpus", seconds):
+        manifest = _corpus(cfg)
+    with _stage("2/7 ingest + precompute (initial dataset)", seconds):
+        _ingest_and_precompute(cfg, _first_part(manifest), "initial")
+    with _stage("3/7 the dataset grows: ingest new audio, precompute only the new shards", seconds):
+        _ingest_and_precompute(cfg, manifest, "growth")
 
     for number, stage in ((4, "distill"), (5, "tasks")):
-        _banner(f"{number}/7 train stage {stage} ({cfg.train.num_workers} Ray Train workers, ZeRO-{cfg.train.zero_stage})")
-        if RunLayout.of(cfg).student(stage).exists():
-            print(f"{stage}: finished earlier, skipped")
-            continue
-        launch(cfg, stage=stage, resume=True)
-
-    _banner("6/7 evaluation report")
-    from pipeline.eval.run import run_eval
+        with _stage(f"{number}/7 train stage {stage} ({cfg.train.num_workers} Ray Train workers, "
+                    f"ZeRO-{cfg.train.zero_stage})", seconds):
+            if RunLayout.of(cfg).student(stage).exists():
+                print(f"{stage}: finished earlier, skipped")
+            else:
+                launch(cfg, stage=stage, resume=True)
 
     from pipeline.eval.report import headline
+    from pipeline.eval.run import run_eval
 
-    report = run_eval(cfg)
-    print("\n".join(headline(report)))
+    with _stage("6/7 evaluation report", seconds):
+        report = run_eval(cfg)
+        print("\n".join(headline(report)))
 
-    _banner("7/7 encoder-free answers to held-out utterances (no Whisper loaded)")
-    answer = _one_answer(cfg)
+    with _stage("7/7 encoder-free answers to held-out utterances (no Whisper loaded)", seconds):
+        answer = _one_answer(cfg)
     elapsed = time.perf_counter() - started
     outputs = {
         "report": str(Path(cfg.paths.reports) / "report.md"),
         "plots": str(Path(cfg.paths.reports)),
         "model": str(RunLayout.of(cfg).export_dir("tasks")),
         "minutes": round(elapsed / 60, 1),
+        "stage_seconds": seconds,
         **answer,
         **({"report_json": report} if isinstance(report, str) else {}),
     }

@@ -27,7 +27,6 @@ complete, so an interrupted export never looks finished.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import importlib.metadata
 import json
@@ -35,16 +34,17 @@ import logging
 import os
 import secrets
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
 import torch
 
-from pipeline.config import config_from_args
 from pipeline.data.mel import MelSettings, frame_rate_hz
-from pipeline.infer import EncoderFreeModel, resolve_device, resolve_dtype, stop_token_ids, trained_export_path
-from pipeline.models.student import AudioPatchEmbedding, AuraStudent
+from pipeline.decoding import stop_token_ids
+from pipeline.infer import EncoderFreeModel
+from pipeline.runtime import resolve_device, resolve_dtype
+from pipeline.models.patch_embedding import AudioPatchEmbedding
+from pipeline.models.student import AuraStudent
 from pipeline.prompts import AUDIO_PLACEHOLDER, SYSTEM_PROMPT, TASK_INSTRUCTIONS, prompt_ids
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def load_adapter(directory: str | Path, llm_spec: str | None = None, cache_dir: 
 
     from transformers import AutoTokenizer
 
-    from pipeline.infer import ensure_mask_attention
+    from pipeline.runtime import ensure_mask_attention
     from pipeline.models.sources import load_llm
 
     directory = Path(directory)
@@ -420,49 +420,3 @@ llm = PeftModel.from_pretrained(base_llm, "path/to/this/folder/adapter").merge_a
 
 Then run it as in the merged export's README (patch embedding + mask rule).
 """
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI: aura export
-# --------------------------------------------------------------------------------------------------
-
-
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``aura export --merged DIR`` / ``--adapter DIR`` (both may be given)."""
-    parser.add_argument("--merged", default=None, metavar="DIR", help="write the LLM with LoRA merged + patch embedding")
-    parser.add_argument("--adapter", default=None, metavar="DIR", help="write the peft adapter + patch embedding")
-    parser.add_argument("--export", default=None, help="trained student.safetensors (default: the latest under "
-                        "<checkpoints>/{tasks,distill}/export/)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="dtype of the written weights (default: float32)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing non-empty folders")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``aura export``: merged model and/or peft adapter from the latest trained student."""
-    from pipeline.infer import ensure_mask_attention
-    from pipeline.models.sources import load_llm
-
-    if not args.merged and not args.adapter:
-        print("aura export: give --merged DIR and/or --adapter DIR", file=sys.stderr)
-        return 2
-    cfg = config_from_args(args)
-    try:
-        path = Path(args.export) if args.export else trained_export_path(cfg)
-        dtype = resolve_dtype(args.dtype, torch.device("cpu"))
-        llm, tokenizer = load_llm(cfg.models.llm, cfg.models.cache_dir, dtype=dtype,
-                                  trust_remote_code=cfg.models.trust_remote_code)
-        ensure_mask_attention(llm)
-        student = AuraStudent.load(llm, path).eval()
-        provenance = {"llm_spec": cfg.models.llm, "source_export": str(path)}
-        if args.adapter:  # before merging: the adapter needs the LoRA layers
-            export_adapter(student, tokenizer, args.adapter, llm_spec=cfg.models.llm, overwrite=args.overwrite)
-            print(f"adapter export: {args.adapter}")
-        if args.merged:
-            model = EncoderFreeModel.from_student(student, tokenizer, merge=True, metadata=provenance)
-            export_merged(model, args.merged, overwrite=args.overwrite)
-            print(f"merged export: {args.merged}")
-    except (FileNotFoundError, ExportError) as exc:
-        print(f"aura export: {exc}", file=sys.stderr)
-        return 1
-    return 0

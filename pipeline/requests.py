@@ -7,19 +7,16 @@ and folders, one JSON line per file; a bad file gets an ``error`` line and the o
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from pipeline.config import AuraConfig, IngestConfig, config_from_args
-from pipeline.infer import EncoderFreeModel, GenerationResult
-from pipeline.prompts import instruction_for
+from pipeline.config import IngestConfig
+from pipeline.decoding import GenerationResult
+from pipeline.infer import EncoderFreeModel
 
 logger = logging.getLogger(__name__)
 
@@ -128,85 +125,3 @@ def _generate_robustly(model: EncoderFreeModel, good: list[tuple[int, np.ndarray
     results = answer_robustly(lambda audios, instructions: model.generate(audios, instructions, max_new_tokens),
                               [a for _, a in good], [instruction] * len(good))
     return [(i, r) for (i, _), r in zip(good, results)]
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI: aura transcribe / aura ask
-# --------------------------------------------------------------------------------------------------
-
-
-def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio", nargs="+", help="audio files or folders of audio (any rate; mono or stereo)")
-    parser.add_argument("--out", default=None, help="JSONL file to write (default: print JSON lines to stdout)")
-    parser.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: eval.max_new_tokens of the config")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--export", default=None, help="trained student.safetensors (default: the latest under "
-                        "<checkpoints>/{tasks,distill}/export/)")
-    source.add_argument("--merged", default=None, help="an `aura export --merged` folder (no config or LLM spec needed)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: a GPU if there is one)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="default: bfloat16 on a GPU, float32 on CPU")
-
-
-def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``aura transcribe AUDIO... [--out results.jsonl] [--batch-size N]``."""
-    _add_request_arguments(parser)
-
-
-def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``aura ask AUDIO... --prompt TEXT [--out results.jsonl]``."""
-    _add_request_arguments(parser)
-    parser.add_argument("--prompt", required=True, help="the instruction that follows the audio in the user turn")
-
-
-def load_model_for(args: argparse.Namespace, cfg: AuraConfig) -> EncoderFreeModel:
-    """The model a request command asked for: ``--merged DIR``, else ``--export`` / the config's latest export."""
-    if getattr(args, "merged", None):
-        from pipeline.export import load_merged
-
-        return load_merged(args.merged, device=args.device, dtype=args.dtype)
-    return EncoderFreeModel.from_config(cfg, export_path=args.export, device=args.device, dtype=args.dtype)
-
-
-def run_requests(args: argparse.Namespace, instruction: str) -> int:
-    """Shared body of ``aura transcribe`` and ``aura ask``: 0 when every file was answered, 1 when any failed
-    (each failure is named on stderr and has its JSON line with an ``error``; the other files are answered)."""
-    from tqdm import tqdm
-
-    cfg = config_from_args(args)
-    paths = expand_audio_paths(args.audio)
-    max_new_tokens = args.max_new_tokens or cfg.eval.max_new_tokens
-    try:
-        model = load_model_for(args, cfg)
-    except FileNotFoundError as exc:
-        print(f"aura: {exc}", file=sys.stderr)
-        return 1
-    sink = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    ok = failed = 0
-    try:
-        with tqdm(total=len(paths), unit="file", disable=len(paths) < 2, file=sys.stderr) as bar:
-            for record in answer_files(model, paths, instruction, ingest=cfg.ingest, batch_size=args.batch_size,
-                                       max_new_tokens=max_new_tokens, on_progress=bar.update):
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
-                if "error" in record:
-                    failed += 1
-                    bar.write(f"aura: {record['file']}: {record['error']}", file=sys.stderr)
-                else:
-                    ok += 1
-    finally:
-        if sink is not sys.stdout:
-            sink.close()
-    print(f"aura: {ok} answered, {failed} failed" + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
-    return 0 if ok and not failed else 1
-
-
-def cmd_transcribe(args: argparse.Namespace) -> int:
-    """``aura transcribe AUDIO...``: one JSON line per file with its transcript (or its error)."""
-    return run_requests(args, instruction_for("transcribe"))
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    """``aura ask AUDIO... --prompt TEXT``: one JSON line per file with the answer (or its error)."""
-    return run_requests(args, args.prompt)

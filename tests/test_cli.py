@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import REPO, run_aura
 from pipeline import cli
+from pipeline.cli import data as data_commands
 
 
 def test_version():
@@ -87,7 +88,7 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, capsys):
     def boom(args):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(cli, "cmd_corpus", boom)
+    monkeypatch.setattr(data_commands, "cmd_corpus", boom)
     assert cli.main(["corpus"]) == 1
     assert "aura: RuntimeError: disk on fire (run with --debug for the traceback)" in capsys.readouterr().err
     with pytest.raises(RuntimeError):

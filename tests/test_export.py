@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.export import (
-    PLAIN_USAGE,
-    ExportError,
-    add_export_arguments,
-    cmd_export,
-    load_adapter,
-    load_merged,
-)
+from pipeline.cli.infer import add_export_arguments, cmd_export
+from pipeline.export import PLAIN_USAGE, ExportError, load_adapter, load_merged
 from pipeline.infer import EncoderFreeModel
 from test_infer import aura_cache, llm_dir, make_run, noise_audio, parse, speech  # noqa: F401  (fixtures)
 

@@ -18,11 +18,13 @@ import torch
 import yaml
 
 from pipeline.config import StudentConfig
-from pipeline.infer import EncoderFreeModel, GenerationResult, greedy_decode, text_only_generate
+from pipeline.decoding import GenerationResult, greedy_decode, text_only_generate
+from pipeline.infer import EncoderFreeModel
 from pipeline.models.sources import load_llm
-from pipeline.models.student import AuraStudent, layout_speech_batch
+from pipeline.models.sequence import layout_speech_batch
+from pipeline.models.student import AuraStudent
 from pipeline.prompts import TASK_INSTRUCTIONS, prompt_ids
-from pipeline.requests import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
+from pipeline.cli.infer import add_ask_arguments, add_transcribe_arguments, cmd_ask, cmd_transcribe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEACHER_LAYERS = [2, 4]

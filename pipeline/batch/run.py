@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.batch.plan import BatchOutput, extend_plan, requests_from_source
 from pipeline.config import AuraConfig
 from pipeline.fs import atomic_write_text, file_sha256
+from pipeline.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ def job_identity(cfg: AuraConfig, system: str, export: str | Path | None, projec
                  max_new_tokens: int, dtype: str) -> tuple[dict[str, Any], str | None, str | None]:
     """What makes two runs' answers comparable: the system, its model files (by content) and the
     generation settings. Returns it with the export and projector paths resolved."""
-    from pipeline.eval.baselines import default_projector_path
     from pipeline.infer import trained_export_path
 
     if system not in BATCH_SYSTEMS:
@@ -89,7 +89,7 @@ def job_identity(cfg: AuraConfig, system: str, export: str | Path | None, projec
     else:
         job["whisper"] = cfg.models.teacher
     if system == "bridge":
-        projector_path = Path(projector) if projector is not None else default_projector_path(cfg)
+        projector_path = Path(projector) if projector is not None else RunLayout.of(cfg).projector
         if not projector_path.is_file():
             raise FileNotFoundError(f"bridge projector not found: {projector_path} (run `aura eval` to train it)")
         job["projector_sha256"] = file_sha256(projector_path)

@@ -41,7 +41,7 @@ class PartAnswerer:
         import torch
 
         from pipeline.config import AuraConfig
-        from pipeline.eval.baselines import load_system
+        from pipeline.eval.systems import load_system
         from pipeline.models.sources import quiet_transformers
 
         torch.set_num_threads(threads)

@@ -535,22 +535,23 @@ def measure_family_accuracy(
     """Text-only accuracy of the LLM per QA family, asked and scored the way the eval does.
 
     Each sampled question is one user turn ``{question}\\n{spoken_qa instruction}`` (the
-    text-only system's prompt, :func:`pipeline.eval.baselines.text_prompt`), answered greedily
-    (:func:`pipeline.infer.text_only_generate`) and scored by
+    text-only system's prompt, :func:`pipeline.eval.systems.text_prompt`), answered greedily
+    (:func:`pipeline.decoding.text_only_generate`) and scored by
     :func:`pipeline.eval.metrics.qa_correct`. Pass ``llm`` and ``tokenizer`` to reuse a loaded
     model. Returns ``{"model", "date", "per_family", "seed", "max_new_tokens", "instruction",
     "families": {name: {"accuracy", "correct", "n", "facts", "examples"}}}``.
     """
-    from pipeline.eval.baselines import text_prompt
+    from pipeline.eval.systems import text_prompt
     from pipeline.eval.metrics import qa_correct
-    from pipeline.infer import resolve_device, text_only_generate
+    from pipeline.decoding import text_only_generate
+    from pipeline.runtime import resolve_device
     from pipeline.prompts import instruction_for
 
     if llm is None or tokenizer is None:
         import torch
 
         from pipeline.config import default_cache_dir
-        from pipeline.infer import ensure_mask_attention
+        from pipeline.runtime import ensure_mask_attention
         from pipeline.models.sources import load_llm
 
         llm, tokenizer = load_llm(llm_spec, cache_dir or default_cache_dir(), dtype=torch.float32)

@@ -2,13 +2,16 @@
 
 * :mod:`pipeline.eval.metrics` — text normalisation, WER, spoken-QA accuracy rule, latency percentiles,
   per-system peak memory;
-* :mod:`pipeline.eval.baselines` — the systems in one harness: ``aura`` (encoder-free), ``bridge``
-  (Whisper encoder + trained projector + frozen LLM), ``cascade`` (Whisper transcript -> LLM) and
-  ``text`` (LLM given the reference transcript), plus bridge training;
+* :mod:`pipeline.eval.systems` — the systems in one harness: ``aura`` (encoder-free), ``bridge``
+  (Whisper encoder + trained projector + frozen LLM; model in :mod:`pipeline.models.bridge`, recipe in
+  :mod:`pipeline.train.bridge`), ``cascade`` (Whisper transcript -> LLM) and ``text`` (LLM given the
+  reference transcript);
+* :mod:`pipeline.eval.probe` — Whisper's decoder reads a stage-1 student; per-layer cosine beside baselines;
+* :mod:`pipeline.eval.curves` — learning curves over a stage's checkpoints;
 * :mod:`pipeline.eval.datasets` — local loaders for SD-QA / DAQA and HeySQuAD spoken-QA files;
-* :mod:`pipeline.eval.run` — the held-out evaluation (``run_eval``, ``cmd_eval``, ``add_eval_arguments``);
+* :mod:`pipeline.eval.run` — the held-out evaluation (``run_eval``; the command is in :mod:`pipeline.cli.evaluate`);
 * :mod:`pipeline.eval.report` — ``report.md``, ``report.json`` and PNG plots.
 """
 
-#: The systems ``aura eval`` compares (see :mod:`pipeline.eval.baselines`).
+#: The systems ``aura eval`` compares (see :mod:`pipeline.eval.systems`).
 SYSTEMS = ("aura", "bridge", "cascade", "text")

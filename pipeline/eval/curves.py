@@ -161,22 +161,3 @@ def write_curves(curve: dict[str, Any], out_dir: str | Path, name: str = "learni
     fig.savefig(paths["png"], dpi=120)
     plt.close(fig)
     return paths
-
-
-def add_curve_arguments(p) -> None:
-    p.add_argument("--stage", choices=["distill", "tasks"], default="tasks", help="the stage whose checkpoints to read")
-    p.add_argument("--max-samples", type=int, default=200, help="held-out requests per point (default 200)")
-    p.add_argument("--steps", default=None, help="comma-separated checkpoint steps (default: all)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: <workdir>/reports)")
-
-
-def cmd_curve(args) -> int:
-    from pipeline.config import config_from_args
-
-    cfg = config_from_args(args)
-    steps = [int(s) for s in args.steps.split(",")] if args.steps else None
-    curve = learning_curve(cfg, Path(cfg.paths.checkpoints) / args.stage, args.max_samples, steps)
-    paths = write_curves(curve, args.out or cfg.paths.reports, name=f"learning_curve_{args.stage}")
-    print(paths["md"].read_text())
-    print(f"wrote {paths['png']}")
-    return 0

@@ -30,7 +30,6 @@ import torch
 
 from pipeline.config import AuraConfig, StudentConfig
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
-from pipeline.layout import RunLayout
 
 
 # Whisper's decoder reading only the kept frames (no 30 s of padding after them) tends to loop; a loop
@@ -73,7 +72,8 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
 
     from pipeline.eval.metrics import collapse_repeats, word_error_rate
     from pipeline.models.sources import load_llm, load_whisper, quiet_transformers
-    from pipeline.models.student import AuraStudent, distillation_loss
+    from pipeline.models.distillation import distillation_loss
+    from pipeline.models.student import AuraStudent
     from pipeline.store import open_store_for
     from pipeline.prompts import audio_prefix_ids
     from pipeline.train.reference import ReferencePredictors
@@ -195,31 +195,6 @@ def format_probe(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_probe_arguments(p) -> None:
-    p.add_argument("--export", type=Path, default=None,
-                   help="a student file (default: the stage-1 export, checkpoints/distill/export/student.safetensors)")
-    p.add_argument("--split", choices=["dev", "heldout"], default="dev", help="utterances to probe (default: dev)")
-    p.add_argument("--max-samples", type=int, default=200, help="utterances, spread over the split (default 200)")
-    p.add_argument("--out", type=Path, default=None, help="write the full result as JSON here")
-
-
-def cmd_probe(args) -> int:
-    import json
-
-    from pipeline.config import config_from_args
-
-    cfg = config_from_args(args)
-    export = args.export or RunLayout.of(cfg).student("distill")
-    if not Path(export).is_file():
-        raise FileNotFoundError(f"no student file at {export}; train stage 1 first (`aura train --stage distill`)")
-    result = probe_export(cfg, export, split=args.split, max_samples=args.max_samples)
-    print(format_probe(result))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
-    return 0
-
-
 @torch.inference_mode()
 def listening_test(student, tokenizer, audios, tasks, answers, batch_size: int = 8) -> dict[str, Any]:
     """The answers' loss (nats/token) with each clip's own audio and with another clip's (the list rolled
@@ -227,7 +202,7 @@ def listening_test(student, tokenizer, audios, tasks, answers, batch_size: int =
     where it does (0.5 is chance); the same test stage 2 runs on the dev split.
 
     ``student`` is an :class:`~pipeline.models.student.AuraStudent` (LoRA not merged)."""
-    from pipeline.models.student import layout_speech_batch
+    from pipeline.models.sequence import layout_speech_batch
     from pipeline.prompts import answer_ids, instruction_for, prompt_ids
 
     prompts = {t: prompt_ids(tokenizer, instruction_for(t)) for t in set(tasks)}

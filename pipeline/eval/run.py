@@ -7,7 +7,7 @@ On the held-out split (voices and texts never trained on), in one process, one s
    trained in, beside a constant and a position-mean predictor; and the probe WER: Whisper's decoder
    reading the student's prediction of the teacher's last layer;
 2. for each system (``aura`` encoder-free, ``bridge``, ``cascade``, ``text``-only; see
-   :mod:`pipeline.eval.baselines`): load it, answer every held-out utterance one request at a time
+   :mod:`pipeline.eval.systems`): load it, answer every held-out utterance one request at a time
    (one untimed warm-up request first), and record WER on transcription rows, QA accuracy on
    spoken-QA rows, latency p50/p95 and time to first token per utterance, and the system's peak
    memory (:class:`~pipeline.eval.metrics.PeakMemory`); then free it before the next system;
@@ -32,10 +32,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from pipeline.config import AuraConfig, config_from_args
+from pipeline.config import AuraConfig
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.eval import SYSTEMS
 from pipeline.eval.metrics import (
@@ -59,7 +57,7 @@ from pipeline.layout import RunLayout
 from pipeline.prompts import instruction_for, target_for
 
 if TYPE_CHECKING:
-    from pipeline.eval.baselines import EvalSystem
+    from pipeline.eval.systems import EvalSystem
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +210,8 @@ def summarize(records: Sequence[dict], items: Sequence[EvalItem]) -> dict[str, A
 def evaluate_system(name: str, cfg: AuraConfig, sets: dict[str, list[EvalItem]], device=None, dtype=None,
                     max_new_tokens: int = 48, progress: bool = True, **load_kwargs) -> dict[str, Any]:
     """Load one system, measure its peak memory over a warm-up and every set, free it."""
-    from pipeline.eval.baselines import load_system
-    from pipeline.infer import resolve_device
+    from pipeline.eval.systems import load_system
+    from pipeline.runtime import resolve_device
 
     meter = PeakMemory(str(resolve_device(device)))
     free_memory()
@@ -258,10 +256,11 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
     ``train_bridge_mode``: ``auto`` trains the bridge projector when it is missing, ``always``
     retrains it, ``never`` skips the bridge when there is none.
     """
-    from pipeline.eval.baselines import default_projector_path, load_projector, stage2_budget, train_bridge
+    from pipeline.models.bridge import load_projector
+    from pipeline.train.bridge import stage2_budget, train_bridge
     from pipeline.eval.probe import distillation_summary, probe_export
     from pipeline.eval.report import write_report
-    from pipeline.infer import resolve_device, resolve_dtype
+    from pipeline.runtime import resolve_device, resolve_dtype
 
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
@@ -317,7 +316,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
             notes.append("no student export under checkpoints/{distill,tasks}/export: cosine not measured")
 
     # 2. the bridge projector
-    proj = Path(projector_path) if projector_path is not None else default_projector_path(cfg)
+    proj = Path(projector_path) if projector_path is not None else RunLayout.of(cfg).projector
     if "bridge" in systems and store is not None and (train_bridge_mode == "always"
                                                       or (train_bridge_mode == "auto" and not proj.is_file())):
         steps, batch = stage2_budget(cfg)
@@ -341,50 +340,3 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
     paths = write_report(results, out_dir, cfg.paths.checkpoints)
     results["report"] = {k: str(v) for k, v in paths.items()}
     return results
-
-
-# ------------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``aura eval`` (``--config``/``--set`` are added by the CLI)."""
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help=f"comma-separated systems to evaluate (default: all of {','.join(SYSTEMS)})")
-    p.add_argument("--max-samples", type=int, default=None, help="held-out utterances to use (default: eval.max_samples)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="default: bfloat16 on a GPU, float32 on CPU")
-    p.add_argument("--export", default=None, help="AuRA student.safetensors (default: tasks export, else distill)")
-    p.add_argument("--bridge", default=None, help="bridge projector file (default: <checkpoints>/bridge/projector.safetensors)")
-    p.add_argument("--train-bridge", choices=["auto", "always", "never"], default="auto",
-                   help="train the bridge projector when missing (auto), always, or never")
-    p.add_argument("--bridge-steps", type=int, default=None, help="default: train.max_steps (AuRA's stage-2 budget)")
-    p.add_argument("--bridge-batch-size", type=int, default=None,
-                   help="default: train.batch_size x train.num_workers (AuRA's stage-2 global batch)")
-    p.add_argument("--bridge-stack", type=int, default=4, help="teacher frames stacked per bridge token (default: 4)")
-    p.add_argument("--dataset", action="append", default=[], metavar="FORMAT:PATH[:AUDIO_DIR]",
-                   help="also evaluate a local spoken-QA set: sdqa:PATH or heysquad:PATH[:AUDIO_DIR] (repeatable)")
-    p.add_argument("--with-context", action="store_true", help="external sets: put the text context in the prompt")
-    p.add_argument("--no-cosine", action="store_true", help="skip the per-layer cosine of the student heads")
-    p.add_argument("--out", default=None, help="report folder (default: paths.reports)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """``aura eval``: evaluate on the held-out split and write report.md, report.json and plots."""
-
-    cfg = config_from_args(args)
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    try:
-        results = run_eval(cfg, systems=systems, max_samples=args.max_samples, device=args.device, dtype=args.dtype,
-                           export_path=args.export, projector_path=args.bridge, train_bridge_mode=args.train_bridge,
-                           bridge_steps=args.bridge_steps, bridge_batch_size=args.bridge_batch_size,
-                           bridge_stack=args.bridge_stack, datasets=args.dataset, with_context=args.with_context,
-                           out_dir=args.out, cosine=not args.no_cosine, progress=not args.no_progress)
-    except (RuntimeError, ValueError, FileNotFoundError) as exc:
-        print(f"aura: {exc}", file=sys.stderr)
-        return 2
-    print(Path(results["report"]["markdown"]).read_text())
-    print(f"report: {results['report']['markdown']}  (plots and report.json beside it)")
-    return 0

@@ -53,6 +53,7 @@ from typing import Callable, Iterator
 import torch
 
 from feature_store.lease import pid_alive
+from pipeline.cluster import deepspeed_accelerator_for_host
 from pipeline.config import default_cache_dir  # one definition, re-exported here
 from pipeline.fs import fsync_dir
 
@@ -396,7 +397,9 @@ def _cached_build(cache_dir: Path, entry_name: str, build: Callable[[Path], None
         try:
             _announce(f"building {info['spec']} into {entry} ...")
             start = time.perf_counter()
-            build(tmp)
+            deepspeed_accelerator_for_host()
+            with quiet_transformers():  # conversion and loading bars: the two lines around it say enough
+                build(tmp)
             _relax_permissions(tmp)
             weights_fingerprint(tmp)  # precompute; its cache stays valid after the rename
             seconds = time.perf_counter() - start

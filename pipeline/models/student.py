@@ -1,21 +1,17 @@
 """The AuRA student: a frozen causal LLM that hears through a patch embedding, LoRA and distillation heads.
 
-Audio reaches the LLM without a speech encoder: log-mel frames are cut into patches by a strided
-``Conv1d`` (one patch per stored Whisper teacher frame), normalised and projected to the LLM width,
-and placed in the token sequence. LoRA on the first K decoder layers teaches the LLM to read them;
-per-layer heads (RMSNorm + Linear) map the student's hidden states at the audio positions to the
-teacher's layers, and the loss is the per-token ``1 - cosine`` (:func:`distillation_loss`).
-
-Attention (:func:`build_attention_mask`): causal everywhere, plus bidirectional inside each
-contiguous run of audio tokens of a sample; padding keys are never attended to.
-
-Layer numbering: teacher layer ``j`` is Whisper's ``hidden_states[j]`` (0 = embeddings); student
-layer ``m`` is the *output* of decoder layer ``m`` (1-based), i.e. the LLM's ``hidden_states[m]``
-before the final norm.
+Audio reaches the LLM without a speech encoder: the patch embedding
+(:mod:`pipeline.models.patch_embedding`) turns log-mel frames into one token per stored Whisper teacher
+frame, placed in the token sequence (:mod:`pipeline.models.sequence`: the batch layout and the attention
+rule, causal plus bidirectional inside each audio run). LoRA on the first K decoder layers teaches the LLM
+to read them; per-layer heads map the student's hidden states at the audio positions to the teacher's
+layers (:mod:`pipeline.models.distillation`: heads, layer map and the loss). This module puts the parts
+together and saves and loads the trainable ones.
 
 Stage 1 (distillation only; the forward stops at the deepest distilled layer)::
 
     >>> from pipeline.config import StudentConfig
+    >>> from pipeline.models.distillation import distillation_loss
     >>> student = AuraStudent.from_llm(llm, StudentConfig(), teacher_layers=[1, 2, 3, 4],
     ...                                teacher_width=384, n_mels=80, pooling=1)       # doctest: +SKIP
     >>> mel, token_lengths = student.patch_embedding.mel_batch([audio_a, audio_b])   # doctest: +SKIP
@@ -25,6 +21,7 @@ Stage 1 (distillation only; the forward stops at the deepest distilled layer)::
 
 Stage 2 (speech tasks: a chat prompt around the audio, LM loss on the answer)::
 
+    >>> from pipeline.models.sequence import layout_speech_batch
     >>> batch = layout_speech_batch(before_audio=[prompt_ids], token_lengths=token_lengths,
     ...                             after_audio=[tail_ids], targets=[answer_ids], pad_id=0)  # doctest: +SKIP
     >>> out = student(**batch, mel=mel, token_lengths=token_lengths)                  # doctest: +SKIP
@@ -40,334 +37,21 @@ Saving and inference::
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import StudentConfig
-from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings, log_mel, teacher_frames
+from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
+from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
+from pipeline.models.patch_embedding import AudioPatchEmbedding
+from pipeline.models.sequence import IGNORE_INDEX, build_attention_mask, layout_speech_batch, position_ids_from_mask
 
-IGNORE_INDEX = -100
 _FORMAT_VERSION = 1
-
-
-# --------------------------------------------------------------------------------------------------
-# Audio patch embedding
-# --------------------------------------------------------------------------------------------------
-
-
-def mel_floor(mel: torch.Tensor) -> torch.Tensor:
-    """The value :func:`~pipeline.data.mel.log_mel` gives digital silence in each utterance, shape ``(B, 1, 1)``.
-
-    ``log_mel`` clamps the log10 power at ``max(-10, peak - 8)`` and maps ``x -> (x + 4) / 4``, so silence
-    (the zeros Whisper pads with) sits at ``max(-1.5, mel.max() - 2)``.
-    """
-    if mel.shape[-1] == 0:  # shorter than one hop: all silence
-        return mel.new_full((*mel.shape[:-2], 1, 1), -1.5)
-    peak = mel.amax(dim=(-2, -1), keepdim=True)
-    return torch.clamp(peak - 2.0, min=-1.5)
-
-
-def audio_mel_batch(audios: Sequence[np.ndarray | torch.Tensor], settings: MelSettings, pooling: int = 1
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-mel of a batch of raw 16 kHz mono utterances, cut to whole student tokens.
-
-    Each utterance gets exactly ``teacher_frames(len(audio), pooling)`` tokens, i.e. ``tokens * 2 * pooling``
-    mel frames. Its mel is computed on the audio followed by zeros, as the teacher sees it inside Whisper's
-    30 s window, so the frames at the end of the audio equal the teacher's (not a reflection of the
-    audio). Shorter utterances are padded to the longest with their silence value.
-
-    Returns ``(mel (B, n_mels, max_tokens * stride) float32, token_lengths (B,) int64)``.
-
-    >>> mel, lengths = audio_mel_batch([np.zeros(16000), np.zeros(8000)], MelSettings(), pooling=1)
-    >>> mel.shape, lengths.tolist()
-    (torch.Size([2, 80, 100]), [50, 25])
-    """
-    stride = WHISPER_CONV_STRIDE * pooling
-    if len(audios) == 0:
-        raise ValueError("empty batch of audio")
-    mels, lengths = [], []
-    for i, audio in enumerate(audios):
-        wave = audio.float() if torch.is_tensor(audio) else torch.from_numpy(np.asarray(audio, dtype=np.float32))
-        if wave.ndim != 1:
-            raise ValueError(f"audio {i}: expected a 1-D mono signal, got shape {tuple(wave.shape)}")
-        if wave.numel() == 0:
-            raise ValueError(f"audio {i} is empty")
-        tokens = teacher_frames(wave.numel(), pooling, settings.hop_length)
-        frames = tokens * stride
-        # Zeros past the token boundary plus half an FFT window: every kept frame sees what Whisper sees.
-        padded = F.pad(wave, (0, frames * settings.hop_length + settings.n_fft - wave.numel()))
-        mels.append(log_mel(padded, settings)[:, :frames])
-        lengths.append(tokens)
-    max_frames = max(lengths) * stride
-    batch = torch.stack([
-        torch.cat([m, mel_floor(m)[0].expand(m.shape[0], max_frames - m.shape[1])], dim=1) for m in mels
-    ])
-    return batch, torch.tensor(lengths, dtype=torch.long)
-
-
-class AudioPatchEmbedding(nn.Module):
-    """Log-mel ``(B, n_mels, T_mel)`` -> audio tokens ``(B, T_mel / stride, llm_width)``.
-
-    Strided ``Conv1d`` (kernel = stride: non-overlapping patches) -> ``LayerNorm`` -> ``Linear``.
-    ``stride = 2 * pooling`` makes one token per stored teacher frame (Whisper: 100 mel frames/s,
-    50 teacher frames/s). A mel whose length is not a multiple of the stride (or shorter than
-    ``num_tokens * stride``) is padded on the right with its silence value (:func:`mel_floor`).
-
-    >>> embed = AudioPatchEmbedding(n_mels=80, llm_width=64, stride=2)
-    >>> embed.num_tokens(16000), embed.num_tokens(16001)
-    (50, 51)
-    >>> mel, lengths = embed.mel_batch([torch.zeros(16001)])
-    >>> embed(mel).shape
-    torch.Size([1, 51, 64])
-    """
-
-    def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
-                 mel_settings: MelSettings | None = None):
-        super().__init__()
-        if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
-            raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
-        self.mel_settings = mel_settings or MelSettings(n_mels=n_mels)
-        if self.mel_settings.n_mels != n_mels:
-            raise ValueError(f"n_mels={n_mels} but mel_settings.n_mels={self.mel_settings.n_mels}")
-        self.n_mels = n_mels
-        self.stride = stride
-        self.pooling = stride // WHISPER_CONV_STRIDE
-        hidden = hidden or llm_width
-        self.patchify = nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
-        self.norm = nn.LayerNorm(hidden)
-        self.proj = nn.Linear(hidden, llm_width)
-
-    def num_tokens(self, num_samples: int) -> int:
-        """Tokens for ``num_samples`` of 16 kHz audio: exactly the teacher's stored frames."""
-        return teacher_frames(num_samples, self.pooling, self.mel_settings.hop_length)
-
-    def mel_batch(self, audios: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mel, token_lengths)`` for raw 16 kHz utterances; see :func:`audio_mel_batch`."""
-        return audio_mel_batch(audios, self.mel_settings, self.pooling)
-
-    def forward(self, mel: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
-        """Tokens ``(B, num_tokens, llm_width)``; ``num_tokens`` defaults to ``ceil(T_mel / stride)``."""
-        if mel.ndim != 3 or mel.shape[1] != self.n_mels:
-            raise ValueError(f"expected mel (batch, {self.n_mels}, frames), got {tuple(mel.shape)}")
-        if num_tokens is None:
-            num_tokens = math.ceil(mel.shape[-1] / self.stride)
-        want = num_tokens * self.stride
-        if mel.shape[-1] < want:
-            fill = mel_floor(mel).expand(mel.shape[0], mel.shape[1], want - mel.shape[-1])
-            mel = torch.cat([mel, fill], dim=-1)
-        mel = mel[..., :want].to(self.patchify.weight.dtype)
-        patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)
-        return self.proj(self.norm(patches))
-
-
-# --------------------------------------------------------------------------------------------------
-# Distillation heads, layer map, loss
-# --------------------------------------------------------------------------------------------------
-
-
-class DistillationHead(nn.Module):
-    """Student hidden state (LLM width) -> teacher layer space: ``RMSNorm`` + ``Linear``."""
-
-    def __init__(self, llm_width: int, teacher_width: int, eps: float = 1e-6):
-        super().__init__()
-        self.norm = nn.RMSNorm(llm_width, eps=eps)
-        self.proj = nn.Linear(llm_width, teacher_width)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.norm(hidden.to(self.proj.weight.dtype)))
-
-
-def default_layer_map(teacher_layers: Sequence[int], distill_depth: int) -> dict[int, int]:
-    """Teacher layer ``j`` -> student layer ``m(j)``, proportional to depth, the deepest ``j`` at ``distill_depth``.
-
-    ``m(j) = round(j / max(teacher_layers) * distill_depth)``, then nudged so the map is strictly
-    increasing and every ``m >= 1`` (student layer 0 would be the patch embedding itself).
-
-    >>> default_layer_map([1, 2, 3, 4], 8)
-    {1: 2, 2: 4, 3: 6, 4: 8}
-    >>> default_layer_map([0, 2, 4], 6)
-    {0: 1, 2: 3, 4: 6}
-    """
-    layers = sorted(set(int(j) for j in teacher_layers))
-    if not layers:
-        raise ValueError("no teacher layers to distill")
-    if layers[0] < 0:
-        raise ValueError(f"teacher layers must be >= 0, got {layers}")
-    if len(layers) > distill_depth:
-        raise ValueError(f"{len(layers)} teacher layers cannot map to distinct student layers 1..{distill_depth}; "
-                         "raise student.distill_depth or store fewer layers")
-    deepest = max(layers[-1], 1)
-    targets = [int(math.floor(j / deepest * distill_depth + 0.5)) for j in layers]
-    targets[-1] = distill_depth
-    for i in range(len(targets)):  # up-sweep: >= 1 and strictly increasing
-        targets[i] = max(targets[i], 1, targets[i - 1] + 1 if i else 1)
-    for i in range(len(targets) - 1, -1, -1):  # down-sweep: stay within depth
-        ceiling = distill_depth if i == len(targets) - 1 else targets[i + 1] - 1
-        targets[i] = min(targets[i], ceiling)
-    return dict(zip(layers, targets))
-
-
-def validate_layer_map(layer_map: dict[int, int], num_llm_layers: int,
-                       teacher_layers: Iterable[int] | None = None) -> dict[int, int]:
-    """Check a user-given map (keys available, values in ``1..num_llm_layers``, strictly increasing); sorted copy.
-
-    >>> validate_layer_map({4: 8, 2: 3}, num_llm_layers=8)
-    {2: 3, 4: 8}
-    """
-    if not layer_map:
-        raise ValueError("layer map is empty")
-    ordered = dict(sorted((int(j), int(m)) for j, m in layer_map.items()))
-    if teacher_layers is not None:
-        available = set(int(j) for j in teacher_layers)
-        missing = [j for j in ordered if j not in available]
-        if missing:
-            raise ValueError(f"layer map uses teacher layers {missing} that are not among {sorted(available)}")
-    bad = {j: m for j, m in ordered.items() if not 1 <= m <= num_llm_layers}
-    if bad:
-        raise ValueError(f"layer map {bad}: student layers must be in 1..{num_llm_layers} (output of decoder layer m)")
-    values = list(ordered.values())
-    if any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"layer map {ordered} must be strictly increasing (deeper teacher layer -> deeper student layer)")
-    return ordered
-
-
-def distillation_loss(layer_states: dict[int, torch.Tensor], targets: dict[int, torch.Tensor],
-                      token_mask: torch.Tensor, kind: Literal["cosine", "mse"] = "cosine",
-                      ) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
-    """Layer-wise distillation loss over the valid audio tokens.
-
-    ``cosine``: per token ``1 - cos(student, teacher)``, averaged over the valid tokens of the batch,
-    then over layers. ``mse``: mean squared error per element on the targets as they are. Computed in
-    float32. ``per_layer[j]`` holds ``loss`` (with grad) and ``cosine`` (detached mean cosine, always).
-
-    >>> s = {1: torch.randn(2, 3, 4)}
-    >>> loss, per = distillation_loss(s, {1: s[1].clone()}, torch.ones(2, 3, dtype=torch.bool))
-    >>> abs(loss.item()) < 1e-6, round(per[1]["cosine"].item(), 6)
-    (True, 1.0)
-    """
-    if kind not in ("cosine", "mse"):
-        raise ValueError(f"unknown distillation loss {kind!r}; use 'cosine' or 'mse'")
-    missing = [j for j in layer_states if j not in targets]
-    if missing:
-        raise KeyError(f"no targets for teacher layers {missing}")
-    mask = token_mask.bool()
-    count = mask.sum().clamp(min=1)
-    weights = mask.float()
-    per_layer: dict[int, dict[str, torch.Tensor]] = {}
-    losses = []
-    for j, student in layer_states.items():
-        target = targets[j].to(device=student.device)
-        if target.shape != student.shape:
-            raise ValueError(f"teacher layer {j}: target shape {tuple(target.shape)} != student {tuple(student.shape)}")
-        student32, target32 = student.float(), target.float()
-        # Rounding can put cos a hair outside [-1, 1]; clamp so the loss is never negative.
-        cosine = F.cosine_similarity(student32, target32, dim=-1, eps=1e-8).clamp(-1.0, 1.0)  # (B, T)
-        mean_cosine = (cosine * weights).sum() / count
-        if kind == "cosine":
-            loss = ((1.0 - cosine) * weights).sum() / count
-        else:
-            loss = (((student32 - target32) ** 2).mean(-1) * weights).sum() / count
-        per_layer[j] = {"loss": loss, "cosine": mean_cosine.detach()}
-        losses.append(loss)
-    return torch.stack(losses).mean(), per_layer
-
-
-# --------------------------------------------------------------------------------------------------
-# Sequences and masks
-# --------------------------------------------------------------------------------------------------
-
-
-def audio_block_ids(audio_mask: torch.Tensor) -> torch.Tensor:
-    """``(B, L)`` id of the contiguous audio run each position belongs to (1, 2, ...); 0 for text."""
-    audio = audio_mask.bool()
-    starts = audio & ~F.pad(audio, (1, 0))[:, :-1]
-    return torch.cumsum(starts.long(), dim=1) * audio.long()
-
-
-def build_attention_mask(attention_mask: torch.Tensor, audio_mask: torch.Tensor | None = None,
-                         bidirectional_audio: bool = True, dtype: torch.dtype = torch.float32,
-                         implementation: str = "sdpa") -> torch.Tensor:
-    """The 4D mask ``(B, 1, L, L)`` for a sequence mixing text and audio tokens.
-
-    Query ``q`` may attend to key ``k`` when ``k`` is a real token (``attention_mask[b, k]``) and either
-    ``k <= q`` (causal) or both are audio tokens of the same contiguous audio run (bidirectional).
-    A padding query attends only to itself, so no row is empty (an all-masked row is NaN in sdpa).
-
-    ``implementation`` is the LLM's ``config._attn_implementation``: ``"sdpa"`` gets a boolean mask
-    (True = attend), ``"eager"`` an additive float mask (0 or ``finfo(dtype).min``), which is what
-    transformers' own mask builders give these kernels. transformers passes a 4D mask through
-    unchanged, so the mask also works for ``llm(inputs_embeds=..., attention_mask=mask)``.
-    """
-    if implementation not in ("sdpa", "eager"):
-        raise ValueError(f"attention implementation {implementation!r} is not supported by the AuRA mask; "
-                         "load the LLM with attn_implementation='sdpa' or 'eager'")
-    real = attention_mask.bool()
-    batch, length = real.shape
-    idx = torch.arange(length, device=real.device)
-    allowed = (idx[None, :] <= idx[:, None])[None].expand(batch, length, length)  # (B, q, k) causal
-    if audio_mask is not None and bidirectional_audio:
-        blocks = audio_block_ids(audio_mask)
-        same_block = (blocks[:, :, None] == blocks[:, None, :]) & (blocks[:, :, None] > 0)
-        allowed = allowed | same_block
-    allowed = allowed & real[:, None, :] & real[:, :, None]
-    allowed = allowed | (torch.eye(length, dtype=torch.bool, device=real.device)[None] & ~real[:, :, None])
-    allowed = allowed[:, None]  # (B, 1, q, k): one mask for all heads
-    if implementation == "sdpa":
-        return allowed
-    return torch.zeros((), dtype=dtype, device=real.device).masked_fill(~allowed, torch.finfo(dtype).min)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counting real tokens only (0 for left padding), so left- and right-padded batches agree."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def layout_speech_batch(before_audio: Sequence[Sequence[int]], token_lengths: Sequence[int] | torch.Tensor,
-                        after_audio: Sequence[Sequence[int]] | None = None,
-                        targets: Sequence[Sequence[int]] | None = None, pad_id: int = 0,
-                        padding_side: Literal["right", "left"] = "right") -> dict[str, torch.Tensor]:
-    """Lay out ``[before_audio][audio x token_lengths][after_audio][targets]`` per sample, padded to one length.
-
-    Returns ``input_ids`` (audio positions hold ``pad_id``; :meth:`AuraStudent.embed_sequence` replaces
-    them), ``attention_mask``, ``audio_mask`` and, when ``targets`` are given, ``labels`` (the target ids,
-    ``-100`` elsewhere). Use ``padding_side="left"`` for generation prompts.
-
-    >>> b = layout_speech_batch([[1, 2]], [3], after_audio=[[4]], targets=[[5, 6]], pad_id=0)
-    >>> b["input_ids"].tolist(), b["audio_mask"].int().tolist(), b["labels"].tolist()
-    ([[1, 2, 0, 0, 0, 4, 5, 6]], [[0, 0, 1, 1, 1, 0, 0, 0]], [[-100, -100, -100, -100, -100, -100, 5, 6]])
-    """
-    lengths = [int(n) for n in (token_lengths.tolist() if torch.is_tensor(token_lengths) else token_lengths)]
-    size = len(before_audio)
-    after_audio = after_audio if after_audio is not None else [[] for _ in range(size)]
-    if not len(lengths) == len(after_audio) == size or (targets is not None and len(targets) != size):
-        raise ValueError("before_audio, token_lengths, after_audio and targets must have one entry per sample")
-    rows = []
-    for i in range(size):
-        answer = list(targets[i]) if targets is not None else []
-        ids = list(before_audio[i]) + [pad_id] * lengths[i] + list(after_audio[i]) + answer
-        audio = [0] * len(before_audio[i]) + [1] * lengths[i] + [0] * (len(after_audio[i]) + len(answer))
-        labels = [IGNORE_INDEX] * (len(ids) - len(answer)) + answer
-        rows.append((ids, audio, labels))
-    width = max(len(r[0]) for r in rows)
-    out = {k: torch.full((size, width), v, dtype=torch.long)
-           for k, v in (("input_ids", pad_id), ("attention_mask", 0), ("audio_mask", 0), ("labels", IGNORE_INDEX))}
-    for i, (ids, audio, labels) in enumerate(rows):
-        span = slice(0, len(ids)) if padding_side == "right" else slice(width - len(ids), width)
-        out["input_ids"][i, span] = torch.tensor(ids, dtype=torch.long)
-        out["attention_mask"][i, span] = 1
-        out["audio_mask"][i, span] = torch.tensor(audio, dtype=torch.long)
-        out["labels"][i, span] = torch.tensor(labels, dtype=torch.long)
-    out["audio_mask"] = out["audio_mask"].bool()
-    if targets is None:
-        del out["labels"]
-    return out
 
 
 # --------------------------------------------------------------------------------------------------

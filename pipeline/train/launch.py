@@ -70,15 +70,12 @@ def recipe_class(stage: str):
 
 
 def _worker_environment() -> None:
-    import torch
+    from pipeline.cluster import deepspeed_accelerator_for_host, quiet_worker
 
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    deepspeed_accelerator_for_host()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "aura" / "torch_extensions"))
-    from pipeline.cluster import quiet_worker
-
     quiet_worker()
 
 

@@ -115,6 +115,10 @@ class DistillRecipe:
 
         cfg = self.cfg
         if not dist.is_initialized():
+            if not use_cuda():
+                # DeepSpeed's shared-memory all-reduce, a C++ op compiled on a host's first run (~50 s on 2 cores),
+                # serves only its inference all-reduce; training reduces through torch.distributed. Not built.
+                deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
             with quiet_stdout():
                 deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -228,7 +232,7 @@ class DistillRecipe:
         return self.prepare_targets(batch.targets, batch.target_lengths)[0]
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
-        from pipeline.models.student import distillation_loss
+        from pipeline.models.distillation import distillation_loss
 
         student = self.engine.module
         mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
@@ -280,7 +284,7 @@ class DistillRecipe:
     def evaluate(self) -> dict[str, float]:
         """Per-layer cosine to the teacher on the monitored split, split across ranks, beside the same cosine
         for the constant and the position-mean predictors (``const_cos_L*``, ``posmean_cos_L*``)."""
-        from pipeline.models.student import distillation_loss
+        from pipeline.models.distillation import distillation_loss
 
         if not self.heldout.keys():
             return {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from pipeline.layout import RunLayout
-from pipeline.models.student import layout_speech_batch
+from pipeline.models.sequence import layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
 from pipeline.train.recipe import DistillRecipe
 
@@ -57,7 +57,7 @@ class TasksRecipe(DistillRecipe):
 
     def compute_loss(self, batch, audio=None):
         """LM loss on the answers (+ ``distill_weight`` x distillation); ``audio`` replaces the batch's clips."""
-        from pipeline.models.student import distillation_loss
+        from pipeline.models.distillation import distillation_loss
 
         student = self.engine.module
         use_distill = self.cfg.train.distill_weight > 0 and audio is None

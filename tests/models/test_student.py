@@ -10,16 +10,10 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from pipeline.config import StudentConfig
 from pipeline.data.mel import WHISPER_WINDOW_SAMPLES, MelSettings, log_mel, teacher_frames
-from pipeline.models.student import (
-    AudioPatchEmbedding,
-    AuraStudent,
-    build_attention_mask,
-    default_layer_map,
-    distillation_loss,
-    layout_speech_batch,
-    position_ids_from_mask,
-    validate_layer_map,
-)
+from pipeline.models.distillation import default_layer_map, distillation_loss, validate_layer_map
+from pipeline.models.patch_embedding import AudioPatchEmbedding
+from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
+from pipeline.models.student import AuraStudent
 
 N_MELS = 16
 TEACHER_LAYERS = [2, 4]

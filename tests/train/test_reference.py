@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.models.student import distillation_loss
+from pipeline.models.distillation import distillation_loss
 from pipeline.train.reference import ReferencePredictors
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from feature_store.store import TargetStats
-from pipeline.models.student import distillation_loss
+from pipeline.models.distillation import distillation_loss
 from pipeline.train.targets import standardised_targets
 from tests.conftest import run_aura
 

@@ -6,17 +6,10 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.eval.baselines import (
-    BridgeProjector,
-    BridgeSystem,
-    CascadeSystem,
-    TextOnlySystem,
-    bridge_loss,
-    load_projector,
-    save_projector,
-    stage2_budget,
-)
+from pipeline.eval.systems import BridgeSystem, CascadeSystem, TextOnlySystem
+from pipeline.models.bridge import BridgeProjector, bridge_loss, load_projector, save_projector
 from pipeline.prompts import instruction_for
+from pipeline.train.bridge import stage2_budget
 
 
 @pytest.fixture(scope="module")

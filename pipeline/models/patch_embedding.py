@@ -1,0 +1,123 @@
+"""The audio patch embedding: how audio reaches the LLM without a speech encoder.
+
+Log-mel frames are cut into patches by a strided ``Conv1d`` (one patch per stored Whisper teacher frame,
+``pooling`` teacher frames per patch), normalised and projected to the LLM width; the patches take the
+place of tokens in the LLM's input sequence (:mod:`pipeline.models.sequence`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings, log_mel, teacher_frames
+
+
+def mel_floor(mel: torch.Tensor) -> torch.Tensor:
+    """The value :func:`~pipeline.data.mel.log_mel` gives digital silence in each utterance, shape ``(B, 1, 1)``.
+
+    ``log_mel`` clamps the log10 power at ``max(-10, peak - 8)`` and maps ``x -> (x + 4) / 4``, so silence
+    (the zeros Whisper pads with) sits at ``max(-1.5, mel.max() - 2)``.
+    """
+    if mel.shape[-1] == 0:  # shorter than one hop: all silence
+        return mel.new_full((*mel.shape[:-2], 1, 1), -1.5)
+    peak = mel.amax(dim=(-2, -1), keepdim=True)
+    return torch.clamp(peak - 2.0, min=-1.5)
+
+
+def audio_mel_batch(audios: Sequence[np.ndarray | torch.Tensor], settings: MelSettings, pooling: int = 1
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-mel of a batch of raw 16 kHz mono utterances, cut to whole student tokens.
+
+    Each utterance gets exactly ``teacher_frames(len(audio), pooling)`` tokens, i.e. ``tokens * 2 * pooling``
+    mel frames. Its mel is computed on the audio followed by zeros, as the teacher sees it inside Whisper's
+    30 s window, so the frames at the end of the audio equal the teacher's (not a reflection of the
+    audio). Shorter utterances are padded to the longest with their silence value.
+
+    Returns ``(mel (B, n_mels, max_tokens * stride) float32, token_lengths (B,) int64)``.
+
+    >>> mel, lengths = audio_mel_batch([np.zeros(16000), np.zeros(8000)], MelSettings(), pooling=1)
+    >>> mel.shape, lengths.tolist()
+    (torch.Size([2, 80, 100]), [50, 25])
+    """
+    stride = WHISPER_CONV_STRIDE * pooling
+    if len(audios) == 0:
+        raise ValueError("empty batch of audio")
+    mels, lengths = [], []
+    for i, audio in enumerate(audios):
+        wave = audio.float() if torch.is_tensor(audio) else torch.from_numpy(np.asarray(audio, dtype=np.float32))
+        if wave.ndim != 1:
+            raise ValueError(f"audio {i}: expected a 1-D mono signal, got shape {tuple(wave.shape)}")
+        if wave.numel() == 0:
+            raise ValueError(f"audio {i} is empty")
+        tokens = teacher_frames(wave.numel(), pooling, settings.hop_length)
+        frames = tokens * stride
+        # Zeros past the token boundary plus half an FFT window: every kept frame sees what Whisper sees.
+        padded = F.pad(wave, (0, frames * settings.hop_length + settings.n_fft - wave.numel()))
+        mels.append(log_mel(padded, settings)[:, :frames])
+        lengths.append(tokens)
+    max_frames = max(lengths) * stride
+    batch = torch.stack([
+        torch.cat([m, mel_floor(m)[0].expand(m.shape[0], max_frames - m.shape[1])], dim=1) for m in mels
+    ])
+    return batch, torch.tensor(lengths, dtype=torch.long)
+
+
+class AudioPatchEmbedding(nn.Module):
+    """Log-mel ``(B, n_mels, T_mel)`` -> audio tokens ``(B, T_mel / stride, llm_width)``.
+
+    Strided ``Conv1d`` (kernel = stride: non-overlapping patches) -> ``LayerNorm`` -> ``Linear``.
+    ``stride = 2 * pooling`` makes one token per stored teacher frame (Whisper: 100 mel frames/s,
+    50 teacher frames/s). A mel whose length is not a multiple of the stride (or shorter than
+    ``num_tokens * stride``) is padded on the right with its silence value (:func:`mel_floor`).
+
+    >>> embed = AudioPatchEmbedding(n_mels=80, llm_width=64, stride=2)
+    >>> embed.num_tokens(16000), embed.num_tokens(16001)
+    (50, 51)
+    >>> mel, lengths = embed.mel_batch([torch.zeros(16001)])
+    >>> embed(mel).shape
+    torch.Size([1, 51, 64])
+    """
+
+    def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
+                 mel_settings: MelSettings | None = None):
+        super().__init__()
+        if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
+            raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
+        self.mel_settings = mel_settings or MelSettings(n_mels=n_mels)
+        if self.mel_settings.n_mels != n_mels:
+            raise ValueError(f"n_mels={n_mels} but mel_settings.n_mels={self.mel_settings.n_mels}")
+        self.n_mels = n_mels
+        self.stride = stride
+        self.pooling = stride // WHISPER_CONV_STRIDE
+        hidden = hidden or llm_width
+        self.patchify = nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
+        self.norm = nn.LayerNorm(hidden)
+        self.proj = nn.Linear(hidden, llm_width)
+
+    def num_tokens(self, num_samples: int) -> int:
+        """Tokens for ``num_samples`` of 16 kHz audio: exactly the teacher's stored frames."""
+        return teacher_frames(num_samples, self.pooling, self.mel_settings.hop_length)
+
+    def mel_batch(self, audios: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mel, token_lengths)`` for raw 16 kHz utterances; see :func:`audio_mel_batch`."""
+        return audio_mel_batch(audios, self.mel_settings, self.pooling)
+
+    def forward(self, mel: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
+        """Tokens ``(B, num_tokens, llm_width)``; ``num_tokens`` defaults to ``ceil(T_mel / stride)``."""
+        if mel.ndim != 3 or mel.shape[1] != self.n_mels:
+            raise ValueError(f"expected mel (batch, {self.n_mels}, frames), got {tuple(mel.shape)}")
+        if num_tokens is None:
+            num_tokens = math.ceil(mel.shape[-1] / self.stride)
+        want = num_tokens * self.stride
+        if mel.shape[-1] < want:
+            fill = mel_floor(mel).expand(mel.shape[0], mel.shape[1], want - mel.shape[-1])
+            mel = torch.cat([mel, fill], dim=-1)
+        mel = mel[..., :want].to(self.patchify.weight.dtype)
+        patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)
+        return self.proj(self.norm(patches))
