@@ -68,7 +68,7 @@ def log(message: str) -> None:
 
 def _sentences(seed: int, count: int) -> list[str]:
     try:
-        from pipeline.data.corpus import transcription_sentences
+        from pipeline.data.templates import transcription_sentences
 
         return [text for _, text in transcription_sentences(seed, count)]
     except Exception:  # the corpus module is being reworked: a fixed list keeps the benchmark going

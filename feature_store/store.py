@@ -57,263 +57,40 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import socket
-import tempfile
-import time
 import urllib.parse
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
-from pydantic import BaseModel, ConfigDict, Field
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from feature_store.codecs import CHANNEL_SCALE_DTYPE, SCALE_DTYPE, STORAGE_DTYPE, decode, encode
+from feature_store.codecs import decode
 from feature_store.fingerprint import FORMAT_VERSION, FingerprintMismatch, StoreFingerprint, check
-from feature_store.lease import DEFAULT_TTL_S, Lease, LeaseLost, active_leases, try_claim
+from feature_store.lease import DEFAULT_TTL_S, Lease, active_leases, try_claim
+from feature_store.location import StoreLocation, create_root_exclusively
+from feature_store.schema import (
+    COMMIT_MARKER,
+    DEFAULT_CHUNK_FRAMES,
+    LEASES_DIR,
+    LEGACY_FINGERPRINT_FIELDS,
+    ROOT_ATTR,
+    SHARDS_GROUP,
+    Compression,
+    ShardBusy,
+    ShardCommit,
+    StoreLayout,
+    default_compression,
+    default_owner,
+    shard_dir_name,
+)
+from feature_store.stats import TARGET_STATS_FILE, FrameMoments, TargetStats, stats_from_moments
+from feature_store.writer import ShardWriter
 
 if TYPE_CHECKING:
     import torch
-
-ROOT_ATTR = "aura_feature_store"
-SHARDS_GROUP = "shards"
-LEASES_DIR = "_leases"
-COMMIT_MARKER = "_COMMITTED.json"
-TARGET_STATS_FILE = "target_stats.npz"
-#: Samples of this split (a sample without one counts as training, as in pipeline.train.data)
-#: contribute to the target statistics.
-TARGET_STATS_SPLIT = "train"
-#: Variance floor of the target statistics (std >= 1e-3): a constant channel must not blow up.
-TARGET_STATS_VAR_EPS = 1e-6
-#: A few hundred frames x all layers x full width: one sample read touches 1-3 chunks, and a
-#: chunk (256 x 8 x 1280 x 2 B = 5 MB for 8 fp16 layers) is big enough for object stores.
-DEFAULT_CHUNK_FRAMES = 256
-
-Compression = Literal["none", "zstd"]
-#: Fingerprint fields that stores written before they existed lack, with the value they had.
-LEGACY_FINGERPRINT_FIELDS: dict[str, Any] = {"window": "full", "window_step_s": None, "min_window_s": None}
-
-
-class ShardAlreadyCommitted(RuntimeError):
-    """A writer was opened on a shard that is already committed (and overwrite was not asked)."""
-
-
-class ShardBusy(RuntimeError):
-    """Another live worker holds the shard's lease."""
-
-
-class StoreLayout(BaseModel):
-    """How arrays are chunked and compressed; fixed at store creation (values do not depend on
-    it, so it is not part of the fingerprint)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    chunk_frames: int = Field(DEFAULT_CHUNK_FRAMES, ge=1)
-    compression: Compression = "none"
-    chunk_checksums: bool = True  # crc32c per chunk: a flipped bit fails the read loudly
-
-
-class ShardCommit(BaseModel):
-    """Content of a shard group's commit marker."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    format_version: int = FORMAT_VERSION
-    shard_name: str
-    num_samples: int
-    num_frames: int
-    num_layers: int
-    width: int
-    codec: str
-    keys: list[str]
-    lengths: list[int]
-    checksums: dict[str, str]  # array name -> sha256 of its decoded (C-order) bytes
-    failures: dict[str, str] = {}  # sample key -> reason it has no features
-    # Frames of the training-split samples summarised in stats_sum / stats_m2; None for a group
-    # written before target statistics existed.
-    stats_frames: int | None = None
-    stats_samples: int | None = None
-    owner: str | None = None
-    hostname: str | None = None
-    pid: int | None = None
-    committed_at: float = 0.0
-
-
-def default_compression(codec: str) -> Compression:
-    """Compression per codec, from measurements on gaussian activations with outlier channels
-    (2-core CPU, zstd level 1): fp16 is noise-like, zstd saves only ~8% and reads ~3x slower,
-    so none (2.05 bytes per frame per layer per width on disk, edge chunks included); bf16
-    compresses ~22% (its 8 exponent bits are predictable; 1.56 on disk) and int8 ~8-50%
-    depending on outliers (0.93 on disk), so zstd for both."""
-    return "none" if codec == "fp16" else "zstd"
-
-
-def shard_dir_name(shard_name: str) -> str:
-    """Filesystem-safe, reversible form of a shard name (``a/b.tar`` -> ``a%2Fb.tar``)."""
-    if not shard_name or shard_name in {".", ".."}:
-        raise ValueError(f"invalid shard name {shard_name!r}")
-    return urllib.parse.quote(shard_name, safe="-_.")
-
-
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _keys_checksum(keys: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps(list(keys)).encode()).hexdigest()
-
-
-def _array_checksum(values: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
-
-
-class _Location:
-    """Filesystem operations on the store root that zarr does not offer (markers, deletes,
-    listing, fsync), for a local directory or, through fsspec, a remote URL."""
-
-    def __init__(self, path: str | os.PathLike[str], storage_options: dict[str, Any] | None):
-        text = os.fspath(path)
-        self.storage_options = storage_options or {}
-        if "://" in text and not text.startswith("file://"):
-            import fsspec
-
-            self.local = False
-            self.fs, self.root = fsspec.core.url_to_fs(text, **self.storage_options)
-            self.url = text.rstrip("/")
-        else:
-            self.local = True
-            self.fs = None
-            self.root = str(Path(text.removeprefix("file://")).absolute())
-            self.url = self.root
-
-    def path(self, rel: str = "") -> str:
-        return f"{self.root}/{rel}" if rel else self.root
-
-    def zarr_path(self, rel: str = "") -> str:
-        return f"{self.url}/{rel}" if rel else self.url
-
-    def exists(self, rel: str) -> bool:
-        return os.path.exists(self.path(rel)) if self.local else self.fs.exists(self.path(rel))
-
-    def read_text(self, rel: str) -> str | None:
-        try:
-            if self.local:
-                with open(self.path(rel)) as f:
-                    return f.read()
-            return self.fs.cat_file(self.path(rel)).decode()
-        except FileNotFoundError:
-            return None
-
-    def read_bytes(self, rel: str) -> bytes | None:
-        try:
-            if self.local:
-                with open(self.path(rel), "rb") as f:
-                    return f.read()
-            return self.fs.cat_file(self.path(rel))
-        except FileNotFoundError:
-            return None
-
-    def write_text_atomic(self, rel: str, text: str, fsync: bool) -> None:
-        self.write_bytes_atomic(rel, text.encode(), fsync)
-
-    def write_bytes_atomic(self, rel: str, payload: bytes, fsync: bool) -> None:
-        if not self.local:
-            self.fs.pipe_file(self.path(rel), payload)  # object PUTs are atomic
-            return
-        target = Path(self.path(rel))
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
-        if fsync:
-            _fsync_dir(target.parent)
-
-    def delete_file(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            if self.local:
-                os.unlink(self.path(rel))
-            else:
-                self.fs.rm_file(self.path(rel))
-
-    def rmtree(self, rel: str) -> None:
-        if self.local:
-            shutil.rmtree(self.path(rel), ignore_errors=True)
-        elif self.fs.exists(self.path(rel)):
-            self.fs.rm(self.path(rel), recursive=True)
-
-    def list_dirs(self, rel: str) -> list[str]:
-        if self.local:
-            try:
-                return [e.name for e in os.scandir(self.path(rel)) if e.is_dir()]
-            except FileNotFoundError:
-                return []
-        if not self.fs.exists(self.path(rel)):
-            return []
-        return [
-            info["name"].rstrip("/").rsplit("/", 1)[-1]
-            for info in self.fs.ls(self.path(rel), detail=True)
-            if info["type"] == "directory"
-        ]
-
-    def du(self, rel: str = "") -> int:
-        if not self.local:
-            return int(self.fs.du(self.path(rel))) if self.fs.exists(self.path(rel)) else 0
-        total = 0
-        for dirpath, _, files in os.walk(self.path(rel)):
-            for name in files:
-                with contextlib.suppress(FileNotFoundError):
-                    total += os.stat(os.path.join(dirpath, name)).st_size
-        return total
-
-    def fsync_tree(self, rel: str) -> None:
-        """Flush a written group to stable storage before its marker says it is complete."""
-        if not self.local:
-            return
-        for dirpath, _, files in os.walk(self.path(rel)):
-            for name in files:
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _create_root_exclusively(loc: _Location, attributes: dict[str, Any]) -> None:
-    """Create the root group unless one exists; of two concurrent creators exactly one wins
-    (locally: build zarr.json in a temp dir and hard-link it into place)."""
-    if not loc.local:
-        with contextlib.suppress(zarr.errors.ContainsGroupError, FileExistsError):
-            zarr.open_group(
-                loc.zarr_path(), mode="w-", attributes=attributes, zarr_format=3,
-                storage_options=loc.storage_options,
-            )
-        return
-    os.makedirs(loc.root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".creating-", dir=loc.root)
-    try:
-        zarr.open_group(tmp, mode="w", attributes=attributes, zarr_format=3)
-        with contextlib.suppress(FileExistsError):
-            os.link(os.path.join(tmp, "zarr.json"), loc.path("zarr.json"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
@@ -352,85 +129,6 @@ class _BlockCursor:
         return self.buffer[start - self.buf_start : end - self.buf_start]
 
 
-class _Moments:
-    """Count, sum and sum of squared deviations (float64, per layer and channel), combined with
-    Chan et al.'s pairwise update: no sum-of-squares cancellation, however many frames."""
-
-    def __init__(self, layers: int, width: int) -> None:
-        self.count = 0
-        self.sum = np.zeros((layers, width), dtype=np.float64)
-        self.m2 = np.zeros((layers, width), dtype=np.float64)
-
-    def add(self, count: int, total: np.ndarray, m2: np.ndarray) -> None:
-        if count == 0:
-            return
-        if self.count == 0:
-            self.count, self.sum, self.m2 = count, total.astype(np.float64), m2.astype(np.float64)
-            return
-        n = self.count + count
-        delta = total / count - self.sum / self.count
-        self.m2 = self.m2 + m2 + delta * delta * (self.count * count / n)
-        self.sum = self.sum + total
-        self.count = n
-
-    def add_frames(self, x: np.ndarray) -> None:
-        """Frames ``(layers, frames, width)``."""
-        x = x.astype(np.float64)
-        total = x.sum(axis=1)
-        m2 = ((x - total[:, None, :] / x.shape[1]) ** 2).sum(axis=1)
-        self.add(x.shape[1], total, m2)
-
-
-@dataclass(frozen=True)
-class TargetStats:
-    """Per-layer, per-channel mean and standard deviation of the stored teacher states over the
-    training split (:data:`TARGET_STATS_SPLIT`) of all committed shards.
-
-    ``mean`` and ``std`` are float32 ``(layers, width)`` in fingerprint layer order; ``std`` is
-    the population standard deviation, floored at ``sqrt(TARGET_STATS_VAR_EPS)``.
-
-    Raw Whisper states share a large component (a constant training-mean vector already scores
-    a high cosine), so a distillation loss should compare *standardised* targets: for teacher
-    layer ``layers[i]``, ``y_std = (y - mean[i]) / std[i]`` per channel (:meth:`standardise`),
-    and the student head predicts ``y_std`` (cosine or MSE on the standardised vectors; to get
-    teacher-space states back, ``pred * std[i] + mean[i]``, e.g. for Whisper's decoder). Use
-    these statistics for held-out targets too: they come from training frames only.
-    """
-
-    layers: list[int]
-    mean: np.ndarray
-    std: np.ndarray
-    frames: int
-    samples: int
-    shards: int
-
-    def positions(self, layers: Sequence[int] | None) -> list[int]:
-        if layers is None:
-            return list(range(len(self.layers)))
-        return [self.layers.index(layer) for layer in layers]
-
-    def standardise(self, targets: np.ndarray, layers: Sequence[int] | None = None) -> np.ndarray:
-        """``(targets - mean) / std`` for float ``(layers, frames, width)`` targets (numpy or
-        torch); ``layers`` names their layer axis (default: all stored layers, in order)."""
-        idx = self.positions(layers)
-        mean, std = self.mean[idx][:, None, :], self.std[idx][:, None, :]
-        if not isinstance(targets, np.ndarray):  # a torch tensor
-            import torch
-
-            mean = torch.as_tensor(mean, device=targets.device, dtype=targets.dtype)
-            std = torch.as_tensor(std, device=targets.device, dtype=targets.dtype)
-        return (targets - mean) / std
-
-
-def _stats_from_moments(layers: list[int], moments: _Moments, samples: int, shards: int) -> TargetStats:
-    if moments.count == 0:
-        raise ValueError(f"no {TARGET_STATS_SPLIT!r}-split frames in the committed shards: no target statistics")
-    mean = moments.sum / moments.count
-    var = np.maximum(moments.m2 / moments.count, TARGET_STATS_VAR_EPS)
-    return TargetStats(layers, mean.astype(np.float32), np.sqrt(var).astype(np.float32),
-                       moments.count, samples, shards)
-
-
 class FeatureStore:
     """A zarr feature store; see the module docstring for the layout and usage.
 
@@ -440,7 +138,7 @@ class FeatureStore:
 
     def __init__(
         self,
-        loc: _Location,
+        loc: StoreLocation,
         fingerprint: StoreFingerprint,
         layout: StoreLayout,
         read_only: bool,
@@ -483,7 +181,7 @@ class FeatureStore:
         """
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
-        loc = _Location(path, storage_options)
+        loc = StoreLocation(path, storage_options)
         if not loc.exists("zarr.json"):
             if mode == "r":
                 raise FileNotFoundError(f"no feature store at {loc.url}")
@@ -501,7 +199,7 @@ class FeatureStore:
                     "layout": layout.model_dump(mode="json"),
                 }
             }
-            _create_root_exclusively(loc, attrs)
+            create_root_exclusively(loc, attrs)
 
         root = zarr.open_group(
             loc.zarr_path(), mode="r", zarr_format=3, storage_options=loc.storage_options or None
@@ -548,6 +246,11 @@ class FeatureStore:
     def path(self) -> str:
         return self._loc.url
 
+    @property
+    def location(self) -> StoreLocation:
+        """Where the store lives (local directory or fsspec URL), with the file operations it needs."""
+        return self._loc
+
     def __repr__(self) -> str:
         return (
             f"FeatureStore({self.path!r}, teacher={self.fingerprint.teacher!r}, "
@@ -555,7 +258,7 @@ class FeatureStore:
         )
 
     # ------------------------------------------------------------------ shard groups
-    def _group_rel(self, shard_name: str) -> str:
+    def group_path(self, shard_name: str) -> str:
         return f"{SHARDS_GROUP}/{shard_dir_name(shard_name)}"
 
     def shard_groups(self) -> set[str]:
@@ -608,30 +311,30 @@ class FeatureStore:
         """Remove the shard's commit marker, so that the next precompute redoes the shard
         (e.g. after :func:`feature_store.verify.verify` found it damaged)."""
         self._require_writable()
-        self._loc.delete_file(f"{self._group_rel(shard_name)}/{COMMIT_MARKER}")
+        self._loc.delete_file(f"{self.group_path(shard_name)}/{COMMIT_MARKER}")
         self.refresh()
 
     def delete_shard(self, shard_name: str) -> None:
         """Remove the shard group entirely (marker first, so no reader sees a partial group)."""
         self._require_writable()
         self.uncommit(shard_name)
-        self._loc.rmtree(self._group_rel(shard_name))
+        self._loc.rmtree(self.group_path(shard_name))
 
     def bytes_on_disk(self, shard_name: str | None = None) -> int:
         """Total size of the files of one shard group, or of everything under the store root
         (data, metadata, markers, leases, uncommitted groups)."""
-        return self._loc.du(self._group_rel(shard_name) if shard_name is not None else "")
+        return self._loc.du(self.group_path(shard_name) if shard_name is not None else "")
 
     def open_shard_group(self, shard_name: str) -> zarr.Group:
         """The shard's zarr group, read-only, committed or not (for inspection and verify)."""
         return zarr.open_group(
-            self._loc.zarr_path(self._group_rel(shard_name)), mode="r", zarr_format=3,
+            self._loc.zarr_path(self.group_path(shard_name)), mode="r", zarr_format=3,
             storage_options=self._loc.storage_options or None,
         )
 
     def read_commit_marker_text(self, shard_name: str) -> str | None:
         """Raw text of the shard's commit marker (None when absent), e.g. to report damage."""
-        return self._loc.read_text(f"{self._group_rel(shard_name)}/{COMMIT_MARKER}")
+        return self._loc.read_text(f"{self.group_path(shard_name)}/{COMMIT_MARKER}")
 
     # ------------------------------------------------------------------ leases and writing
     def try_claim(self, shard_name: str, owner: str | None = None, ttl_s: float = DEFAULT_TTL_S) -> Lease | None:
@@ -694,7 +397,7 @@ class FeatureStore:
             raise ValueError(f"lease is for shard {lease.shard_name!r}, not {shard_name!r}")
         return ShardWriter(self, shard_name, lease, overwrite=overwrite, flush_frames=flush_frames)
 
-    def _compressors(self, data: bool) -> list[Any] | None:
+    def compressors(self, data: bool) -> list[Any] | None:
         codecs: list[Any] = []
         if not data or self.layout.compression == "zstd":
             codecs.append(ZstdCodec(level=1))
@@ -866,7 +569,7 @@ class FeatureStore:
                 f"existed), e.g. {legacy[:3]}; uncommit them (store.uncommit) and rerun precompute"
             )
         fp = self.fingerprint
-        moments = _Moments(fp.num_layers, fp.width)
+        moments = FrameMoments(fp.num_layers, fp.width)
         samples = 0
         for name, commit in sorted(commits.items()):
             if not commit.stats_frames:
@@ -874,7 +577,7 @@ class FeatureStore:
             group = self.open_shard_group(name)
             moments.add(commit.stats_frames, group["stats_sum"][:], group["stats_m2"][:])
             samples += commit.stats_samples or 0
-        return _stats_from_moments(list(fp.layers), moments, samples, len(commits))
+        return stats_from_moments(list(fp.layers), moments, samples, len(commits))
 
     def target_stats(self) -> TargetStats:
         """Per-layer channel mean/std of the training-split targets (see :class:`TargetStats`).
@@ -915,285 +618,3 @@ class FeatureStore:
     def leases(self) -> list[dict[str, Any]]:
         """Lease files present (who is writing what), each with a ``stale`` reason or None."""
         return active_leases(self.lease_dir) if self.lease_dir else []
-
-
-class _Appender:
-    """Appends rows to a zarr array along axis 0 in whole chunks (each chunk file is written
-    exactly once), hashing the rows in order; the tail chunk is written by ``flush(final=True)``."""
-
-    def __init__(self, array: zarr.Array, flush_rows: int) -> None:
-        self.array = array
-        chunk = array.chunks[0]
-        self.flush_rows = max(chunk, flush_rows // chunk * chunk)
-        self.pending: list[np.ndarray] = []
-        self.pending_rows = 0
-        self.written_rows = 0
-        self.hash = hashlib.sha256()
-
-    def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=self.array.dtype)
-        self.hash.update(rows.tobytes())
-        self.pending.append(rows)
-        self.pending_rows += len(rows)
-        if self.pending_rows >= self.flush_rows:
-            self.flush(final=False)
-
-    def flush(self, final: bool) -> None:
-        if not self.pending:
-            return
-        rows = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
-        chunk = self.array.chunks[0]
-        n = len(rows) if final else len(rows) // chunk * chunk
-        if n == 0:
-            return
-        start, end = self.written_rows, self.written_rows + n
-        self.array.resize((end, *self.array.shape[1:]))
-        self.array[start:end] = rows[:n]
-        self.written_rows = end
-        self.pending = [rows[n:]] if n < len(rows) else []
-        self.pending_rows = len(rows) - n
-
-
-class ShardWriter:
-    """Writes one shard group; use via :meth:`FeatureStore.shard_writer` as a context manager.
-
-    Samples are encoded, buffered and appended in whole chunks (each chunk file is written
-    once); the tail chunks, the index arrays and finally the commit marker are written on clean
-    exit. On an exception nothing is committed and the partial group is removed.
-    """
-
-    #: Samples per chunk of the int8 ``channel_scale`` array (8 x layers x width x 2 B).
-    CHANNEL_SCALE_CHUNK = 8
-
-    def __init__(
-        self,
-        store: FeatureStore,
-        shard_name: str,
-        lease: Lease,
-        *,
-        overwrite: bool = False,
-        flush_frames: int | None = None,
-    ) -> None:
-        self.store = store
-        self.shard_name = shard_name
-        self.lease = lease
-        self.overwrite = overwrite
-        self._flush_frames = flush_frames or 8 * store.layout.chunk_frames
-        self._group_rel = store._group_rel(shard_name)
-        self._keys: list[str] = []
-        self._key_set: set[str] = set()
-        self._lengths: list[int] = []
-        self._failures: dict[str, str] = {}
-        self._group: zarr.Group | None = None
-        self._appenders: dict[str, _Appender] = {}
-        self._keep_alive: contextlib.AbstractContextManager[Any] | None = None
-        self._stats = _Moments(store.fingerprint.num_layers, store.fingerprint.width)
-        self._stats_samples = 0
-        self.committed = False
-
-    # -- lifecycle
-    def __enter__(self) -> ShardWriter:
-        try:
-            self.lease.check()
-            self._keep_alive = self.lease.keep_alive()
-            self._keep_alive.__enter__()
-            self._prepare_group()
-        except BaseException:
-            self._finish()
-            raise
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None:
-                try:
-                    self.commit()
-                except BaseException:
-                    self._discard()
-                    raise
-            else:
-                self._discard()
-        finally:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._keep_alive is not None:
-            self._keep_alive.__exit__(None, None, None)
-            self._keep_alive = None
-        self.lease.release()
-
-    def _discard(self) -> None:
-        # Only the lease holder may delete: after a LeaseLost the group belongs to someone else.
-        if not self.committed and self.lease.is_held():
-            self.store._loc.rmtree(self._group_rel)
-
-    def _prepare_group(self) -> None:
-        store, fp = self.store, self.store.fingerprint
-        if store.commit_info(self.shard_name) is not None and not self.overwrite:
-            raise ShardAlreadyCommitted(f"shard {self.shard_name!r} is already committed")
-        # Whatever is there is an interrupted write (or an overwrite): start from nothing.
-        store._loc.delete_file(f"{self._group_rel}/{COMMIT_MARKER}")
-        store._loc.rmtree(self._group_rel)
-        store.refresh()
-        loc = store._loc
-        self._group = zarr.open_group(
-            loc.zarr_path(self._group_rel), mode="w", zarr_format=3,
-            attributes={"shard_name": self.shard_name, "writer": self.lease.owner},
-            storage_options=loc.storage_options or None,
-        )
-        chunk, layers, width = store.layout.chunk_frames, fp.num_layers, fp.width
-
-        def growable(name: str, row_shape: tuple[int, ...], rows_per_chunk: int, dtype: Any,
-                     dims: tuple[str, ...], flush_rows: int, compressors: Any) -> None:
-            array = self._group.create_array(
-                name, shape=(0, *row_shape), chunks=(rows_per_chunk, *row_shape), dtype=dtype,
-                compressors=compressors, fill_value=0, dimension_names=dims,
-                # zarr 3 skips writing all-fill chunks by default; verify counts chunk files.
-                config={"write_empty_chunks": True},
-            )
-            self._appenders[name] = _Appender(array, flush_rows)
-
-        growable("data", (layers, width), chunk, STORAGE_DTYPE[fp.codec],
-                 ("frame", "layer", "width"), self._flush_frames, store._compressors(data=True))
-        if fp.codec == "int8":
-            growable("scale", (layers,), chunk, SCALE_DTYPE, ("frame", "layer"),
-                     self._flush_frames, store._compressors(data=False))
-            growable("channel_scale", (layers, width), self.CHANNEL_SCALE_CHUNK,
-                     CHANNEL_SCALE_DTYPE, ("sample", "layer", "width"),
-                     self.CHANNEL_SCALE_CHUNK, store._compressors(data=False))
-        self._group["data"].attrs.update({"codec": fp.codec, "layers": fp.layers})
-
-    # -- adding samples
-    def add(self, key: str, features: np.ndarray, split: str | None = None) -> None:
-        """Append one sample's features, float ``(layers, frames, width)`` in fingerprint layer
-        order. Raises ValueError for a wrong shape, a repeated key, or non-finite values (record
-        those with :meth:`add_failure` instead).
-
-        ``split`` is the sample's dataset split (its shard metadata's ``split``; None counts as
-        training): the stored values of :data:`TARGET_STATS_SPLIT` samples go into the group's
-        target statistics."""
-        self._check_open(key)
-        fp = self.store.fingerprint
-        x = np.asarray(features, dtype=np.float32)
-        if x.ndim != 3 or x.shape[0] != fp.num_layers or x.shape[2] != fp.width or x.shape[1] < 1:
-            raise ValueError(
-                f"sample {key!r}: expected (layers={fp.num_layers}, frames>=1, width={fp.width}), "
-                f"got {x.shape}"
-            )
-        if not np.isfinite(x).all():
-            raise ValueError(f"sample {key!r}: features contain NaN or inf")
-        encoded = encode(x, fp.codec)  # (layers, frames, width); stored frame-major below
-        self._appenders["data"].append(encoded.values.transpose(1, 0, 2))
-        if encoded.scale is not None and encoded.channel_scale is not None:
-            self._appenders["scale"].append(encoded.scale.T)
-            self._appenders["channel_scale"].append(encoded.channel_scale[None])
-        if (split or TARGET_STATS_SPLIT) == TARGET_STATS_SPLIT:
-            # Statistics of what readers get back (decoded), not of the float32 input.
-            self._stats.add_frames(decode(encoded.values, encoded.scale, fp.codec, encoded.channel_scale))
-            self._stats_samples += 1
-        self._keys.append(key)
-        self._key_set.add(key)
-        self._lengths.append(x.shape[1])
-
-    def add_failure(self, key: str, reason: str) -> None:
-        """Record that sample ``key`` has no features and why (kept in the commit marker, so a
-        rerun does not retry the shard for it)."""
-        self._check_open(key)
-        self._failures[key] = str(reason)
-
-    def _check_open(self, key: str) -> None:
-        if self._group is None or self.committed:
-            raise RuntimeError("use the writer inside its `with` block, before it commits")
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"sample keys must be non-empty strings, got {key!r}")
-        if key in self._key_set or key in self._failures:
-            raise ValueError(f"sample {key!r} was already added to shard {self.shard_name!r}")
-        if self.lease.lost:
-            raise LeaseLost(f"lease on shard {self.shard_name!r} was taken over")
-
-    # -- commit
-    def commit(self) -> ShardCommit:
-        """Write the tails, the index arrays and the marker. Called on clean exit of the block."""
-        if self.committed:
-            raise RuntimeError(f"shard {self.shard_name!r} is already committed")
-        assert self._group is not None
-        for appender in self._appenders.values():
-            appender.flush(final=True)
-        fp, store = self.store.fingerprint, self.store
-        num_samples = len(self._keys)
-        lengths = np.asarray(self._lengths, dtype=np.int64)
-        offsets = np.zeros(num_samples + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        index_compressors = store._compressors(data=False)
-        for name, values in (("offsets", offsets), ("lengths", lengths)):
-            array = self._group.create_array(
-                name, shape=values.shape, chunks=(max(len(values), 1),), dtype=np.int64,
-                compressors=index_compressors, fill_value=0,
-                config={"write_empty_chunks": True},  # offsets [0] is all fill value
-            )
-            if len(values):
-                array[:] = values
-        keys_array = self._group.create_array(
-            "keys", shape=(num_samples,), chunks=(max(num_samples, 1),), dtype=str,
-            compressors=index_compressors, config={"write_empty_chunks": True},
-        )
-        if num_samples:
-            keys_array[:] = np.asarray(self._keys, dtype=object)
-        stats_arrays = {"stats_sum": self._stats.sum, "stats_m2": self._stats.m2}
-        for name, values in stats_arrays.items():
-            array = self._group.create_array(
-                name, shape=values.shape, chunks=values.shape, dtype=np.float64,
-                compressors=index_compressors, fill_value=0, dimension_names=("layer", "width"),
-                config={"write_empty_chunks": True},
-            )
-            array[:] = values
-        checksums = {name: a.hash.hexdigest() for name, a in self._appenders.items()}
-        checksums.update(
-            offsets=_array_checksum(offsets),
-            lengths=_array_checksum(lengths),
-            keys=_keys_checksum(self._keys),
-            **{name: _array_checksum(values.astype(np.float64)) for name, values in stats_arrays.items()},
-        )
-        commit = ShardCommit(
-            shard_name=self.shard_name,
-            num_samples=num_samples,
-            num_frames=int(offsets[-1]),
-            num_layers=fp.num_layers,
-            width=fp.width,
-            codec=fp.codec,
-            keys=self._keys,
-            lengths=self._lengths,
-            checksums=checksums,
-            failures=self._failures,
-            stats_frames=self._stats.count,
-            stats_samples=self._stats_samples,
-            owner=self.lease.owner,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            committed_at=time.time(),
-        )
-        if store.fsync:
-            store._loc.fsync_tree(self._group_rel)
-        # Never commit a group that another worker may have started rewriting.
-        self.lease.check()
-        store._loc.write_text_atomic(
-            f"{self._group_rel}/{COMMIT_MARKER}", commit.model_dump_json(), fsync=store.fsync
-        )
-        self.committed = True
-        store.refresh()
-        return commit
-
-    @property
-    def num_samples(self) -> int:
-        return len(self._keys)
-
-    @property
-    def num_frames(self) -> int:
-        """Frames added so far (written plus buffered)."""
-        data = self._appenders["data"]
-        return data.written_rows + data.pending_rows
-
-    @property
-    def num_pending_frames(self) -> int:
-        """Frames buffered in memory, not yet written to chunks."""
-        return self._appenders["data"].pending_rows

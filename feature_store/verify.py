@@ -29,7 +29,8 @@ import numpy as np
 import zarr
 
 from feature_store.codecs import CHANNEL_SCALE_DTYPE, SCALE_DTYPE, STORAGE_DTYPE
-from feature_store.store import FeatureStore, ShardCommit
+from feature_store.schema import ShardCommit
+from feature_store.store import FeatureStore
 
 ShardState = Literal["ok", "damaged", "uncommitted"]
 

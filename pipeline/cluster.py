@@ -97,3 +97,21 @@ def cluster_has_gpu(policy: Literal["auto", "always", "never"], setting: str) ->
     if policy == "always" and gpus == 0:
         raise RuntimeError(f"{setting}=always but the Ray cluster has no GPU")
     return gpus > 0
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' warnings about its own internal arguments (Whisper's generate warns on every call)
+    and its weight-loading bars, hidden for the block; keeps the terminal readable."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -15,7 +15,8 @@ def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
     """The store fingerprint this config asks for, read from the teacher's files (no weights loaded)."""
     from transformers import WhisperConfig, WhisperFeatureExtractor
 
-    from pipeline.models.sources import resolve_model_dir, weights_fingerprint
+    from pipeline.models.cache import weights_fingerprint
+    from pipeline.models.sources import resolve_model_dir
 
     model_dir = resolve_model_dir(cfg.models.teacher, cfg.models.cache_dir)
     wcfg = WhisperConfig.from_pretrained(model_dir)

@@ -55,11 +55,12 @@ def test_toy_run_writes_every_row(tmp_path):
 
 def test_paper_sizes_are_the_default_and_arguments_override():
     _, paper = gpu_check.parse_args([])
-    assert (paper.whisper_layers, paper.whisper_width, paper.whisper_heads, paper.n_mels, paper.whisper_positions) == \
-        (32, 1280, 20, 128, 1500)
-    assert (paper.llm_hidden, paper.llm_layers, paper.llm_heads, paper.llm_kv_heads, paper.llm_intermediate,
-            paper.llm_vocab) == (3584, 28, 28, 4, 18944, 152064)
-    assert (paper.utterance_s, paper.gen_tokens, paper.train_batch) == (3.0, 32, 8)
+    assert paper == gpu_check.Sizes()  # no argument: the paper's sizes, as the dataclass documents them
+    _, toy_only = gpu_check.parse_args(["--toy"])
+    assert toy_only == gpu_check.Sizes(**gpu_check.TOY)
+    for name, value in gpu_check.TOY.items():  # the toy is smaller wherever it differs
+        if isinstance(value, (int, float)) and getattr(paper, name) != value:
+            assert value < getattr(paper, name), name
     args, toy = gpu_check.parse_args(["--toy", "--llm-layers", "6", "--out", "/tmp/x"])
     assert args.toy and args.out == Path("/tmp/x")
     assert toy.llm_layers == 6 and toy.llm_hidden == gpu_check.TOY["llm_hidden"]

@@ -366,7 +366,7 @@ def test_target_stats_cover_the_training_split_and_follow_growth(random_referenc
     """After each run the store root holds per-layer mean/std over the train-split frames of every
     committed shard: equal to numpy over the stored data of those samples, held-out ones excluded,
     and after the growth run equal to a computation from scratch over all 8 shards."""
-    from feature_store.store import TARGET_STATS_FILE
+    from feature_store.stats import TARGET_STATS_FILE
 
     cfg = random_reference.cfg
     store = open_store_for(cfg)

@@ -42,7 +42,7 @@ class PartAnswerer:
 
         from pipeline.config import AuraConfig
         from pipeline.eval.systems import load_system
-        from pipeline.models.sources import quiet_transformers
+        from pipeline.cluster import quiet_transformers
 
         torch.set_num_threads(threads)
         self.cfg = AuraConfig.model_validate_json(config_json)

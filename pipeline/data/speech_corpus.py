@@ -65,7 +65,8 @@ from tqdm import tqdm
 
 from pipeline.config import CorpusConfig, ModelsConfig
 from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
-from pipeline.data.corpus import evenly_spread, write_flac
+from pipeline.data.corpus import write_flac
+from pipeline.data.corpus_plan import evenly_spread
 from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
 from pipeline.fs import atomic_write_text
 

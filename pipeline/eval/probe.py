@@ -71,7 +71,8 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
     from tqdm import tqdm
 
     from pipeline.eval.metrics import collapse_repeats, word_error_rate
-    from pipeline.models.sources import load_llm, load_whisper, quiet_transformers
+    from pipeline.cluster import quiet_transformers
+    from pipeline.models.sources import load_llm, load_whisper
     from pipeline.models.distillation import distillation_loss
     from pipeline.models.student import AuraStudent
     from pipeline.store import open_store_for

@@ -57,7 +57,7 @@ from pipeline.runtime import ensure_mask_attention, load_frozen_llm, resolve_dev
 from pipeline.layout import RunLayout
 from pipeline.models.bridge import BridgeProjector, bridge_embeddings, load_projector
 from pipeline.models.sequence import layout_speech_batch
-from pipeline.models.sources import quiet_transformers
+from pipeline.cluster import quiet_transformers
 from pipeline.prompts import prompt_ids, task_of_instruction
 
 SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",

@@ -66,23 +66,30 @@ def load_gguf_llm(gguf_file: str | Path, dtype: torch.dtype = torch.float32):
 
     gguf_file = Path(gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    with _cached_tensor_name_maps():
+    with _gguf_loading():
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=dtype)
     return model, tokenizer
 
 
 @contextlib.contextmanager
-def _cached_tensor_name_maps():
-    """transformers builds gguf's tensor-name map (a pure function of architecture and depth) once per
-    module of the model, 397 times for SmolLM2: 8 of the conversion's 23 s. Build each map once."""
+def _gguf_loading():
+    """Two fixes to transformers' GGUF loader for the block: it builds gguf's tensor-name map (a pure function
+    of architecture and depth) once per module of the model, 397 times for SmolLM2, 4 of the conversion's
+    23 s: each map is built once here; and it draws a progress bar of its own that no setting turns off:
+    off here unless ``aura -v``."""
     import gguf
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
-    original = gguf.get_tensor_name_map
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
+    from pipeline.cluster import verbose
+
+    original_map, original_bar = gguf.get_tensor_name_map, gguf_utils.tqdm
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_map)
+    if not verbose():
+        gguf_utils.tqdm = functools.partial(original_bar, disable=True)
     try:
         yield
     finally:
-        gguf.get_tensor_name_map = original
+        gguf.get_tensor_name_map, gguf_utils.tqdm = original_map, original_bar
 
 
 def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:

@@ -241,7 +241,8 @@ def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path,
     """Greedy transcripts of 16 kHz clips by a Whisper model (the teacher's, by default)."""
     import copy
 
-    from pipeline.models.sources import load_whisper, quiet_transformers
+    from pipeline.cluster import quiet_transformers
+    from pipeline.models.sources import load_whisper
 
     out: list[str] = []
     with quiet_transformers(), torch.inference_mode():

@@ -58,15 +58,15 @@ def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
 
 
 def recipe_class(stage: str):
-    if stage == "distill":
-        from pipeline.train.recipe import DistillRecipe
+    """The recipe class that trains ``stage``: one recipe per training method. Imported where it runs (a
+    training worker), so the driver never loads DeepSpeed."""
+    from pipeline.train.recipe import DistillRecipe
+    from pipeline.train.tasks import TasksRecipe
 
-        return DistillRecipe
-    if stage == "tasks":
-        from pipeline.train.tasks import TasksRecipe
-
-        return TasksRecipe
-    raise ValueError(f"unknown stage {stage!r} (distill or tasks)")
+    recipes = {"distill": DistillRecipe, "tasks": TasksRecipe}
+    if stage not in recipes:
+        raise ValueError(f"unknown stage {stage!r} ({' or '.join(recipes)})")
+    return recipes[stage]
 
 
 def _worker_environment() -> None:

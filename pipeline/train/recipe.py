@@ -114,11 +114,11 @@ class DistillRecipe:
         import deepspeed
 
         cfg = self.cfg
+        if not use_cuda():
+            # DeepSpeed's shared-memory all-reduce, a C++ op compiled on a host's first run (~50 s on 2 cores),
+            # serves only its inference all-reduce; training reduces through torch.distributed. Not built.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         if not dist.is_initialized():
-            if not use_cuda():
-                # DeepSpeed's shared-memory all-reduce, a C++ op compiled on a host's first run (~50 s on 2 cores),
-                # serves only its inference all-reduce; training reduces through torch.distributed. Not built.
-                deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
             with quiet_stdout():
                 deepspeed.init_distributed(dist_backend="nccl" if use_cuda() else "gloo")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()

@@ -40,7 +40,7 @@ def standardised_targets(targets: dict[int, torch.Tensor], stats) -> dict[int, t
     store's training-split :class:`feature_store.TargetStats`: the training-mean vector becomes 0, so a
     student that predicts the average scores cosine 0 instead of Whisper's shared component's ~0.9.
 
-    >>> from feature_store.store import TargetStats
+    >>> from feature_store.stats import TargetStats
     >>> stats = TargetStats([2], np.array([[1.0, 2.0]], np.float32), np.array([[2.0, 4.0]], np.float32), 1, 1, 1)
     >>> standardised_targets({2: torch.tensor([[[3.0, 2.0]]])}, stats)[2]
     tensor([[[1., 0.]]])

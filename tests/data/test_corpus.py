@@ -14,15 +14,14 @@ import soundfile as sf
 from pipeline.data.corpus import (
     MANIFEST_NAME,
     QA_FAMILIES,
-    SENTENCE_TEMPLATES,
     generate_corpus,
     load_manifest,
     number_to_words,
-    plan_corpus,
     read_summary,
     spoken_qa_facts,
-    transcription_sentences,
 )
+from pipeline.data.corpus_plan import plan_corpus
+from pipeline.data.templates import SENTENCE_TEMPLATES, transcription_sentences
 from pipeline.data.tts import SAMPLE_RATE
 
 MANIFEST_FIELDS = {"key", "audio", "text", "task", "question", "answer", "target", "qa_family",

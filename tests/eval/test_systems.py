@@ -94,5 +94,9 @@ def test_cascade_and_text_only_produce_strings(tiny_cfg):
         text.answer(None, "x")
 
 
-def test_stage2_budget(tiny_cfg):
-    assert stage2_budget(tiny_cfg) == (tiny_cfg.train.max_steps, tiny_cfg.train.batch_size * tiny_cfg.train.num_workers)
+def test_stage2_budget_is_stage_2s_steps_not_stage_1s(tiny_cfg):
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.train.max_steps, cfg.train.tasks_max_steps, cfg.train.batch_size, cfg.train.num_workers = 70, 8, 4, 2
+    assert stage2_budget(cfg) == (8, 8)  # stage 2's 8 steps x the global batch of 2 workers x 4
+    cfg.train.tasks_max_steps = None  # stage 2 without its own budget runs stage 1's
+    assert stage2_budget(cfg) == (70, 8)

@@ -3,7 +3,7 @@ import pytest
 from feature_store_helpers import activations, write_shard
 
 from feature_store import FeatureStore, format_status, status
-from feature_store.store import COMMIT_MARKER
+from feature_store.schema import COMMIT_MARKER
 
 
 def test_status_numbers(new_store, store_path):
@@ -38,7 +38,10 @@ def test_status_without_manifest_and_empty_store(new_store):
     assert st["shards_pending"] is None and st["pending_shards"] is None
     assert st["samples"] == 0 and st["audio_hours"] == 0
     assert st["bytes_per_audio_hour_per_layer"] is None
-    format_status(st)
+    text = format_status(st)
+    # No manifest: pending is unknown ("-"), not zero; sizes per audio hour are unknown too.
+    assert "0 committed, - pending, 0 uncommitted" in text and "samples 0 (0 failed)" in text
+    assert "- per audio-hour per layer" in text
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from feature_store import (
     verify,
 )
 from feature_store.codecs import decode, encode
-from feature_store.store import COMMIT_MARKER
+from feature_store.schema import COMMIT_MARKER
 
 
 def expected_after_codec(x, codec):

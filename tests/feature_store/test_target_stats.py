@@ -12,7 +12,7 @@ import pytest
 from feature_store_helpers import LAYERS, WIDTH, activations
 
 from feature_store import FeatureStore, TargetStats, verify
-from feature_store.store import TARGET_STATS_FILE
+from feature_store.stats import TARGET_STATS_FILE
 
 
 def write_shard(store: FeatureStore, name: str, rng, splits: list[str | None]) -> dict[str, str]:

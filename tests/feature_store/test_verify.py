@@ -4,7 +4,7 @@ import zarr
 from feature_store_helpers import write_shard
 
 from feature_store import FeatureStore, verify
-from feature_store.store import COMMIT_MARKER
+from feature_store.schema import COMMIT_MARKER
 
 
 @pytest.fixture

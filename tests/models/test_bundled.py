@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.models.sources import load_llm, load_whisper, resolve_model_dir, weights_fingerprint
+from pipeline.models.cache import weights_fingerprint
+from pipeline.models.sources import load_llm, load_whisper, resolve_model_dir
 
 pytestmark = pytest.mark.slow
 

@@ -17,17 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.models import sources
+from pipeline.models import cache
+from pipeline.models.cache import COMPLETE_MARKER, FINGERPRINT_FILE, weights_fingerprint
+from pipeline.models.random_tiny import RANDOM_MODELS
 from pipeline.models.sources import (
-    COMPLETE_MARKER,
-    RANDOM_MODELS,
     ModelNotFoundError,
     ModelSpecError,
     default_cache_dir,
     load_llm,
     load_whisper,
     resolve_model_dir,
-    weights_fingerprint,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +160,7 @@ def test_incomplete_entry_is_rebuilt(tmp_path):
 SLOW_BUILD_SCRIPT = """
 import dataclasses, sys, time
 from pathlib import Path
-from pipeline.models import sources
+from pipeline.models import random_tiny, sources
 
 def slow_build(out_dir):
     (out_dir / "config.json").write_text("{}")
@@ -169,7 +168,7 @@ def slow_build(out_dir):
     Path(sys.argv[2]).write_text("started")
     time.sleep(120)
 
-sources.RANDOM_MODELS["llama-tiny"] = dataclasses.replace(sources.RANDOM_MODELS["llama-tiny"], build=slow_build)
+random_tiny.RANDOM_MODELS["llama-tiny"] = dataclasses.replace(random_tiny.RANDOM_MODELS["llama-tiny"], build=slow_build)
 sources.resolve_model_dir("random:llama-tiny", sys.argv[1])
 """
 
@@ -208,12 +207,12 @@ def test_cache_dir_defaults_to_env(monkeypatch, tmp_path):
 def test_weights_fingerprint_is_cached_and_tracks_changes(model_cache_dir, tmp_path, monkeypatch):
     copy = tmp_path / "copy"
     shutil.copytree(resolve_model_dir("random:llama-tiny", model_cache_dir), copy)
-    (copy / sources.FINGERPRINT_FILE).unlink()
+    (copy / FINGERPRINT_FILE).unlink()
     digest = weights_fingerprint(copy)
-    assert len(digest) == 64 and (copy / sources.FINGERPRINT_FILE).is_file()
+    assert len(digest) == 64 and (copy / FINGERPRINT_FILE).is_file()
 
     with monkeypatch.context() as patch:
-        patch.setattr(sources, "_sha256_file", lambda *a, **k: pytest.fail("fingerprint was recomputed"))
+        patch.setattr(cache, "sha256_file", lambda *a, **k: pytest.fail("fingerprint was recomputed"))
         assert weights_fingerprint(copy) == digest
 
     with open(copy / "model.safetensors", "r+b") as f:

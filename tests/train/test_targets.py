@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from feature_store.store import TargetStats
+from feature_store.stats import TargetStats
 from pipeline.models.distillation import distillation_loss
 from pipeline.train.targets import standardised_targets
 from tests.conftest import run_aura
