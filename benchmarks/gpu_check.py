@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import inspect
 import json
 import platform
 import statistics
@@ -59,6 +58,11 @@ if str(REPO) not in sys.path:  # runnable as a plain script from anywhere
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from pipeline.data.audio import speechlike  # noqa: E402
+from pipeline.decoding import cache_kwarg  # noqa: E402
+from pipeline.eval.report import format_value  # noqa: E402
+from pipeline.runtime import synchronize  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 INSTRUCTION = "Answer the question asked in the audio with a single word."
@@ -134,11 +138,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Sizes
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _proc_status(key: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -193,21 +192,6 @@ def default_dtype_and_device(dtype: torch.dtype, device: torch.device):
             yield
     finally:
         torch.set_default_dtype(old)
-
-
-def speechlike(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
-    """A voiced, amplitude-modulated test signal (the values only shape the mel; weights are random)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 110 + 40 * rng.random()
-    voiced = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-
-
-def cache_kwarg(model: torch.nn.Module) -> str:
-    """transformers 5.x renamed ``past_key_values`` to ``cache`` in forward signatures."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def median(values: list[float]) -> float | None:
@@ -347,10 +331,10 @@ def timed_runs(run: Callable[[], dict], warmup: int, reps: int, device: torch.de
         run()
     times, infos = [], []
     for _ in range(reps):
-        sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         info = run()
-        sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t0)
         infos.append(info)
     return times, infos
@@ -532,12 +516,12 @@ def measure(name: str, b: Builder, meter: MemoryMeter) -> Result:
     try:
         t0 = time.perf_counter()
         if kind == "inference":
-            run = factory(b, speechlike(s.utterance_s, b.seed), result)
+            run = factory(b, speechlike(s.utterance_s, seed=b.seed), result)
             warmup, reps = s.warmup, s.reps
         else:
-            run = factory(b, [speechlike(s.utterance_s, b.seed + i) for i in range(s.train_batch)], result)
+            run = factory(b, [speechlike(s.utterance_s, seed=b.seed + i) for i in range(s.train_batch)], result)
             warmup, reps = s.train_warmup, s.train_steps
-        sync(b.device)
+        synchronize(b.device)
         result.build_s = time.perf_counter() - t0
         meter.reset()
         result.weights_gb = meter.current_gb()
@@ -576,14 +560,6 @@ def ratios(results: list[Result]) -> dict[str, float]:
                 if by[other].peak_mem_gb and by[base].peak_mem_gb:
                     out[f"mem_{other}_over_{base}"] = round(by[other].peak_mem_gb / by[base].peak_mem_gb, 3)
     return out
-
-
-def format_value(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def markdown(report: dict) -> str:

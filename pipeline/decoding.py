@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
+from pipeline.runtime import synchronize
 
 
 
@@ -55,14 +56,9 @@ class GreedyOutput:
 
 
 
-def _cache_kwarg(llm: nn.Module) -> str:
+def cache_kwarg(llm: nn.Module) -> str:
     """transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns until 5.40)."""
     return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def stop_token_ids(tokenizer, llm: nn.Module | None = None) -> list[int]:
@@ -124,7 +120,7 @@ def greedy_decode(llm: nn.Module, inputs_embeds: torch.Tensor, attention_mask: t
     batch = inputs_embeds.shape[0]
     attention_mask = attention_mask.to(device=device, dtype=torch.long)
 
-    cache_kw = _cache_kwarg(llm)
+    cache_kw = cache_kwarg(llm)
     cache = DynamicCache(config=llm.config)
     mask = build_attention_mask(attention_mask, audio_mask, bidirectional_audio, inputs_embeds.dtype, impl)
     position_ids = position_ids_from_mask(attention_mask)
@@ -159,7 +155,7 @@ def greedy_decode(llm: nn.Module, inputs_embeds: torch.Tensor, attention_mask: t
         out = llm(input_ids=feed, attention_mask=attention_mask, position_ids=next_position,
                   use_cache=True, **{cache_kw: cache})
         next_position = next_position + 1
-    _sync(device)
+    synchronize(device)
     end = time.perf_counter() - start_time
     finished_s = [t if d else end for t, d in zip(finished_s, done)]
     return GreedyOutput(tokens, reasons, first_token_s, finished_s)

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.data.audio import speechlike
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -57,16 +59,6 @@ def tiny_workdir(tmp_path_factory) -> tuple[Path, list[str]]:
     """A finished corpus/shards/store built once per session with configs/tiny.yaml."""
     workdir = tmp_path_factory.mktemp("tiny-run")
     return workdir, build_tiny_workdir(workdir)
-
-
-def speechlike(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """A voiced, amplitude-modulated signal: loud enough to pass the silence check, not a pure tone."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 30 * rng.random()
-    voiced = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from tests.conftest import REPO, run_aura, speechlike
+from pipeline.data.audio import speechlike
+from tests.conftest import REPO, run_aura
 from tests.test_infer import aura_cache, llm_dir, make_run  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import soundfile as sf
 
 from pipeline.config import IngestConfig
 from pipeline.data.audio import AudioRejected, from_flac_bytes, load_checked, quantize_pcm16, to_flac_bytes
-from tests.conftest import speechlike
+from pipeline.data.audio import speechlike
 
 CFG = IngestConfig()
 

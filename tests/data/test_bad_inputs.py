@@ -21,7 +21,7 @@ from pipeline.config import IngestConfig
 from pipeline.data.audio import resample, to_flac_bytes
 from pipeline.data.ingest import ingest, make_key
 from pipeline.data.shards import ShardSet
-from tests.conftest import speechlike
+from pipeline.data.audio import speechlike
 
 CFG = IngestConfig(samples_per_shard=4)
 LONG_NAME = "x" * 240  # + ".wav": near the 255-byte limit of a file name

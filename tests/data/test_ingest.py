@@ -12,7 +12,7 @@ from pipeline.config import IngestConfig
 from pipeline.data.audio import load_checked, quantize_pcm16
 from pipeline.data.ingest import ingest, make_key
 from pipeline.data.shards import ShardFormatError, ShardSet, iter_shard_file
-from tests.conftest import speechlike
+from pipeline.data.audio import speechlike
 
 CFG = IngestConfig(samples_per_shard=3)
 

@@ -37,7 +37,7 @@ def _snapshot(shards: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def source_and_reference(tmp_path_factory):
-    from tests.conftest import speechlike
+    from pipeline.data.audio import speechlike
     import soundfile as sf
 
     root = tmp_path_factory.mktemp("ingest-faults")

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.conftest import speechlike  # noqa: F401  (shared test signal)
+from pipeline.data.audio import speechlike
 
 
 
