@@ -4,6 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+# One thread per process by default: workers share 2 cores, and idle BLAS threads spin (the eval driver,
+# alone on the machine, takes every core: eval.num_threads).
+export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/aura/torch_extensions
@@ -37,15 +40,12 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt requirements-models.txt
 demo: setup
 	$(VENV)/bin/aura demo --config configs/demo.yaml
 
-# One torch thread per process in the tests and benchmarks (their workers share 2 cores); the demo's driver
-# evaluates alone and uses every core (its training workers take one thread each, pipeline/train/launch.py).
 test: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q
+	$(PY) -m pytest -q
 
 test-fast: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow and not faults"
+	$(PY) -m pytest -q -m "not slow and not faults"
 
-bench: export OMP_NUM_THREADS ?= 1
 bench: setup
 	$(PY) -m benchmarks.precompute_bench
 	$(PY) -m benchmarks.train_bench

@@ -217,6 +217,9 @@ class EvalConfig(_Section):
 
     max_new_tokens: int = Field(48, ge=1, description="longest answer generated")
     max_samples: int | None = Field(None, ge=1, description="held-out utterances evaluated; None = all")
+    num_threads: int | None = Field(
+        None, ge=1, description="torch threads of the evaluation process, which runs alone (None = every core it "
+        "may use, whatever OMP_NUM_THREADS says)")
 
 
 class BatchConfig(_Section):

@@ -101,12 +101,14 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
 
     from pipeline.eval.report import headline
     from pipeline.eval.run import run_eval
+    from pipeline.runtime import torch_threads
 
-    with _stage("6/7 evaluation report", seconds):
+    with _stage("6/7 evaluation report", seconds), torch_threads(cfg.eval.num_threads):
         report = run_eval(cfg)
         print("\n".join(headline(report)))
 
-    with _stage("7/7 encoder-free answers to held-out utterances (no Whisper loaded)", seconds):
+    with _stage("7/7 encoder-free answers to held-out utterances (no Whisper loaded)", seconds), \
+            torch_threads(cfg.eval.num_threads):
         answer = _one_answer(cfg)
     elapsed = time.perf_counter() - started
     outputs = {

@@ -3,7 +3,9 @@ the frozen LLM the baselines share."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
 import torch
 from torch import nn
@@ -21,6 +23,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Run the block with ``count`` torch threads (None: every core this process may use), then restore."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count or len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def synchronize(device: torch.device) -> None:

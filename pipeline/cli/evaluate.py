@@ -46,15 +46,17 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """``aura eval``: evaluate on the held-out split and write report.md, report.json and plots."""
     from pipeline.eval.run import run_eval
+    from pipeline.runtime import torch_threads
 
     cfg = config_from_args(args)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     try:
-        results = run_eval(cfg, systems=systems, max_samples=args.max_samples, device=args.device, dtype=args.dtype,
-                           export_path=args.export, projector_path=args.bridge, train_bridge_mode=args.train_bridge,
-                           bridge_steps=args.bridge_steps, bridge_batch_size=args.bridge_batch_size,
-                           bridge_stack=args.bridge_stack, datasets=args.dataset, with_context=args.with_context,
-                           out_dir=args.out, cosine=not args.no_cosine, progress=not args.no_progress)
+        with torch_threads(cfg.eval.num_threads):  # the evaluation runs alone: every core by default
+            results = run_eval(cfg, systems=systems, max_samples=args.max_samples, device=args.device, dtype=args.dtype,
+                               export_path=args.export, projector_path=args.bridge, train_bridge_mode=args.train_bridge,
+                               bridge_steps=args.bridge_steps, bridge_batch_size=args.bridge_batch_size,
+                               bridge_stack=args.bridge_stack, datasets=args.dataset, with_context=args.with_context,
+                               out_dir=args.out, cosine=not args.no_cosine, progress=not args.no_progress)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"aura: {exc}", file=sys.stderr)
         return EXIT_USAGE
