@@ -357,6 +357,7 @@ def fields_help(sections: Sequence[str]) -> str:
     config fields (--set KEY=VALUE):
       eval.max_new_tokens = 48  longest answer generated
       eval.max_samples = None  held-out utterances evaluated; None = all
+      eval.num_threads = None  torch threads of the evaluation process, which runs alone (None = every core it may use, whatever OMP_NUM_THREADS says)
     """
     lines = ["config fields (--set KEY=VALUE):"]
     for section in sections:

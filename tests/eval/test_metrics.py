@@ -82,12 +82,20 @@ def test_latency_stats():
 
 
 def test_peak_memory_sees_a_transient_allocation_on_cpu():
+    import mmap
+
+    def touched(n_bytes: int) -> mmap.mmap:
+        # Fresh anonymous pages, written: resident for sure (malloc may reuse pages freed by earlier tests).
+        block = mmap.mmap(-1, n_bytes)
+        np.frombuffer(block, dtype=np.uint8)[:] = 1
+        return block
+
     meter = PeakMemory("cpu")
     meter.baseline()
-    resident = np.ones(8_000_000)  # ~61 MB held by the "system"
+    resident = touched(64_000_000)  # ~61 MB held by the "system"
     meter.start()
-    transient = np.ones(4_000_000)  # ~31 MB during the "workload", then freed
-    del transient
+    transient = touched(32_000_000)  # ~31 MB during the "workload", then freed
+    transient.close()
     reading = meter.stop()
     assert reading.device == "cpu" and reading.method in ("vmhwm", "psutil_sampling")
     assert reading.peak_mb > 80, reading
