@@ -39,9 +39,10 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{_host()}.{os.getpid()}")
 
 
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes, read 1 MiB at a time."""
-    digest = hashlib.sha256()
+def file_sha256(path: Path, digest=None) -> str:
+    """The hex SHA-256 of a file's bytes, read 1 MiB at a time; with ``digest`` (a hashlib object), the
+    bytes are added to it, so several files can make one digest."""
+    digest = digest or hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

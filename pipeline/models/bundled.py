@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 
-from pipeline.models.cache import sha256_file
+from pipeline.fs import file_sha256
 from pipeline.models.errors import ModelNotFoundError
 
 
@@ -37,7 +37,7 @@ def recorded_sha256(dist_name: str, relative: str, path: Path) -> str:
         if f.as_posix() == relative and f.hash is not None and f.hash.mode == "sha256":
             if f.size is None or f.size == path.stat().st_size:
                 return base64.urlsafe_b64decode(f.hash.value + "=" * (-len(f.hash.value) % 4)).hex()
-    return sha256_file(path)
+    return file_sha256(path)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 
 from feature_store.lease import pid_alive
-from pipeline.fs import fsync_dir
+from pipeline.fs import file_sha256, fsync_dir
 
 from pipeline.cluster import deepspeed_accelerator_for_host, quiet_transformers
 from pipeline.models.errors import ModelNotFoundError
@@ -137,14 +137,6 @@ def cache_key(payload: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def sha256_file(path: Path, hasher=None) -> str:
-    hasher = hasher or hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def weights_fingerprint(model_dir: str | Path) -> str:
     """sha256 over a model directory's safetensors files (name and bytes, in name order).
 
@@ -168,7 +160,7 @@ def weights_fingerprint(model_dir: str | Path) -> str:
     hasher = hashlib.sha256()
     for f in files:
         hasher.update(f.name.encode() + b"\0")
-        sha256_file(f, hasher)
+        file_sha256(f, hasher)
     digest = hasher.hexdigest()
     with contextlib.suppress(OSError):  # a read-only directory just means no cache
         tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")

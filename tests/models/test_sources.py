@@ -212,7 +212,7 @@ def test_weights_fingerprint_is_cached_and_tracks_changes(model_cache_dir, tmp_p
     assert len(digest) == 64 and (copy / FINGERPRINT_FILE).is_file()
 
     with monkeypatch.context() as patch:
-        patch.setattr(cache, "sha256_file", lambda *a, **k: pytest.fail("fingerprint was recomputed"))
+        patch.setattr(cache, "file_sha256", lambda *a, **k: pytest.fail("fingerprint was recomputed"))
         assert weights_fingerprint(copy) == digest
 
     with open(copy / "model.safetensors", "r+b") as f:
