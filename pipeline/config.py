@@ -178,6 +178,13 @@ class StudentConfig(_Section):
                           "store's training-split statistics, so that predicting the average scores cosine 0 "
                           "(on raw tiny.en states the training-mean vector scores 0.51-0.89)")
     bidirectional_audio: bool = Field(True, description="audio tokens attend to each other both ways (text stays causal)")
+    ctc_weight: float = Field(
+        0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
+        "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
+        "embedding (pipeline.models.ctc); 0 = no CTC head")
+    ctc_layer: int | None = Field(
+        None, ge=1, description="student layer (1-based output of a decoder layer) the CTC head reads; None = the "
+        "deepest distilled layer")
 
 
 class TrainConfig(_Section):
@@ -209,6 +216,9 @@ class TrainConfig(_Section):
         256, ge=1, description="training clips the constant and position-mean reference predictors are fitted on")
     seed: int = Field(0, description="initialisation and data order")
     distill_weight: float = Field(0.0, ge=0, description="stage 2: weight of the distillation loss beside the LM loss")
+    tasks_ctc_weight: float = Field(
+        0.0, ge=0, description="stage 2: weight of the CTC loss beside the LM loss (needs a student with a CTC head, "
+        "student.ctc_weight > 0)")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")
 
 

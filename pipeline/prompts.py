@@ -66,6 +66,15 @@ def answer_ids(tokenizer, answer: str) -> list[int]:
     return ids + [tokenizer.eos_token_id]
 
 
+def spoken_text(row: dict) -> str:
+    """What is said in a manifest row's clip: its transcript, or the question a spoken-QA clip asks.
+
+    >>> spoken_text({"task": "spoken_qa", "question": "What is the capital of Norway?", "answer": "Oslo"})
+    'What is the capital of Norway?'
+    """
+    return str(row.get("text") or row.get("question") or "")
+
+
 def target_for(row: dict) -> str:
     """What the model should answer for a manifest row."""
     if (row.get("task") or "transcribe") == "spoken_qa" and row.get("answer"):

@@ -10,6 +10,8 @@ Beside the student, on the same clips and through the same path:
 * ``teacher``: the stored teacher states themselves, prepared like the student's targets (the best
   the probe can read: what pooling and the fixed scale leave of Whisper's own transcript);
 * ``position_mean``: the mean training target per frame position (a predictor that does not listen);
+* ``ctc`` (students with a CTC head, :mod:`pipeline.models.ctc`): the head's own greedy transcript, in the
+  LLM's tokens, with no Whisper decoder at all;
 
 The decoder reads greedily, at most ``6 tokens/s x clip + 8`` tokens, never repeating a 3-gram (it loops
 without the window's padding after the speech); the same for all three.
@@ -30,6 +32,7 @@ import torch
 
 from pipeline.config import AuraConfig, StudentConfig
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
+from pipeline.prompts import spoken_text
 
 
 # Whisper's decoder reading only the kept frames (no 30 s of padding after them) tends to loop; a loop
@@ -57,7 +60,7 @@ def probe_rows(cfg: AuraConfig, store, split: str, max_samples: int | None):
     from pipeline.train.data import TrainingData, spread_evenly
 
     data = TrainingData(ShardSet(cfg.paths.shards), store, split=split, tasks=None)
-    keys = [k for k in data.keys() if data.rows[k].get("text") or data.rows[k].get("question")]
+    keys = [k for k in data.keys() if spoken_text(data.rows[k])]
     return data, spread_evenly(keys, max_samples)
 
 
@@ -112,6 +115,10 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
         raise ValueError(f"no {split} utterances with a transcript to probe")
 
     systems = ("student", "teacher", "position_mean")
+    if student.ctc_head is not None:
+        from pipeline.models.ctc import ctc_greedy_ids
+
+        systems += ("ctc",)
     hypotheses: dict[str, list[str]] = {name: [] for name in systems}
     references: list[str] = []
     cos_sums = {f"{p}cos_L{j}": 0.0 for j in student.layer_map for p in ("", "const_", "posmean_")}
@@ -135,11 +142,14 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
                 cos_sums[f"{p}cos_L{j}"] += float(v["cosine"]) * len(chunk)
             if kind == "position_mean":
                 predictions[kind] = guess[last]
+        ctc_ids = ctc_greedy_ids(out["ctc_log_probs"], token_lengths) if "ctc" in systems else None
         for b, key in enumerate(chunk):
             row = batch.rows[b]
-            references.append(str(row.get("text") or row.get("question")))
+            references.append(spoken_text(row))
             n_tokens, n_frames = int(token_lengths[b]), int(batch.target_lengths[b])
-            for name in systems:
+            if ctc_ids is not None:
+                hypotheses["ctc"].append(tokenizer.decode(ctc_ids[b], skip_special_tokens=True).strip())
+            for name in systems[:3]:
                 states = prepare.to_teacher_space(last, predictions[name][b, :n_tokens], reference.frame_norm[last],
                                                   n_frames)
                 with quiet_transformers():
@@ -188,11 +198,14 @@ def format_probe(result: dict[str, Any]) -> str:
              f"  Whisper decoder WER: student {100 * wer['student']:.1f}%  |  teacher states {100 * wer['teacher']:.1f}%"
              f"  |  position mean {100 * wer['position_mean']:.1f}%   "
              f"({result['distinct_student_outputs']} distinct student transcripts)",
+             *([f"  CTC head WER (greedy, LLM tokens): {100 * wer['ctc']:.1f}%  |  an empty transcript 100.0%"]
+               if "ctc" in wer else []),
              "  cosine per layer (student / constant / position mean): " + "  ".join(
                  f"L{j} {cos[f'cos_L{j}']:.3f}/{cos[f'const_cos_L{j}']:.3f}/{cos[f'posmean_cos_L{j}']:.3f}"
                  for j in layers)]
     for ex in result["examples"][:3]:
-        lines.append(f"  ref: {ex['reference']}\n      student: {ex['student']}\n      teacher: {ex['teacher']}")
+        lines.append(f"  ref: {ex['reference']}\n      student: {ex['student']}\n      teacher: {ex['teacher']}"
+                     + (f"\n      ctc: {ex['ctc']}" if "ctc" in ex else ""))
     return "\n".join(lines)
 
 

@@ -54,7 +54,7 @@ from pipeline.eval.metrics import (
     word_error_rate,
 )
 from pipeline.layout import RunLayout
-from pipeline.prompts import instruction_for, target_for
+from pipeline.prompts import instruction_for, spoken_text, target_for
 
 if TYPE_CHECKING:
     from pipeline.eval.systems import EvalSystem
@@ -115,7 +115,7 @@ def heldout_items(cfg: AuraConfig, store=None, max_samples: int | None = None) -
         items.append(EvalItem(key=row["key"], task=task, audio=np.asarray(data.audio(row["key"]), dtype=np.float32),
                               instruction=instruction_for(task), reference=reference,
                               answers=[reference] if task == "spoken_qa" else [],
-                              transcript=str(row.get("text") or row.get("question") or "")))
+                              transcript=spoken_text(row)))
     return items, [r["key"] for r in rows]
 
 

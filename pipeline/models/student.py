@@ -47,6 +47,7 @@ from torch import nn
 
 from pipeline.config import StudentConfig
 from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
+from pipeline.models.ctc import TokenCTCHead
 from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import IGNORE_INDEX, build_attention_mask, layout_speech_batch, position_ids_from_mask
@@ -68,16 +69,21 @@ class AuraStudent(nn.Module):
 
     Build with :meth:`from_llm` (or :meth:`load` from a :meth:`save_trainable` file); see the module
     docstring for usage. ``layer_map`` maps teacher layer ``j`` -> student layer ``m`` (1-based output
-    of decoder layer ``m``). The LLM must be loaded with ``attn_implementation`` ``"sdpa"`` or ``"eager"``.
+    of decoder layer ``m``). ``ctc_head`` (optional, :mod:`pipeline.models.ctc`) reads student layer
+    ``ctc_layer``. The LLM must be loaded with ``attn_implementation`` ``"sdpa"`` or ``"eager"``.
     """
 
     def __init__(self, llm: nn.Module, patch_embedding: AudioPatchEmbedding, heads: nn.ModuleDict,
                  layer_map: dict[int, int], lora_layers: int, bidirectional_audio: bool = True,
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None):
         super().__init__()
         self.llm = llm  # a peft PeftModel until merge_and_unload(), then the plain LLM
         self.patch_embedding = patch_embedding
         self.heads = heads
+        if (ctc_head is None) != (ctc_layer is None):
+            raise ValueError("a CTC head needs its layer and a CTC layer needs its head")
+        self.ctc_head = ctc_head
+        self.ctc_layer = ctc_layer
         self.layer_map = dict(sorted(layer_map.items()))
         self.lora_layers = lora_layers
         self.bidirectional_audio = bidirectional_audio
@@ -87,6 +93,8 @@ class AuraStudent(nn.Module):
             if not hasattr(decoder, attr):
                 raise TypeError(f"{type(decoder).__name__} has no {attr!r}: only Llama-family decoders are supported")
         self.layer_map = validate_layer_map(self.layer_map, len(decoder.layers))
+        if ctc_layer is not None and not 1 <= ctc_layer <= len(decoder.layers):
+            raise ValueError(f"student.ctc_layer={ctc_layer} outside the LLM's layers 1..{len(decoder.layers)}")
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -132,6 +140,10 @@ class AuraStudent(nn.Module):
         heads = nn.ModuleDict({_head_key(j): DistillationHead(width, teacher_width) for j in layer_map})
         patch.to(device=ref.device, dtype=ref.dtype)
         heads.to(device=ref.device, dtype=ref.dtype)
+        ctc_head, ctc_layer = None, None
+        if cfg.ctc_weight > 0:
+            ctc_layer = cfg.ctc_layer or max(layer_map.values())
+            ctc_head = TokenCTCHead(width).to(device=ref.device, dtype=ref.dtype)
         metadata = {
             "format_version": _FORMAT_VERSION,
             "student": cfg.model_dump(mode="json"),
@@ -144,8 +156,10 @@ class AuraStudent(nn.Module):
             "lora_layers": lora_layers,
             "llm_layers": num_layers,
             "llm_width": width,
+            "ctc_layer": ctc_layer,
         }
-        return cls(peft_llm, patch, heads, layer_map, lora_layers, cfg.bidirectional_audio, metadata)
+        return cls(peft_llm, patch, heads, layer_map, lora_layers, cfg.bidirectional_audio, metadata,
+                   ctc_head=ctc_head, ctc_layer=ctc_layer)
 
     @classmethod
     def load(cls, llm: nn.Module, path: str | Path) -> "AuraStudent":
@@ -157,7 +171,8 @@ class AuraStudent(nn.Module):
         if not meta:
             raise ValueError(f"{path} is not an AuRA student file (no 'aura_student' metadata)")
         cfg = StudentConfig.model_validate(meta["student"]).model_copy(
-            update={"layer_map": {int(j): m for j, m in meta["layer_map"].items()}, "lora_layers": meta["lora_layers"]})
+            update={"layer_map": {int(j): m for j, m in meta["layer_map"].items()}, "lora_layers": meta["lora_layers"],
+                    "ctc_layer": meta.get("ctc_layer")})
         student = cls.from_llm(llm, cfg, meta["teacher_layers"], meta["teacher_width"], meta["n_mels"],
                                meta["pooling"], MelSettings(**meta["mel_settings"]))
         student.load_trainable(path)
@@ -181,7 +196,8 @@ class AuraStudent(nn.Module):
 
     @property
     def distill_depth(self) -> int:
-        return max(self.layer_map.values())
+        """The deepest student layer stage 1 trains (distilled or read by the CTC head)."""
+        return max(*self.layer_map.values(), self.ctc_layer or 0)
 
     @property
     def attn_implementation(self) -> str:
@@ -230,7 +246,9 @@ class AuraStudent(nn.Module):
         upto = len(decoder.layers) if upto is None else upto
         if not 1 <= upto <= len(decoder.layers):
             raise ValueError(f"upto={upto} outside 1..{len(decoder.layers)}")
-        wanted = set(collect) if collect is not None else {m for m in self.layer_map.values() if m <= upto}
+        if collect is None:
+            collect = [*self.layer_map.values(), *([self.ctc_layer] if self.ctc_layer else [])]
+        wanted = {m for m in collect if m <= upto}
         mask = build_attention_mask(attention_mask, audio_mask, self.bidirectional_audio,
                                     inputs_embeds.dtype, self.attn_implementation)
         position_ids = position_ids_from_mask(attention_mask)
@@ -246,18 +264,27 @@ class AuraStudent(nn.Module):
                 states[index] = hidden
         return hidden, states
 
+    @staticmethod
+    def _audio_positions(hidden: torch.Tensor, audio_mask: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """A layer's states at the audio positions of a mixed sequence, laid out ``(B, T_audio, width)``."""
+        if torch.equal(audio_mask, token_mask):  # audio alone: already laid out so
+            return hidden
+        return hidden.new_zeros(*token_mask.shape, hidden.shape[-1]).masked_scatter(
+            token_mask[..., None], hidden[audio_mask])
+
     def _heads_at_audio(self, states: dict[int, torch.Tensor], audio_mask: torch.Tensor,
                         token_mask: torch.Tensor) -> dict[int, torch.Tensor]:
         """Apply each head to its layer's audio positions, laid out ``(B, T_audio, teacher_width)``."""
-        out = {}
-        for j, m in self.layer_map.items():
-            hidden = states[m]
-            if not torch.equal(audio_mask, token_mask):  # mixed sequence: gather the audio positions
-                audio = hidden[audio_mask]
-                hidden = hidden.new_zeros(*token_mask.shape, hidden.shape[-1]).masked_scatter(
-                    token_mask[..., None], audio)
-            out[j] = self.heads[_head_key(j)](hidden)
-        return out
+        return {j: self.heads[_head_key(j)](self._audio_positions(states[m], audio_mask, token_mask))
+                for j, m in self.layer_map.items()}
+
+    def _ctc_at_audio(self, states: dict[int, torch.Tensor], audio_mask: torch.Tensor,
+                      token_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"ctc_log_probs": (B, T_audio, 1 + vocab)}`` from the CTC head, or ``{}`` without one."""
+        if self.ctc_head is None:
+            return {}
+        hidden = self._audio_positions(states[self.ctc_layer], audio_mask, token_mask)
+        return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings())}
 
     def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
                         prefix_ids: Sequence[int] | None = None) -> dict:
@@ -268,7 +295,7 @@ class AuraStudent(nn.Module):
         stages compute, since text after the audio cannot reach them. Without it the audio starts at position 0.
 
         Returns ``{"layer_states": {teacher_layer: (B, T, teacher_width)}, "token_mask": (B, T) bool}``
-        with ``T = max(token_lengths)``.
+        with ``T = max(token_lengths)``, and ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head.
         """
         token_lengths = token_lengths.to(mel.device)
         token_mask = torch.arange(int(token_lengths.max()), device=mel.device)[None] < token_lengths[:, None]
@@ -276,23 +303,25 @@ class AuraStudent(nn.Module):
         if not prefix_ids:
             tokens = self.patch_embedding(mel, int(token_lengths.max()))
             _, states = self.forward_layers(tokens.to(dtype), token_mask, token_mask, upto=self.distill_depth)
-            return {"layer_states": self._heads_at_audio(states, token_mask, token_mask), "token_mask": token_mask}
+            return {"layer_states": self._heads_at_audio(states, token_mask, token_mask), "token_mask": token_mask,
+                    **self._ctc_at_audio(states, token_mask, token_mask)}
         layout = layout_speech_batch([list(prefix_ids)] * mel.shape[0], token_lengths.cpu())
         layout = {k: v.to(mel.device) for k, v in layout.items()}
         embeds = self.embed_sequence(layout["input_ids"], layout["audio_mask"], mel, token_lengths)
         _, states = self.forward_layers(embeds, layout["audio_mask"], layout["attention_mask"], upto=self.distill_depth)
-        return {"layer_states": self._heads_at_audio(states, layout["audio_mask"], token_mask), "token_mask": token_mask}
+        return {"layer_states": self._heads_at_audio(states, layout["audio_mask"], token_mask), "token_mask": token_mask,
+                **self._ctc_at_audio(states, layout["audio_mask"], token_mask)}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio_mask: torch.Tensor | None = None,
                 mel: torch.Tensor | None = None, token_lengths: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, return_layer_states: bool = True,
-                logits: Literal["all", "labels"] = "all") -> dict:
+                logits: Literal["all", "labels"] = "all", return_ctc: bool | None = None) -> dict:
         """Full forward of a mixed text/audio sequence: logits, distilled layer states and LM loss.
 
         Returns ``logits`` (``(B, L, vocab)``; with ``logits="labels"`` only ``(N, vocab)`` for the N positions
         that predict a label, which is all training needs: the LM head is a fifth of SmolLM2's weights),
-        ``layer_states {j: (B, T_audio, Dt)}`` and ``token_mask`` (when there is audio and
-        ``return_layer_states``), and, when ``labels`` are given, ``loss`` (next-token cross-entropy on
+        ``layer_states {j: (B, T_audio, Dt)}``, ``token_mask`` and, with a CTC head, ``ctc_log_probs`` (when there
+        is audio and ``return_layer_states``; ``return_ctc`` overrides it for the CTC head), and, when ``labels`` are given, ``loss`` (next-token cross-entropy on
         ``labels != -100``, float32) and ``sample_loss`` (its mean per sample, ``(B,)``).
         """
         embeds = self.embed_sequence(input_ids, audio_mask, mel, token_lengths)
@@ -318,11 +347,15 @@ class AuraStudent(nn.Module):
             if logits != "all":
                 raise ValueError("logits='labels' needs labels")
             result["logits"] = head(self.decoder.norm(hidden))
-        if has_audio and return_layer_states:
+        return_ctc = return_layer_states if return_ctc is None else return_ctc
+        if has_audio and (return_layer_states or return_ctc):
             token_mask = (torch.arange(int(token_lengths.max()), device=input_ids.device)[None]
                           < token_lengths.to(input_ids.device)[:, None])
-            result["layer_states"] = self._heads_at_audio(states, audio_mask.bool(), token_mask)
             result["token_mask"] = token_mask
+            if return_layer_states:
+                result["layer_states"] = self._heads_at_audio(states, audio_mask.bool(), token_mask)
+            if return_ctc:
+                result.update(self._ctc_at_audio(states, audio_mask.bool(), token_mask))
         return result
 
     # -- export, save, load ------------------------------------------------------------------------
@@ -339,11 +372,14 @@ class AuraStudent(nn.Module):
         return self.llm
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """``patch_embedding.*``, ``heads.*`` and ``lora.<peft key>`` tensors (what :meth:`save_trainable` writes)."""
+        """``patch_embedding.*``, ``heads.*``, ``ctc.*`` (with a CTC head) and ``lora.<peft key>`` tensors (what
+        :meth:`save_trainable` writes)."""
         from peft import get_peft_model_state_dict
 
         state = {f"patch_embedding.{k}": v for k, v in self.patch_embedding.state_dict().items()}
         state.update({f"heads.{k}": v for k, v in self.heads.state_dict().items()})
+        if self.ctc_head is not None:
+            state.update({f"ctc.{k}": v for k, v in self.ctc_head.state_dict().items()})
         if hasattr(self.llm, "peft_config"):
             # save_embedding_layers=False: "auto" may look the base model up on the Hub.
             lora = get_peft_model_state_dict(self.llm, save_embedding_layers=False)
@@ -378,6 +414,8 @@ class AuraStudent(nn.Module):
         self.patch_embedding.load_state_dict(
             {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")})
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
+        if self.ctc_head is not None:
+            self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})
         lora = {k.removeprefix("lora."): v for k, v in tensors.items() if k.startswith("lora.")}
         result = set_peft_model_state_dict(self.llm, lora)
         if getattr(result, "unexpected_keys", None):

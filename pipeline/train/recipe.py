@@ -10,8 +10,10 @@ What it supports:
       fingerprint before anything starts;
     * exact resume: weights, optimizer, scheduler, RNG and sampler position are checkpointed; a run
       killed at step k and resumed reproduces the uninterrupted run's losses from step k+1 on;
+    * an optional auxiliary CTC loss (``student.ctc_weight``): the audio states spell the transcript in the
+      LLM's tokens (:mod:`pipeline.models.ctc`), and its greedy transcript's WER judges stage 1 in words;
     * metrics to ``metrics.csv`` and TensorBoard (total and per-layer loss and cosine, learning rate,
-      throughput, loader wait), held-out per-layer cosine to ``eval.csv``, a progress bar;
+      throughput, loader wait), held-out per-layer cosine (and CTC WER) to ``eval.csv``, a progress bar;
     * export of the trained parts (safetensors) with the config that made them.
 
 Usage (what the launcher runs in every worker)::
@@ -95,6 +97,45 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = 
             },
         },
     }
+
+
+class CTCScore:
+    """The CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
+    what a student that does not listen gives, scores 100 %) and the mean CTC loss."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.references: list[str] = []
+        self.hypotheses: list[str] = []
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def add(self, batch, out: dict, weight: int, loss: float) -> None:
+        from pipeline.models.ctc import ctc_greedy_ids
+        from pipeline.prompts import spoken_text
+
+        lengths = out["token_mask"].sum(1)
+        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], lengths), batch.rows))[:weight]:
+            self.references.append(spoken_text(row))
+            self.hypotheses.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        self.loss_sum += loss * weight
+        self.count += weight
+
+    def reduce(self) -> dict[str, float]:
+        from pipeline.eval.metrics import word_error_rate
+
+        wer = word_error_rate(self.references, self.hypotheses) if self.references else None
+        errors = (wer.substitutions + wer.deletions + wer.insertions) if wer and wer.wer is not None else 0
+        words = wer.reference_words if wer and wer.wer is not None else 0
+        totals = torch.tensor([errors, words, self.loss_sum, self.count], dtype=torch.float64)
+        if dist.is_initialized():
+            dist.all_reduce(totals)
+        result = {}
+        if totals[1] > 0:
+            result["ctc_wer"] = float(totals[0] / totals[1])
+        if totals[3] > 0:
+            result["ctc_loss"] = float(totals[2] / totals[3])
+        return result
 
 
 class DistillRecipe:
@@ -193,6 +234,7 @@ class DistillRecipe:
         from pipeline.prompts import audio_prefix_ids
 
         self.audio_prefix = audio_prefix_ids(self.tokenizer)
+        self._spoken_ids: dict[str, list[int]] = {}
         return AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
                                     n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
 
@@ -244,7 +286,27 @@ class DistillRecipe:
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
         self._last_out, self._last_targets = out, targets
         self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
-        return distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+        loss, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+        return self._add_ctc(loss, per_layer, batch, out, token_lengths, self.cfg.student.ctc_weight)
+
+    def spoken_ids(self, batch) -> list[list[int]]:
+        """The LLM token ids of what each clip of ``batch`` says (the CTC targets), tokenized once per key."""
+        from pipeline.prompts import spoken_text
+
+        for key, row in zip(batch.keys, batch.rows):
+            if key not in self._spoken_ids:
+                self._spoken_ids[key] = self.tokenizer(spoken_text(row), add_special_tokens=False)["input_ids"]
+        return [self._spoken_ids[key] for key in batch.keys]
+
+    def _add_ctc(self, loss, per_layer, batch, out, token_lengths, weight: float):
+        """``loss + weight x CTC loss`` when the student has a CTC head (``per_layer["ctc"]`` logs it)."""
+        from pipeline.models.ctc import ctc_token_loss
+
+        if "ctc_log_probs" not in out:
+            return loss, per_layer
+        ctc = ctc_token_loss(out["ctc_log_probs"], token_lengths, self.spoken_ids(batch))
+        per_layer["ctc"] = {"loss": ctc}
+        return (loss + weight * ctc if weight > 0 else loss), per_layer
 
     def reference_predictors(self):
         """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
@@ -293,11 +355,14 @@ class DistillRecipe:
         layers = self.store.fingerprint.layers
         sums = {f"{prefix}cos_L{layer}": 0.0 for layer in layers for prefix in ("", "const_", "posmean_")}
         count = 0
+        ctc = CTCScore(self.tokenizer) if self.engine.module.ctc_head is not None else None
         for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
             targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them
-            for layer, values in per_layer.items():
-                sums[f"cos_L{layer}"] += float(values["cosine"]) * weight
+            for layer in layers:
+                sums[f"cos_L{layer}"] += float(per_layer[layer]["cosine"]) * weight
+            if ctc is not None:
+                ctc.add(batch, self._last_out, weight, float(per_layer["ctc"]["loss"]))
             for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
                 _, ref = distillation_loss(reference.predict(kind, mask), targets, mask)
                 for layer, values in ref.items():
@@ -307,6 +372,8 @@ class DistillRecipe:
         result = self._reduce_weighted(sums, count)
         for prefix in ("", "const_", "posmean_"):
             result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
+        if ctc is not None:
+            result.update(ctc.reduce())
         return result
 
     def train(self) -> None:
@@ -367,7 +434,8 @@ class DistillRecipe:
         values = {"loss": float(loss.detach())}
         for layer, v in per_layer.items():
             values[f"loss_L{layer}"] = float(v["loss"].detach())
-            values[f"cos_L{layer}"] = float(v["cosine"].detach())
+            if "cosine" in v:
+                values[f"cos_L{layer}"] = float(v["cosine"].detach())
         values["tokens"] = float(self._last_tokens)  # sequence positions this rank ran (text + audio)
         values = self._mean_over_ranks(values)
         tokens = values.pop("tokens") * self.world
@@ -398,7 +466,8 @@ class DistillRecipe:
         self._append_csv(self.eval_path, {"step": self.step, **{k: f"{v:.6f}" for k, v in result.items()}})
         for name, value in result.items():
             self.tb.add_scalar(f"heldout/{name}", value, self.step)
-        shown = {k: v for k, v in result.items() if not k.startswith(("const_", "posmean_")) or k.endswith("_mean")}
+        shown = {k: v for k, v in result.items() if not k.startswith(("const_", "posmean_", "ctc_loss"))
+                 or k.endswith("_mean")}
         print(f"step {self.step}: {self.heldout.split} " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()), flush=True)
 
     # ------------------------------------------------------------------ checkpoints and export

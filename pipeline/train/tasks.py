@@ -3,7 +3,8 @@
 Same launcher, checkpoints, sampler and resume as stage 1 (it subclasses :class:`DistillRecipe`); it
 starts from the stage-1 export (patch embedding, LoRA, heads), runs the full LLM forward on
 ``[chat prompt][audio tokens][instruction][answer]`` and optimises the answer tokens' cross-entropy,
-plus ``train.distill_weight`` x the distillation loss when that weight is above zero.
+plus ``train.distill_weight`` x the distillation loss and ``train.tasks_ctc_weight`` x the CTC loss
+(students with a CTC head) when those weights are above zero.
 
 Usage::
 
@@ -39,6 +40,10 @@ class TasksRecipe(DistillRecipe):
         if self.cfg.train.distill_weight == 0:
             # Heads would get no gradient; frozen they stay out of the optimizer (and ZeRO's buckets).
             student.heads.requires_grad_(False)
+        if student.ctc_head is not None and self.cfg.train.tasks_ctc_weight == 0:
+            student.ctc_head.requires_grad_(False)
+        elif student.ctc_head is None and self.cfg.train.tasks_ctc_weight > 0:
+            raise ValueError("train.tasks_ctc_weight > 0 needs a stage-1 student with a CTC head (student.ctc_weight > 0)")
         self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in ("transcribe", "spoken_qa")}
         return student
 
@@ -61,17 +66,21 @@ class TasksRecipe(DistillRecipe):
 
         student = self.engine.module
         use_distill = self.cfg.train.distill_weight > 0 and audio is None
+        use_ctc = self.cfg.train.tasks_ctc_weight > 0 and audio is None
         inputs = self._layout(batch, batch.audio if audio is None else audio)
-        out = student(**inputs, return_layer_states=use_distill, logits="labels")
+        out = student(**inputs, return_layer_states=use_distill, return_ctc=use_ctc, logits="labels")
         self._last_out = out
         self._last_tokens = int(inputs["attention_mask"].sum())
         loss = out["loss"]
-        per_layer: dict = {"lm": {"loss": out["loss"].detach(), "cosine": torch.tensor(0.0)}}
+        per_layer: dict = {"lm": {"loss": out["loss"].detach()}}
         if use_distill:
             targets = self._to_device(batch)
             d_loss, d_layers = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
             loss = loss + self.cfg.train.distill_weight * d_loss
             per_layer.update(d_layers)
+        if use_ctc:
+            loss, per_layer = self._add_ctc(loss, per_layer, batch, out, inputs["token_lengths"],
+                                            self.cfg.train.tasks_ctc_weight)
         return loss, per_layer
 
     def evaluate(self) -> dict[str, float]:

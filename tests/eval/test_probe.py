@@ -17,7 +17,7 @@ def trained_tiny(tiny_workdir, tmp_path_factory):
                               ignore=shutil.ignore_patterns("checkpoints"))
     done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
                     "--set", "train.max_steps=2", "--set", "train.checkpoint_every=1", "--set", "student.pooling=2",
-                    "--set", "student.standardize_targets=true", timeout=1200)
+                    "--set", "student.standardize_targets=true", "--set", "student.ctc_weight=0.5", timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
@@ -30,10 +30,10 @@ def test_probe_reports_student_teacher_and_baselines(trained_tiny):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["utterances"] == 3 and result["pooling"] == 2 and result["standardized"]
-    assert set(result["wer"]) == {"student", "teacher", "position_mean"}
+    assert set(result["wer"]) == {"student", "teacher", "position_mean", "ctc"}  # ctc: the student's CTC head
     assert all(w >= 0 for w in result["wer"].values())
     assert {"cos_L2", "const_cos_L2", "posmean_cos_L2", "cos_L4"} <= set(result["cosine"])
-    assert "Whisper decoder WER" in done.stdout
+    assert "Whisper decoder WER" in done.stdout and "CTC head WER" in done.stdout
 
 
 @pytest.mark.slow

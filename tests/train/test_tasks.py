@@ -45,13 +45,19 @@ def test_optimizer_groups_follow_the_parts():
 
 @pytest.mark.slow
 def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
+    """Stage 1 with the auxiliary CTC head, then stage 2 with the LM, distillation and CTC losses."""
     workdir = shutil.copytree(tiny_workdir[0], tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
     common = ["--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", "--set", "train.eval_every=2",
-              "--set", "train.checkpoint_every=2"]
+              "--set", "train.checkpoint_every=2", "--set", "student.ctc_weight=0.5"]
     done = run_aura("train", *common, "--set", "train.max_steps=2")
     assert done.returncode == 0, done.stderr[-3000:]
+    stage1 = list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "eval.csv")))
+    for row in stage1:  # CTC greedy transcripts of an untrained head: WER measured, loss positive
+        assert float(row["ctc_wer"]) >= 0 and float(row["ctc_loss"]) > 0
+    assert float(list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "metrics.csv")))[-1]["loss_Lctc"]) > 0
     done = run_aura("train", *common, "--stage", "tasks", "--set", "train.tasks_max_steps=2",
-                    "--set", "train.distill_weight=0.5", "--set", "train.lr_scale_patch_embedding=2")
+                    "--set", "train.distill_weight=0.5", "--set", "train.lr_scale_patch_embedding=2",
+                    "--set", "train.tasks_ctc_weight=0.5")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "eval.csv")))
     assert [int(r["step"]) for r in rows] == [0, 2]
@@ -60,3 +66,4 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
         assert 0.0 <= float(row["listen_rate"]) <= 1.0
     metrics = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "metrics.csv")))
     assert "loss_L2" in metrics[-1]  # the distillation loss is on beside the LM loss
+    assert float(metrics[-1]["loss_Lctc"]) > 0  # and the CTC loss

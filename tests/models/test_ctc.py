@@ -1,0 +1,116 @@
+"""The auxiliary CTC head (pipeline.models.ctc) alone and inside the student: the loss is low only on the
+right transcript, greedy decoding inverts a best path, a CTC student trains, saves, loads and computes the
+same audio states in every layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids, ctc_token_loss
+from pipeline.models.student import AuraStudent
+from tests.models.test_student import (
+    TEACHER_LAYERS,
+    make_llm,
+    make_student,
+    mixed_batch,
+    random_mel,
+)
+
+torch.set_num_threads(1)
+
+
+def peaked(path: list[int], vocab: int = 6) -> torch.Tensor:
+    """Log-probabilities ``(1, len(path), 1 + vocab)`` that put (almost) all mass on ``path``."""
+    log_probs = torch.full((1, len(path), 1 + vocab), -20.0)
+    log_probs[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    return log_probs.log_softmax(-1)
+
+
+def test_loss_is_near_zero_only_for_the_transcript_the_path_spells():
+    log_probs = peaked([3, 3, 0, 3, 5, 0])   # tokens 2, 2, 4 (repeat split by a blank)
+    lengths = torch.tensor([6])
+    assert float(ctc_token_loss(log_probs, lengths, [[2, 2, 4]])) < 1e-3
+    for wrong in ([2, 4], [2, 2, 4, 4], [1, 2, 4], [4, 2, 2]):
+        assert float(ctc_token_loss(log_probs, lengths, [wrong])) > 5.0, wrong
+    assert ctc_greedy_ids(log_probs, lengths) == [[2, 2, 4]]
+
+
+def test_samples_without_tokens_and_impossible_ones_do_not_break_the_batch():
+    log_probs = torch.cat([peaked([2, 0, 3]), peaked([1, 1, 1])])
+    lengths = torch.tensor([3, 3])
+    # sample 1 says nothing: it is left out, the loss is sample 0's alone
+    alone = ctc_token_loss(log_probs[:1], lengths[:1], [[1, 2]])
+    assert torch.allclose(ctc_token_loss(log_probs, lengths, [[1, 2], []]), alone)
+    # four tokens cannot fit three frames: zero_infinity keeps the loss finite
+    assert torch.isfinite(ctc_token_loss(log_probs, lengths, [[1, 2], [0, 1, 2, 3]]))
+    # padding past a sample's length is never decoded
+    assert ctc_greedy_ids(log_probs, torch.tensor([3, 1])) == [[1, 2], [0]]
+
+
+def test_head_scores_tokens_through_the_llms_output_embedding():
+    llm = make_llm("sdpa")
+    head = TokenCTCHead(llm.config.hidden_size)
+    hidden = torch.randn(2, 5, llm.config.hidden_size)
+    log_probs = head(hidden, llm.get_output_embeddings())
+    assert log_probs.shape == (2, 5, 1 + llm.config.vocab_size)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 5), atol=1e-5)
+    # at initialisation the token logits are the LLM's own logits of the normalised state
+    x = head.norm(hidden)
+    expected = llm.get_output_embeddings()(x) - torch.cat([head.blank(x), llm.get_output_embeddings()(x)],
+                                                          -1).logsumexp(-1, keepdim=True)
+    assert torch.allclose(log_probs[..., 1:], expected, atol=1e-4)
+
+
+def test_student_ctc_head_trains_saves_and_loads(tmp_path):
+    s = make_student("sdpa", ctc_weight=0.5).train()
+    assert s.ctc_layer == max(s.layer_map.values()) == s.distill_depth
+    trainable = {n for n, p in s.named_parameters() if p.requires_grad}
+    assert {"ctc_head.norm.weight", "ctc_head.proj.weight", "ctc_head.blank.weight"} <= trainable
+
+    mel, lengths = random_mel(2, 8, seed=3), torch.tensor([8, 6])
+    transcripts = [[5, 9, 17], [33, 2]]
+    optimizer = torch.optim.Adam(s.trainable_parameters(), lr=1e-2)
+    losses = []
+    for _ in range(80):
+        out = s.forward_distill(mel, lengths)
+        loss = ctc_token_loss(out["ctc_log_probs"], lengths, transcripts)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.2 * losses[0]
+    s.eval()
+    with torch.no_grad():
+        out = s.forward_distill(mel, lengths)
+    assert ctc_greedy_ids(out["ctc_log_probs"], lengths) == transcripts
+
+    path = s.save_trainable(tmp_path / "student.safetensors")
+    rebuilt = AuraStudent.load(make_llm("sdpa"), path).eval()
+    assert rebuilt.ctc_layer == s.ctc_layer
+    with torch.no_grad():
+        again = rebuilt.forward_distill(mel, lengths)
+    assert torch.equal(again["ctc_log_probs"], out["ctc_log_probs"])
+
+
+@torch.no_grad()
+def test_ctc_reads_the_same_audio_states_in_stage1_stage2_and_inference_layouts():
+    s = make_student("eager", ctc_weight=1.0, ctc_layer=4)   # deeper than the distilled layers (2, 3)
+    assert s.distill_depth == 4
+    prefix = [5, 6, 7]
+    mel, lengths = random_mel(1, 4, seed=1), torch.tensor([4])
+    stage1 = s.forward_distill(mel, lengths, prefix_ids=prefix)
+    full = s(**mixed_batch(prefix=prefix, tokens=4), mel=mel, token_lengths=lengths)
+    assert torch.allclose(stage1["ctc_log_probs"], full["ctc_log_probs"], atol=1e-5)
+    for j in TEACHER_LAYERS:
+        assert torch.allclose(stage1["layer_states"][j], full["layer_states"][j], atol=1e-5)
+    assert "ctc_log_probs" not in s(**mixed_batch(prefix=prefix, tokens=4), mel=mel, token_lengths=lengths,
+                                    return_ctc=False)
+
+
+def test_students_without_a_ctc_head_are_unchanged():
+    s = make_student("sdpa")
+    assert s.ctc_head is None and not any(k.startswith("ctc.") for k in s.trainable_state_dict())
+    assert "ctc_log_probs" not in s.forward_distill(random_mel(1, 4), torch.tensor([4]))
+    with pytest.raises(ValueError, match="outside the LLM's layers"):
+        make_student("sdpa", ctc_weight=1.0, ctc_layer=9)
