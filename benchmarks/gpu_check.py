@@ -61,6 +61,7 @@ import torch  # noqa: E402
 
 from pipeline.data.audio import speechlike  # noqa: E402
 from pipeline.decoding import cache_kwarg  # noqa: E402
+from pipeline.eval.metrics import PeakMemory, current_rss_bytes  # noqa: E402
 from pipeline.eval.report import format_value  # noqa: E402
 from pipeline.runtime import synchronize  # noqa: E402
 
@@ -138,48 +139,31 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Sizes
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _proc_status(key: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 2**20  # kB -> GiB
-    except OSError:
-        pass
-    return None
-
-
 class MemoryMeter:
-    """Peak memory of one variant: CUDA max allocated (after a reset), or the process's peak RSS on CPU."""
+    """Peak memory of one variant, through the pipeline's :class:`~pipeline.eval.metrics.PeakMemory` (CUDA max
+    allocated after a reset, or the process's peak RSS on CPU), plus what is held right after the build (the
+    weights) and, on CUDA, the peak reserved by the caching allocator."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_peak_rss"
-        self.rss_reset = False
+        self._peak = PeakMemory(device.type)
 
     def reset(self) -> None:
-        gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return
-        try:  # Linux: writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS
-            Path("/proc/self/clear_refs").write_text("5")
-            self.rss_reset = True
-        except OSError:
-            self.rss_reset = False
+        self._peak.start()
 
-    def peak_gb(self) -> float | None:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**30
-        return _proc_status("VmHWM")
+    def peak_gb(self) -> float:
+        return self._peak.stop().peak_bytes / 2**30
 
     def reserved_gb(self) -> float | None:
         return torch.cuda.max_memory_reserved(self.device) / 2**30 if self.device.type == "cuda" else None
 
-    def current_gb(self) -> float | None:
+    def current_gb(self) -> float:
         if self.device.type == "cuda":
             return torch.cuda.memory_allocated(self.device) / 2**30
-        return _proc_status("VmRSS")
+        return current_rss_bytes() / 2**30
 
 
 @contextlib.contextmanager
