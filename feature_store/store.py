@@ -60,17 +60,16 @@ import os
 import urllib.parse
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from feature_store.codecs import decode
 from feature_store.fingerprint import FORMAT_VERSION, FingerprintMismatch, StoreFingerprint, check
 from feature_store.lease import DEFAULT_TTL_S, Lease, active_leases, try_claim
 from feature_store.location import StoreLocation, create_root_exclusively
+from feature_store.reader import StoreReader
 from feature_store.schema import (
     COMMIT_MARKER,
     DEFAULT_CHUNK_FRAMES,
@@ -93,47 +92,13 @@ if TYPE_CHECKING:
     import torch
 
 
-@dataclass
-class _ShardHandle:
-    """Open arrays of one committed shard group, cached by the reader."""
-
-    commit: ShardCommit
-    data: zarr.Array
-    scale: zarr.Array | None  # int8 only
-    channel_scale: zarr.Array | None  # int8 only
-    offsets: np.ndarray
-
-
-class _BlockCursor:
-    """Reads rows [start, end) of an array for monotonically increasing requests, fetching
-    chunk-aligned blocks so that each chunk is read and decoded once."""
-
-    def __init__(self, array: zarr.Array, block_rows: int) -> None:
-        self.array = array
-        chunk = array.chunks[0]
-        self.block = max(chunk, block_rows // chunk * chunk)
-        self.total = array.shape[0]
-        self.buffer: np.ndarray | None = None
-        self.buf_start = self.buf_end = 0
-
-    def get(self, start: int, end: int) -> np.ndarray:
-        if end > self.buf_end:
-            chunk = self.array.chunks[0]
-            first = max(start, self.buf_end)
-            new_end = min(self.total, max(first + self.block, -(-end // chunk) * chunk))
-            fresh = self.array[first:new_end]
-            if self.buffer is not None and self.buf_end > start:
-                fresh = np.concatenate([self.buffer[start - self.buf_start :], fresh])
-            self.buffer, self.buf_start, self.buf_end = fresh, start, new_end
-        assert self.buffer is not None and start >= self.buf_start
-        return self.buffer[start - self.buf_start : end - self.buf_start]
-
-
 class FeatureStore:
     """A zarr feature store; see the module docstring for the layout and usage.
 
-    Open with :meth:`open`. Reads see committed shard groups only; writes go through
-    :meth:`shard_writer`, one writer per shard, guarded by a lease (:meth:`try_claim`).
+    Open with :meth:`open`. Reads see committed shard groups only, through :attr:`reader` (a
+    :class:`~feature_store.reader.StoreReader`); writes go through :meth:`shard_writer`
+    (a :class:`~feature_store.writer.ShardWriter`), one writer per shard, guarded by a lease
+    (:meth:`try_claim`).
     """
 
     def __init__(
@@ -152,8 +117,7 @@ class FeatureStore:
         self.lease_dir = lease_dir
         self.fsync = fsync
         self._commits: dict[str, ShardCommit] | None = None
-        self._index: dict[str, tuple[str, int]] | None = None
-        self._handles: dict[str, _ShardHandle] = {}
+        self._reader: StoreReader | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -300,8 +264,7 @@ class FeatureStore:
     def refresh(self) -> None:
         """Forget cached markers and indexes, e.g. to see shards committed by other workers."""
         self._commits = None
-        self._index = None
-        self._handles.clear()
+        self._reader = None
 
     def _require_writable(self) -> None:
         if self.read_only:
@@ -406,150 +369,58 @@ class FeatureStore:
         return codecs or None
 
     # ------------------------------------------------------------------ reading
-    def _index_map(self) -> dict[str, tuple[str, int]]:
-        if self._index is None:
-            index: dict[str, tuple[str, int]] = {}
-            for shard_name, commit in self._all_commits().items():
-                for i, key in enumerate(commit.keys):
-                    if key in index:
-                        raise ValueError(
-                            f"sample key {key!r} is in shards {index[key][0]!r} and {shard_name!r}"
-                        )
-                    index[key] = (shard_name, i)
-            self._index = index
-        return self._index
+    @property
+    def reader(self) -> StoreReader:
+        """The read view of the committed groups as last scanned (:class:`~feature_store.reader.StoreReader`;
+        :meth:`refresh` rescans)."""
+        if self._reader is None:
+            self._reader = StoreReader(self._all_commits(), self.fingerprint, self.layout.chunk_frames,
+                                       open_group=self.open_shard_group, late_commit=self.commit_info,
+                                       where=self.path)
+        return self._reader
 
     def keys(self) -> list[str]:
         """Keys of all samples in committed shards, shard by shard in stored order."""
-        return list(self._index_map())
+        return self.reader.keys()
 
     def __contains__(self, key: object) -> bool:
-        return key in self._index_map()
+        return key in self.reader
 
     def __len__(self) -> int:
-        return len(self._index_map())
+        return len(self.reader)
 
     def locate(self, key: str) -> tuple[str, int]:
         """``(shard_name, index within shard)`` of a sample key."""
-        try:
-            return self._index_map()[key]
-        except KeyError:
-            raise KeyError(f"sample {key!r} is not in any committed shard of {self.path}") from None
+        return self.reader.locate(key)
 
     def lengths(self) -> dict[str, int]:
         """Frames per sample key (from the markers: no array reads), e.g. for length bucketing."""
-        return {
-            key: length
-            for commit in self._all_commits().values()
-            for key, length in zip(commit.keys, commit.lengths)
-        }
+        return self.reader.lengths()
 
     def failures(self) -> dict[str, str]:
         """Sample key -> reason, for samples that committed shards recorded as failed."""
-        return {
-            key: reason
-            for commit in self._all_commits().values()
-            for key, reason in commit.failures.items()
-        }
-
-    def _layer_positions(self, layers: Sequence[int] | None) -> list[int] | None:
-        if layers is None:
-            return None
-        stored = self.fingerprint.layers
-        missing = [layer for layer in layers if layer not in stored]
-        if missing:
-            raise KeyError(f"layers {missing} are not stored (stored: {stored})")
-        return [stored.index(layer) for layer in layers]
-
-    def _handle(self, shard_name: str) -> _ShardHandle:
-        handle = self._handles.get(shard_name)
-        if handle is None:
-            commit = self._all_commits().get(shard_name) or self.commit_info(shard_name)
-            if commit is None:
-                raise KeyError(f"shard {shard_name!r} is not committed in {self.path}")
-            group = self.open_shard_group(shard_name)
-            offsets = np.zeros(len(commit.lengths) + 1, dtype=np.int64)
-            np.cumsum(commit.lengths, out=offsets[1:])
-            int8 = self.fingerprint.codec == "int8"
-            handle = _ShardHandle(
-                commit=commit,
-                data=group["data"],
-                scale=group["scale"] if int8 else None,
-                channel_scale=group["channel_scale"] if int8 else None,
-                offsets=offsets,
-            )
-            self._handles[shard_name] = handle
-        return handle
-
-    def _decode_sample(
-        self,
-        values: np.ndarray,
-        scale: np.ndarray | None,
-        channel_scale: np.ndarray | None,
-        positions: list[int] | None,
-    ) -> np.ndarray:
-        """Stored ``(frames, layers, width)`` rows of one sample -> float32 (layers, frames, width)."""
-        # Transpose the compact stored values, not the float32 result: fewer bytes to move.
-        values = np.ascontiguousarray(values.transpose(1, 0, 2))
-        scale = scale.T if scale is not None else None
-        if positions is not None:
-            values = values[positions]
-            scale = scale[positions] if scale is not None else None
-            channel_scale = channel_scale[positions] if channel_scale is not None else None
-        return decode(values, scale, self.fingerprint.codec, channel_scale)
+        return self.reader.failures()
 
     def read(self, key: str, layers: Sequence[int] | None = None) -> np.ndarray:
-        """Teacher features of one sample: float32 ``(layers, frames, width)``.
-
-        ``layers`` (teacher layer indices, a subset of the stored ones) selects and orders the
-        layer axis; default all stored layers in fingerprint order.
-        """
-        shard_name, i = self.locate(key)
-        handle = self._handle(shard_name)
-        start, end = int(handle.offsets[i]), int(handle.offsets[i + 1])
-        return self._decode_sample(
-            handle.data[start:end],
-            handle.scale[start:end] if handle.scale is not None else None,
-            handle.channel_scale[i] if handle.channel_scale is not None else None,
-            self._layer_positions(layers),
-        )
+        """Teacher features of one sample: float32 ``(layers, frames, width)`` (:meth:`StoreReader.read`)."""
+        return self.reader.read(key, layers)
 
     def read_torch(self, key: str, layers: Sequence[int] | None = None) -> torch.Tensor:
         """:meth:`read` as a CPU float32 torch tensor (no copy)."""
-        import torch
-
-        return torch.from_numpy(self.read(key, layers))
+        return self.reader.read_torch(key, layers)
 
     def iter_shard(
         self, shard_name: str, layers: Sequence[int] | None = None, block_frames: int | None = None
     ) -> Iterator[tuple[str, np.ndarray]]:
-        """``(key, float32 (layers, frames, width))`` for each sample of a committed shard, in
-        stored order, reading chunk-aligned blocks so that each chunk is decoded once."""
-        handle = self._handle(shard_name)
-        positions = self._layer_positions(layers)
-        block = block_frames or 8 * self.layout.chunk_frames
-        data = _BlockCursor(handle.data, block)
-        scale = _BlockCursor(handle.scale, block) if handle.scale is not None else None
-        channel_scale = (
-            _BlockCursor(handle.channel_scale, 64) if handle.channel_scale is not None else None
-        )
-        for i, key in enumerate(handle.commit.keys):
-            start, end = int(handle.offsets[i]), int(handle.offsets[i + 1])
-            yield key, self._decode_sample(
-                data.get(start, end),
-                scale.get(start, end) if scale is not None else None,
-                channel_scale.get(i, i + 1)[0] if channel_scale is not None else None,
-                positions,
-            )
+        """``(key, float32 (layers, frames, width))`` for each sample of a committed shard, in stored order
+        (:meth:`StoreReader.iter_shard`)."""
+        return self.reader.iter_shard(shard_name, layers, block_frames)
 
     def iter_shard_torch(
         self, shard_name: str, layers: Sequence[int] | None = None
     ) -> Iterator[tuple[str, torch.Tensor]]:
         """:meth:`iter_shard` yielding CPU float32 torch tensors."""
-        import torch
-
-        for key, array in self.iter_shard(shard_name, layers):
-            yield key, torch.from_numpy(array)
+        return self.reader.iter_shard_torch(shard_name, layers)
 
     # ------------------------------------------------------------------ target statistics
     def _stats_digest(self, commits: dict[str, ShardCommit]) -> str:
