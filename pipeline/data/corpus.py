@@ -27,8 +27,8 @@ Usage::
      'text': 'What do you get if you add four and three?', 'task': 'spoken_qa',
      'question': 'What do you get if you add four and three?', 'answer': 'seven',
      'target': 'seven', 'qa_family': 'arithmetic', 'qa_fact': 'plus:4:3',
-     'voice': 'en-us-nyc+f5', 'rate': 170, 'pitch': 34, 'speaker': 'espeak:en-us-nyc+f5',
-     'split': 'train', 'sample_rate': 16000, 'num_samples': 36508, 'duration': 2.2818}
+     'voice': 'en-us-nyc+f5', 'speaker': 'espeak:en-us-nyc+f5', 'split': 'train',
+     'rate': 170, 'pitch': 34, 'sample_rate': 16000, 'num_samples': 36508, 'duration': 2.2818}
 
 ``target`` is what a model should output: the sentence for ``transcribe``, the answer for
 ``spoken_qa``. ``qa_fact`` names the fact behind a question (all its phrasings share it).
@@ -60,7 +60,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from pipeline.data.corpus_plan import SPLITS, TASKS, PlannedUtterance, plan_corpus
+from pipeline.data.corpus_plan import SPLITS, PlannedUtterance, plan_corpus
+from pipeline.data.manifest import MANIFEST_NAME, TASKS
 from pipeline.data.qa import (  # noqa: F401  (QA facts live in qa.py; re-exported here)
     QA_FAMILIES,
     QAFact,
@@ -71,7 +72,6 @@ from pipeline.data.tts import SAMPLE_RATE, synthesize
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "summary.json"
 
 # ---------------------------------------------------------------------------------------------

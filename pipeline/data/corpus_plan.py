@@ -9,32 +9,20 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.data.manifest import TASKS, PlannedRow
 from pipeline.data.qa import QA_FAMILIES, QAFact
 from pipeline.data.templates import SENTENCE_TEMPLATES, transcription_sentences
 from pipeline.data.tts import list_voices
 
-TASKS = ("transcribe", "spoken_qa")
 SPLITS = ("train", "heldout")
 
 
 @dataclass(frozen=True)
-class PlannedUtterance:
-    """One manifest row before its audio exists."""
+class PlannedUtterance(PlannedRow):
+    """One eSpeak manifest row before its audio exists: a :class:`PlannedRow` with eSpeak's prosody."""
 
-    key: str
-    audio: str
-    text: str
-    task: str
-    question: str | None
-    answer: str | None
-    target: str
-    qa_family: str | None
-    qa_fact: str | None
-    voice: str
-    rate: int
-    pitch: int
-    speaker: str
-    split: str
+    rate: int  # words per minute
+    pitch: int  # 0-99
 
 
 def _split_off(items: Sequence, fraction: float, rng: random.Random) -> tuple[list, list]:

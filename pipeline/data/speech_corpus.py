@@ -68,38 +68,26 @@ from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmenta
 from pipeline.data.corpus import write_flac
 from pipeline.data.corpus_plan import evenly_spread
 from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
+from pipeline.data.manifest import MANIFEST_NAME, PlannedRow
 from pipeline.fs import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "heldout")
-TASKS = ("transcribe", "spoken_qa")
-MANIFEST_NAME = "manifest.jsonl"
 VOICE_CHECK_NAME = "voice_check.json"
 MAX_SECONDS = 29.5  # below Whisper's 30 s window, with room for the ingest's resampling
 
 
 @dataclass(frozen=True)
-class PlannedSpeech:
-    """One manifest row before its audio exists."""
+class PlannedSpeech(PlannedRow):
+    """One manifest row of the speech corpus before its audio exists: a :class:`PlannedRow` with the engine,
+    its prosody, the augmentation and the render part (``part`` is not written to the manifest)."""
 
-    key: str
-    audio: str
-    text: str
-    task: str
-    question: str | None
-    answer: str | None
-    target: str
-    qa_family: str | None
-    qa_fact: str | None
-    voice: str
     engine: str
-    speed: float
+    speed: float  # engine-native rate factor
     pitch: float
-    augment: str
-    augment_params: str
-    speaker: str
-    split: str
+    augment: str  # label of the augmentation drawn, e.g. "gain+noise"
+    augment_params: str  # JSON: the augmentation's parameters and seed
     part: int
 
 
