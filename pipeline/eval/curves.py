@@ -1,7 +1,7 @@
 """Learning curves: held-out WER and spoken-QA accuracy against the examples a student has seen.
 
 Every checkpoint of a training stage leaves a small student file under ``<run>/exports/step-N.safetensors``
-(:meth:`pipeline.train.recipe.DistillRecipe.save_checkpoint`). This module answers the same held-out
+(:meth:`pipeline.train.recipe.StudentRecipe.save_checkpoint`). This module answers the same held-out
 requests with each of them (batched greedy decoding, encoder-free) and writes a table, a JSON file and a
 plot, beside what answering without hearing scores on the same requests: an empty transcript (WER
 100 %; a guessed sentence usually scores worse) and, for the spoken questions, always the most frequent

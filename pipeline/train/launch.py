@@ -60,7 +60,7 @@ def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
 def recipe_class(stage: str):
     """The recipe class that trains ``stage``: one recipe per training method. Imported where it runs (a
     training worker), so the driver never loads DeepSpeed."""
-    from pipeline.train.recipe import DistillRecipe
+    from pipeline.train.distill import DistillRecipe
     from pipeline.train.tasks import TasksRecipe
 
     recipes = {"distill": DistillRecipe, "tasks": TasksRecipe}

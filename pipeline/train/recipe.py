@@ -1,22 +1,27 @@
-"""Stage 1 of AuRA: layer-wise distillation of cached Whisper states into a LoRA student.
+"""What every student recipe shares: setup / train / save_checkpoint / cleanup, in torchtune's shape.
 
-One recipe class in torchtune's shape: ``setup`` / ``train`` / ``save_checkpoint`` / ``cleanup``. It
-runs inside each DeepSpeed worker (launched by Ray Train, ``torchrun`` or ``deepspeed``).
+A recipe runs inside each DeepSpeed worker (launched by Ray Train, ``torchrun`` or ``deepspeed``). This
+module holds the machinery both AuRA stages run on; each stage is one recipe class that adds what makes
+it a method: the student it starts from, its loss, its evaluation.
 
-What it supports:
+* :class:`pipeline.train.distill.DistillRecipe` (stage 1): layer-wise distillation of cached Whisper
+  states (and optionally a CTC loss);
+* :class:`pipeline.train.tasks.TasksRecipe` (stage 2): the LM loss on transcription / spoken-QA answers.
+
+What :class:`StudentRecipe` provides:
     * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
-    * only the patch embedding, the LoRA weights and the distillation heads train; the teacher is
-      never loaded: targets come from the zarr feature store, checked against the config's
-      fingerprint before anything starts;
+    * only the student's trainable parts (patch embedding, LoRA, heads) in the optimizer, one AdamW group
+      per part with its own learning rate; the teacher is never loaded: targets come from the zarr feature
+      store, checked against the config's fingerprint before anything starts;
     * exact resume: weights, optimizer, scheduler, RNG and sampler position are checkpointed; a run
       killed at step k and resumed reproduces the uninterrupted run's losses from step k+1 on;
-    * an optional auxiliary CTC loss (``student.ctc_weight``): the audio states spell the transcript in the
-      LLM's tokens (:mod:`pipeline.models.ctc`), and its greedy transcript's WER judges stage 1 in words;
-    * metrics to ``metrics.csv`` and TensorBoard (total and per-layer loss and cosine, learning rate,
-      throughput, loader wait), held-out per-layer cosine (and CTC WER) to ``eval.csv``, a progress bar;
-    * export of the trained parts (safetensors) with the config that made them.
+    * metrics to ``metrics.csv`` and TensorBoard (total and per-part loss, cosine where distilled, learning
+      rate, throughput, loader wait), the recipe's evaluation to ``eval.csv``, a progress bar;
+    * export of the trained parts (safetensors) with the config that made them, per checkpoint and at the end.
 
-Usage (what the launcher runs in every worker)::
+A recipe defines ``stage``, :meth:`StudentRecipe.compute_loss` and :meth:`StudentRecipe.evaluate`, and may
+change :meth:`~StudentRecipe.build_student`, :meth:`~StudentRecipe.train_tasks` and
+:meth:`~StudentRecipe.needs_targets`. Usage (what the launcher runs in every worker)::
 
     >>> recipe = DistillRecipe(cfg, run_dir)          # doctest: +SKIP
     >>> recipe.setup(); recipe.train(); recipe.cleanup()  # doctest: +SKIP
@@ -99,49 +104,10 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = 
     }
 
 
-class CTCScore:
-    """The CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
-    what a student that does not listen gives, scores 100 %) and the mean CTC loss."""
+class StudentRecipe:
+    """The training loop and its bookkeeping; a subclass is one training method (see the module docstring)."""
 
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.references: list[str] = []
-        self.hypotheses: list[str] = []
-        self.loss_sum = 0.0
-        self.count = 0
-
-    def add(self, batch, out: dict, weight: int, loss: float) -> None:
-        from pipeline.models.ctc import ctc_greedy_ids
-        from pipeline.prompts import spoken_text
-
-        lengths = out["token_mask"].sum(1)
-        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], lengths), batch.rows))[:weight]:
-            self.references.append(spoken_text(row))
-            self.hypotheses.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
-        self.loss_sum += loss * weight
-        self.count += weight
-
-    def reduce(self) -> dict[str, float]:
-        from pipeline.eval.metrics import word_error_rate
-
-        wer = word_error_rate(self.references, self.hypotheses) if self.references else None
-        errors = (wer.substitutions + wer.deletions + wer.insertions) if wer and wer.wer is not None else 0
-        words = wer.reference_words if wer and wer.wer is not None else 0
-        totals = torch.tensor([errors, words, self.loss_sum, self.count], dtype=torch.float64)
-        if dist.is_initialized():
-            dist.all_reduce(totals)
-        result = {}
-        if totals[1] > 0:
-            result["ctc_wer"] = float(totals[0] / totals[1])
-        if totals[3] > 0:
-            result["ctc_loss"] = float(totals[2] / totals[3])
-        return result
-
-
-class DistillRecipe:
-    """Stage-1 distillation; see the module docstring."""
-
-    stage = "distill"
+    stage: str  # the run directory's name under paths.checkpoints, and the metrics' label
 
     def __init__(self, cfg: AuraConfig, run_dir: str | Path):
         self.cfg = cfg
@@ -173,11 +139,10 @@ class DistillRecipe:
         self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
         self.data.check_complete()
         self.heldout = self._monitor_data()
-        self._reference = None  # fitted on first evaluation
         self.sampler = LengthGroupedSampler(self.data.shard_lengths, cfg.train.batch_size, self.rank, self.world,
                                             seed=cfg.train.seed)
 
-        self.student = self._build_student()
+        self.student = self.build_student()
         groups = optimizer_groups(self.student, cfg)
         optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         with quiet_stdout():
@@ -195,8 +160,24 @@ class DistillRecipe:
         if self.rank == 0:
             self._open_logs()
 
+    # ------------------------------------------------------------------ what a recipe defines
     def train_tasks(self) -> list[str] | None:
-        return None  # stage 1 distils on every utterance
+        """The manifest tasks this recipe trains on (None: every utterance)."""
+        return None
+
+    def needs_targets(self) -> bool:
+        """Whether training batches carry the teacher's cached states."""
+        return True
+
+    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[Any, dict[str, torch.Tensor]]]:
+        """``(loss, per-part values)`` of one batch; ``per_part[name]["loss"]`` (and ``["cosine"]``) are logged."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the monitored split (reduced over ranks), written to ``eval.csv`` at every eval step."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ setup parts
 
     def _monitor_data(self) -> TrainingData:
         """The split watched during training: ``train.eval_split`` (dev: choices are made on it, never on the
@@ -209,9 +190,6 @@ class DistillRecipe:
             data = TrainingData(ShardSet(self.cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
         return data
 
-    def needs_targets(self) -> bool:
-        return True
-
     def _open_store(self):
         from pipeline.store import open_store_for
 
@@ -223,7 +201,8 @@ class DistillRecipe:
                 print(f"note: {len(missing)} shard(s) not in the store yet are left out: {missing[:3]}", flush=True)
         return store
 
-    def _build_student(self):
+    def build_student(self):
+        """A fresh student on the bundled LLM, shaped by the store's fingerprint (teacher layers, width, mels)."""
         from pipeline.models.sources import load_llm
         from pipeline.models.student import AuraStudent
 
@@ -273,22 +252,6 @@ class DistillRecipe:
             return None
         return self.prepare_targets(batch.targets, batch.target_lengths)[0]
 
-    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[int, dict[str, torch.Tensor]]]:
-        from pipeline.models.distillation import distillation_loss
-
-        student = self.engine.module
-        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
-        # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
-        # on the submodules, so calling the module method directly is safe.
-        out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),
-                                      prefix_ids=self.audio_prefix)
-        targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
-        assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
-        self._last_out, self._last_targets = out, targets
-        self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
-        loss, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
-        return self._add_ctc(loss, per_layer, batch, out, token_lengths, self.cfg.student.ctc_weight)
-
     def spoken_ids(self, batch) -> list[list[int]]:
         """The LLM token ids of what each clip of ``batch`` says (the CTC targets), tokenized once per key."""
         from pipeline.prompts import spoken_text
@@ -299,23 +262,15 @@ class DistillRecipe:
         return [self._spoken_ids[key] for key in batch.keys]
 
     def _add_ctc(self, loss, per_layer, batch, out, token_lengths, weight: float):
-        """``loss + weight x CTC loss`` when the student has a CTC head (``per_layer["ctc"]`` logs it)."""
+        """``loss + weight x CTC loss`` when the forward returned CTC log-probs (``per_layer["ctc"]`` logs it);
+        both stages call it only with ``weight > 0``."""
         from pipeline.models.ctc import ctc_token_loss
 
         if "ctc_log_probs" not in out:
             return loss, per_layer
         ctc = ctc_token_loss(out["ctc_log_probs"], token_lengths, self.spoken_ids(batch))
         per_layer["ctc"] = {"loss": ctc}
-        return (loss + weight * ctc if weight > 0 else loss), per_layer
-
-    def reference_predictors(self):
-        """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
-        from pipeline.train.reference import ReferencePredictors
-
-        if self._reference is None:
-            self._reference = ReferencePredictors.fit_on_store(self.prepare_targets, self.data.keys(),
-                                                               self.cfg.train.reference_samples)
-        return self._reference
+        return loss + weight * ctc, per_layer
 
     def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
         names = sorted(values)
@@ -341,40 +296,6 @@ class DistillRecipe:
         dist.all_reduce(tensor)
         total = float(tensor[-1])
         return {n: float(v) / total for n, v in zip(names, tensor[:-1])} if total else {}
-
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Per-layer cosine to the teacher on the monitored split, split across ranks, beside the same cosine
-        for the constant and the position-mean predictors (``const_cos_L*``, ``posmean_cos_L*``)."""
-        from pipeline.models.distillation import distillation_loss
-
-        if not self.heldout.keys():
-            return {}
-        reference = self.reference_predictors()
-        self.engine.eval()
-        layers = self.store.fingerprint.layers
-        sums = {f"{prefix}cos_L{layer}": 0.0 for layer in layers for prefix in ("", "const_", "posmean_")}
-        count = 0
-        ctc = CTCScore(self.tokenizer) if self.engine.module.ctc_head is not None else None
-        for batch, weight in self.heldout_batches():
-            _, per_layer = self.compute_loss(batch)
-            targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them
-            for layer in layers:
-                sums[f"cos_L{layer}"] += float(per_layer[layer]["cosine"]) * weight
-            if ctc is not None:
-                ctc.add(batch, self._last_out, weight, float(per_layer["ctc"]["loss"]))
-            for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
-                _, ref = distillation_loss(reference.predict(kind, mask), targets, mask)
-                for layer, values in ref.items():
-                    sums[f"{prefix}cos_L{layer}"] += float(values["cosine"]) * weight
-            count += weight
-        self.engine.train()
-        result = self._reduce_weighted(sums, count)
-        for prefix in ("", "const_", "posmean_"):
-            result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
-        if ctc is not None:
-            result.update(ctc.reduce())
-        return result
 
     def train(self) -> None:
         from tqdm import tqdm

@@ -1,7 +1,7 @@
 """Stage 2 of AuRA: speech-task tuning (transcription, spoken questions) with the LM loss on answers.
 
-Same launcher, checkpoints, sampler and resume as stage 1 (it subclasses :class:`DistillRecipe`); it
-starts from the stage-1 export (patch embedding, LoRA, heads), runs the full LLM forward on
+Same loop, checkpoints, sampler and resume as stage 1 (both are :class:`~pipeline.train.recipe.StudentRecipe`
+subclasses); it starts from the stage-1 export (patch embedding, LoRA, heads), runs the full LLM forward on
 ``[chat prompt][audio tokens][instruction][answer]`` and optimises the answer tokens' cross-entropy,
 plus ``train.distill_weight`` x the distillation loss and ``train.tasks_ctc_weight`` x the CTC loss
 (students with a CTC head) when those weights are above zero.
@@ -13,26 +13,30 @@ Usage::
 
 from __future__ import annotations
 
-
 import torch
 
+from pipeline.data.manifest import TASKS
 from pipeline.layout import RunLayout
+from pipeline.models.distillation import distillation_loss
 from pipeline.models.sequence import layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
-from pipeline.train.recipe import DistillRecipe
+from pipeline.train.recipe import StudentRecipe
 
 
-class TasksRecipe(DistillRecipe):
+class TasksRecipe(StudentRecipe):
+    """Stage-2 speech-task tuning; see the module docstring."""
+
     stage = "tasks"
 
     def train_tasks(self) -> list[str] | None:
-        return ["transcribe", "spoken_qa"]
+        return list(TASKS)
 
     def needs_targets(self) -> bool:
         return self.cfg.train.distill_weight > 0
 
-    def _build_student(self):
-        student = super()._build_student()
+    def build_student(self):
+        """The fresh student with stage 1's trained parts loaded; heads that get no gradient frozen."""
+        student = super().build_student()
         stage1 = RunLayout.of(self.cfg).student("distill")
         if not stage1.exists():
             raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
@@ -44,7 +48,7 @@ class TasksRecipe(DistillRecipe):
             student.ctc_head.requires_grad_(False)
         elif student.ctc_head is None and self.cfg.train.tasks_ctc_weight > 0:
             raise ValueError("train.tasks_ctc_weight > 0 needs a stage-1 student with a CTC head (student.ctc_weight > 0)")
-        self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in ("transcribe", "spoken_qa")}
+        self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in TASKS}
         return student
 
     def _layout(self, batch, audio):
@@ -61,9 +65,8 @@ class TasksRecipe(DistillRecipe):
         return dict(mel=mel.to(self.device, self._dtype), token_lengths=token_lengths.to(self.device), **layout)
 
     def compute_loss(self, batch, audio=None):
-        """LM loss on the answers (+ ``distill_weight`` x distillation); ``audio`` replaces the batch's clips."""
-        from pipeline.models.distillation import distillation_loss
-
+        """LM loss on the answers (+ ``distill_weight`` x distillation, + ``tasks_ctc_weight`` x CTC);
+        ``audio`` replaces the batch's clips (the listening test)."""
         student = self.engine.module
         use_distill = self.cfg.train.distill_weight > 0 and audio is None
         use_ctc = self.cfg.train.tasks_ctc_weight > 0 and audio is None

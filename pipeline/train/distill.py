@@ -1,0 +1,137 @@
+"""Stage 1 of AuRA: layer-wise distillation of cached Whisper states into a LoRA student.
+
+The student runs ``[chat prompt up to the audio][audio tokens]`` (the audio states it computes there are
+the ones stage 2 and inference compute: what follows the audio cannot change them), and its
+distillation heads map chosen LLM layers onto the teacher's layers, read from the feature store; the loss
+is :func:`pipeline.models.distillation.distillation_loss` on the targets as
+:class:`pipeline.train.targets.TargetPreparer` gives them (standardised per channel by default). With
+``student.ctc_weight > 0`` the audio states of ``student.ctc_layer`` also spell the transcript in the
+LLM's tokens (:mod:`pipeline.models.ctc`), and its greedy transcript's WER judges stage 1 in words.
+
+Evaluation on the monitored split: per-layer cosine to the teacher beside the same cosine for a constant
+and a per-position mean predictor (a number that does not beat them says nothing about content), and
+the CTC head's WER. The loop, resume and export are :class:`pipeline.train.recipe.StudentRecipe`'s.
+
+Usage::
+
+    aura train --stage distill --config configs/demo.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from pipeline.config import AuraConfig
+from pipeline.models.distillation import distillation_loss
+from pipeline.train.recipe import StudentRecipe
+
+
+class CTCScore:
+    """The CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
+    what a student that does not listen gives, scores 100 %) and the mean CTC loss."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.references: list[str] = []
+        self.hypotheses: list[str] = []
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def add(self, batch, out: dict, weight: int, loss: float) -> None:
+        from pipeline.models.ctc import ctc_greedy_ids
+        from pipeline.prompts import spoken_text
+
+        lengths = out["token_mask"].sum(1)
+        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], lengths), batch.rows))[:weight]:
+            self.references.append(spoken_text(row))
+            self.hypotheses.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        self.loss_sum += loss * weight
+        self.count += weight
+
+    def reduce(self) -> dict[str, float]:
+        from pipeline.eval.metrics import word_error_rate
+
+        wer = word_error_rate(self.references, self.hypotheses) if self.references else None
+        errors = (wer.substitutions + wer.deletions + wer.insertions) if wer and wer.wer is not None else 0
+        words = wer.reference_words if wer and wer.wer is not None else 0
+        totals = torch.tensor([errors, words, self.loss_sum, self.count], dtype=torch.float64)
+        if dist.is_initialized():
+            dist.all_reduce(totals)
+        result = {}
+        if totals[1] > 0:
+            result["ctc_wer"] = float(totals[0] / totals[1])
+        if totals[3] > 0:
+            result["ctc_loss"] = float(totals[2] / totals[3])
+        return result
+
+
+class DistillRecipe(StudentRecipe):
+    """Stage-1 distillation; see the module docstring."""
+
+    stage = "distill"
+
+    def __init__(self, cfg: AuraConfig, run_dir: str | Path):
+        super().__init__(cfg, run_dir)
+        self._reference = None  # fitted on the first evaluation
+
+    def compute_loss(self, batch) -> tuple[torch.Tensor, dict[Any, dict[str, torch.Tensor]]]:
+        """The distillation loss over the distilled layers of ``[audio prefix][audio tokens]`` (the layout
+        inference computes the audio states in), plus ``student.ctc_weight`` x the CTC loss."""
+
+        student = self.engine.module
+        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+        # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
+        # on the submodules, so calling the module method directly is safe.
+        out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),
+                                      prefix_ids=self.audio_prefix)
+        targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
+        assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
+        self._last_out, self._last_targets = out, targets
+        self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
+        loss, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+        return self._add_ctc(loss, per_layer, batch, out, token_lengths, self.cfg.student.ctc_weight)
+
+    def reference_predictors(self):
+        """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
+        from pipeline.train.reference import ReferencePredictors
+
+        if self._reference is None:
+            self._reference = ReferencePredictors.fit_on_store(self.prepare_targets, self.data.keys(),
+                                                               self.cfg.train.reference_samples)
+        return self._reference
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Per-layer cosine to the teacher on the monitored split, split across ranks, beside the same cosine
+        for the constant and the position-mean predictors (``const_cos_L*``, ``posmean_cos_L*``)."""
+        if not self.heldout.keys():
+            return {}
+        reference = self.reference_predictors()
+        self.engine.eval()
+        layers = self.store.fingerprint.layers
+        sums = {f"{prefix}cos_L{layer}": 0.0 for layer in layers for prefix in ("", "const_", "posmean_")}
+        count = 0
+        ctc = CTCScore(self.tokenizer) if self.engine.module.ctc_head is not None else None
+        for batch, weight in self.heldout_batches():
+            _, per_layer = self.compute_loss(batch)
+            targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them
+            for layer in layers:
+                sums[f"cos_L{layer}"] += float(per_layer[layer]["cosine"]) * weight
+            if ctc is not None:
+                ctc.add(batch, self._last_out, weight, float(per_layer["ctc"]["loss"]))
+            for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
+                _, ref = distillation_loss(reference.predict(kind, mask), targets, mask)
+                for layer, values in ref.items():
+                    sums[f"{prefix}cos_L{layer}"] += float(values["cosine"]) * weight
+            count += weight
+        self.engine.train()
+        result = self._reduce_weighted(sums, count)
+        for prefix in ("", "const_", "posmean_"):
+            result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
+        if ctc is not None:
+            result.update(ctc.reduce())
+        return result
