@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None, job: str | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_TerminalFormatter())
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    if not args.verbose:
+        # Libraries that log housekeeping at INFO (matplotlib's "generated new fontManager") stay off the terminal.
+        for name in ("matplotlib", "PIL", "filelock", "urllib3", "fsspec"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from feature_store import FingerprintMismatch
     from pipeline.models.sources import ModelSourceError
 

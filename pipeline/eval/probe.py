@@ -67,9 +67,10 @@ def probe_rows(cfg: AuraConfig, store, split: str, max_samples: int | None):
 @torch.inference_mode()
 def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", max_samples: int | None = 200,
                  batch_size: int = 8, max_new_tokens: int = 64, progress: bool = True,
-                 reference_samples: int | None = None) -> dict[str, Any]:
+                 reference_samples: int | None = None, label: str | None = None) -> dict[str, Any]:
     """Probe WER (student, teacher, position mean) and per-layer cosine (student, constant, position mean)
-    of one student export on ``split``; see the module docstring."""
+    of one student export on ``split``; see the module docstring. ``label`` names the export on the
+    progress bar."""
     from safetensors import safe_open
     from tqdm import tqdm
 
@@ -123,7 +124,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
     references: list[str] = []
     cos_sums = {f"{p}cos_L{j}": 0.0 for j in student.layer_map for p in ("", "const_", "posmean_")}
     examples = []
-    bar = tqdm(total=len(keys), desc=f"probe ({split})", disable=not progress)
+    bar = tqdm(total=len(keys), desc=f"probe ({split}{', ' + label if label else ''})", disable=not progress)
     for start in range(0, len(keys), batch_size):
         chunk = keys[start:start + batch_size]
         batch = data.load(chunk, with_targets=True)

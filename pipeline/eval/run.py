@@ -309,7 +309,8 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int
         for stage in ("distill", "tasks"):
             path = RunLayout.of(cfg).student(stage)
             if path.is_file():
-                probed = probe_export(cfg, path, split="heldout", max_samples=len(keys), progress=progress)
+                probed = probe_export(cfg, path, split="heldout", max_samples=len(keys), progress=progress,
+                                     label=f"{stage} export")
                 results["cosine"][stage] = distillation_summary(probed)
                 free_memory()
         if not results["cosine"]:
