@@ -9,7 +9,8 @@ of ``--set section.key=value`` overrides, e.g.::
 
 Exit codes (scripts may rely on them): 0 everything succeeded; 1 the job ran but failed, or some of its
 inputs failed (each named on stderr, the rest done); 2 a user mistake (bad config, arguments, missing
-files or models), reported in one line. ``--debug`` shows the traceback of an unexpected error.
+files or models), reported in one line; 130 interrupted. A closed output pipe (``| head``) stops the
+command quietly with 1. ``--debug`` shows the traceback of an unexpected error.
 
 The commands live by concern, each module with its ``cmd_*`` functions and a ``register(add)`` that adds
 their arguments; the domain modules they call never import the CLI:
@@ -117,6 +118,12 @@ def main(argv: list[str] | None = None, job: str | None = None) -> int:
     except KeyboardInterrupt:
         print("aura: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`aura store status | head -2`): stop quietly, as shell tools do; output
+        # still buffered for the closed pipe must not fail again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if args.debug:
             raise

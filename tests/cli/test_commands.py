@@ -93,3 +93,31 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, capsys):
     assert "aura: RuntimeError: disk on fire (run with --debug for the traceback)" in capsys.readouterr().err
     with pytest.raises(RuntimeError):
         cli.main(["--debug", "corpus"])
+
+
+FLOODING_COMMAND = """
+import sys
+from pipeline import cli
+from pipeline.cli import data
+
+
+def flood(args):
+    for i in range(200_000):
+        print("line", i)
+    return 0
+
+
+data.cmd_corpus = flood
+sys.exit(cli.main(["corpus"]))
+"""
+
+
+def test_a_closed_output_pipe_stops_quietly(tmp_path):
+    """`aura ... | head -1`: the reader leaves mid-output; the command stops with 1 and no error message."""
+    script = tmp_path / "flood.py"
+    script.write_text(FLOODING_COMMAND)
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} {script} | head -1"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.stdout == "line 0\n"
+    assert done.returncode == 1
+    assert done.stderr == ""
