@@ -546,6 +546,17 @@ def ratios(results: list[Result]) -> dict[str, float]:
     return out
 
 
+
+def _result_rows(report: dict, kind: str, cells) -> list[str]:
+    """One markdown table row per result of ``kind``: its label and ``cells(result)``, or its error."""
+    rows = []
+    for r in report["results"]:
+        if r["kind"] != kind:
+            continue
+        values = cells(r) if not r["error"] else [f"error: {r['error'][:120]}"]
+        rows.append("| " + " | ".join([r["label"], *values]) + " |")
+    return rows
+
 def markdown(report: dict) -> str:
     env = report["environment"]
     mem = "GPU peak (max_memory_allocated)" if env["device"].startswith("cuda") else "CPU peak RSS (process)"
@@ -562,15 +573,10 @@ def markdown(report: dict) -> str:
         f"| system | latency median (s) | time to first token (s) | {mem} GiB | after build GiB | prefix tokens | audio tokens | new tokens |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["results"]:
-        if r["kind"] != "inference":
-            continue
-        if r["error"]:
-            lines.append(f"| {r['label']} | error: {r['error'][:120]} | | | | | | |")
-            continue
-        lines.append(f"| {r['label']} | {format_value(r['median_s'])} | {format_value(r['ttft_s'])} | {format_value(r['peak_mem_gb'], 2)} | "
-                     f"{format_value(r['weights_gb'], 2)} | {format_value(r['prefix_tokens'])} | {format_value(r['audio_tokens'])} | "
-                     f"{format_value(r['new_tokens'])} |")
+    lines += _result_rows(report, "inference", lambda r: [
+        format_value(r["median_s"]), format_value(r["ttft_s"]), format_value(r["peak_mem_gb"], 2),
+        format_value(r["weights_gb"], 2), format_value(r["prefix_tokens"]), format_value(r["audio_tokens"]),
+        format_value(r["new_tokens"])])
     lines += [
         "",
         "## Training step (stage 1, batch {} x {:.0f} s)".format(report["sizes"]["train_batch"],
@@ -579,14 +585,9 @@ def markdown(report: dict) -> str:
         f"| targets | step median (s) | {mem} GiB | after build GiB | audio tokens |",
         "|---|---|---|---|---|",
     ]
-    for r in report["results"]:
-        if r["kind"] != "training":
-            continue
-        if r["error"]:
-            lines.append(f"| {r['label']} | error: {r['error'][:120]} | | | |")
-            continue
-        lines.append(f"| {r['label']} | {format_value(r['median_s'])} | {format_value(r['peak_mem_gb'], 2)} | "
-                     f"{format_value(r['weights_gb'], 2)} | {format_value(r['audio_tokens'])} |")
+    lines += _result_rows(report, "training", lambda r: [
+        format_value(r["median_s"]), format_value(r["peak_mem_gb"], 2), format_value(r["weights_gb"], 2),
+        format_value(r["audio_tokens"])])
     if report["ratios"]:
         lines += ["", "## Ratios (same run, same device)", "", "| ratio | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in report["ratios"].items()]
