@@ -204,6 +204,12 @@ class TrainConfig(_Section):
     tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")
     tasks_lr: float | None = Field(None, gt=0, description="stage-2 peak learning rate of the LoRA weights; None = lr")
     tasks_warmup_steps: int | None = Field(None, ge=0, description="stage-2 warmup; None = warmup_steps")
+    init_from: Path | None = Field(
+        None, description="stage 1 starts from these trained parts (a student.safetensors export, e.g. the released "
+        "student's) instead of a fresh student; optimizer, schedule and data order start anew. For continuing "
+        "training where the run's checkpoints are gone (another machine, a new sitting)")
+    tasks_init_from: Path | None = Field(
+        None, description="stage 2 starts from these trained parts instead of the stage-1 export (see init_from)")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
     log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")
@@ -280,6 +286,9 @@ class AuraConfig(_Section):
     def _derive_paths(self) -> "AuraConfig":
         # Absolute paths: Ray Train runs workers in its own working directory.
         object.__setattr__(self, "workdir", self.workdir.absolute())
+        for name in ("init_from", "tasks_init_from"):
+            if getattr(self.train, name) is not None:
+                object.__setattr__(self.train, name, getattr(self.train, name).absolute())
         for name in PathsConfig.model_fields:
             value = getattr(self.paths, name)
             if value is not None:

@@ -46,7 +46,8 @@ def run_dir_for(cfg: AuraConfig, stage: str) -> Path:
 
 def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
     """``cfg`` with the stage's own train settings in force: stage 2 (``tasks``) takes ``train.tasks_*``
-    (steps, learning rate, warmup) where they are set."""
+    (steps, learning rate, warmup) where they are set, and its own starting point (``tasks_init_from``,
+    never stage 1's ``init_from``)."""
     if stage != "tasks":
         return cfg
     cfg = cfg.model_copy(deep=True)
@@ -54,7 +55,26 @@ def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
     t.max_steps = t.tasks_max_steps if t.tasks_max_steps is not None else t.max_steps
     t.lr = t.tasks_lr if t.tasks_lr is not None else t.lr
     t.warmup_steps = t.tasks_warmup_steps if t.tasks_warmup_steps is not None else t.warmup_steps
+    t.init_from = t.tasks_init_from
     return cfg
+
+
+def starting_parts(cfg: AuraConfig, stage: str) -> Path | None:
+    """The trained parts ``stage`` starts from, ``cfg`` being :func:`stage_config`'s: ``train.init_from`` (stage
+    2: ``train.tasks_init_from``) when set; else none for stage 1 (a fresh student) and the stage-1 export for
+    stage 2. Raises ``FileNotFoundError`` naming what is missing and how to give it."""
+    start = cfg.train.init_from
+    if start is not None:
+        if not Path(start).is_file():
+            raise FileNotFoundError(f"train.{'tasks_' if stage == 'tasks' else ''}init_from: no student export at {start}")
+        return Path(start)
+    if stage != "tasks":
+        return None
+    stage1 = RunLayout.of(cfg).student("distill")
+    if not stage1.exists():
+        raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill` "
+                                "(or set train.tasks_init_from)")
+    return stage1
 
 
 def recipe_class(stage: str):
@@ -123,10 +143,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     resolve_model_dir(cfg.models.llm, cfg.models.cache_dir)
     store = open_store_for(cfg, mode="r")
     TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
-    if stage == "tasks":
-        stage1 = RunLayout.of(cfg).student("distill")
-        if not stage1.exists():
-            raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
+    starting_parts(cfg, stage)
 
 
 def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = False,

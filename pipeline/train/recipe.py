@@ -202,20 +202,28 @@ class StudentRecipe:
         return store
 
     def build_student(self):
-        """A fresh student on the bundled LLM, shaped by the store's fingerprint (teacher layers, width, mels)."""
+        """The student on the bundled LLM, shaped by the store's fingerprint (teacher layers, width, mels), with
+        the trained parts it starts from loaded (:func:`pipeline.train.launch.starting_parts`: ``init_from``, or
+        stage 1's export for stage 2). A checkpoint of this run, when there is one, replaces them (resume)."""
         from pipeline.models.sources import load_llm
         from pipeline.models.student import AuraStudent
+        from pipeline.prompts import audio_prefix_ids
+        from pipeline.train.launch import starting_parts
 
         fp = self.store.fingerprint
         llm, self.tokenizer = load_llm(self.cfg.models.llm, self.cfg.models.cache_dir,
                                        dtype=torch.bfloat16 if self.bf16 else torch.float32,
                                        trust_remote_code=self.cfg.models.trust_remote_code)
-        from pipeline.prompts import audio_prefix_ids
-
         self.audio_prefix = audio_prefix_ids(self.tokenizer)
         self._spoken_ids: dict[str, list[int]] = {}
-        return AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
-                                    n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
+        student = AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
+                                       n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
+        start = starting_parts(self.cfg, self.stage)
+        if start is not None:
+            student.load_trainable(start)
+            if self.rank == 0 and self.cfg.train.init_from is not None and latest_checkpoint(self.ckpt_dir) is None:
+                print(f"{self.stage}: starting from the trained parts in {start}", flush=True)
+        return student
 
     # ------------------------------------------------------------------ logs
     def _open_logs(self) -> None:

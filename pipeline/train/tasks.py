@@ -1,7 +1,8 @@
 """Stage 2 of AuRA: speech-task tuning (transcription, spoken questions) with the LM loss on answers.
 
 Same loop, checkpoints, sampler and resume as stage 1 (both are :class:`~pipeline.train.recipe.StudentRecipe`
-subclasses); it starts from the stage-1 export (patch embedding, LoRA, heads), runs the full LLM forward on
+subclasses); it starts from the stage-1 export (patch embedding, LoRA, heads; or ``train.tasks_init_from``, e.g.
+the released student to train it on), runs the full LLM forward on
 ``[chat prompt][audio tokens][instruction][answer]`` and optimises the answer tokens' cross-entropy,
 plus ``train.distill_weight`` x the distillation loss and ``train.tasks_ctc_weight`` x the CTC loss
 (students with a CTC head) when those weights are above zero.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import torch
 
 from pipeline.data.manifest import TASKS
-from pipeline.layout import RunLayout
 from pipeline.models.distillation import distillation_loss
 from pipeline.models.sequence import layout_speech_batch
 from pipeline.prompts import answer_ids, instruction_for, prompt_ids, target_for
@@ -35,12 +35,9 @@ class TasksRecipe(StudentRecipe):
         return self.cfg.train.distill_weight > 0
 
     def build_student(self):
-        """The fresh student with stage 1's trained parts loaded; heads that get no gradient frozen."""
+        """The student with its starting parts loaded (the stage-1 export or ``train.tasks_init_from``); heads that
+        get no gradient frozen."""
         student = super().build_student()
-        stage1 = RunLayout.of(self.cfg).student("distill")
-        if not stage1.exists():
-            raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill`")
-        student.load_trainable(stage1)
         if self.cfg.train.distill_weight == 0:
             # Heads would get no gradient; frozen they stay out of the optimizer (and ZeRO's buckets).
             student.heads.requires_grad_(False)

@@ -21,6 +21,12 @@ def test_stage_config_applies_the_stage2_settings():
     assert stage_config(cfg, "distill").train.max_steps == cfg.train.max_steps == 8
     plain = stage_config(load_config("configs/tiny.yaml"), "tasks").train
     assert (plain.max_steps, plain.lr) == (8, 1e-3)
+    # Each stage has its own starting point: stage 1's init_from never leaks into stage 2.
+    cfg = load_config("configs/tiny.yaml", ["train.init_from=a/student.safetensors"])
+    assert stage_config(cfg, "distill").train.init_from.is_absolute()
+    assert stage_config(cfg, "tasks").train.init_from is None
+    cfg = load_config("configs/tiny.yaml", ["train.tasks_init_from=b/student.safetensors"])
+    assert stage_config(cfg, "tasks").train.init_from.name == "student.safetensors"
 
 
 def test_optimizer_groups_follow_the_parts():
@@ -67,3 +73,17 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     metrics = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "metrics.csv")))
     assert "loss_L2" in metrics[-1]  # the distillation loss is on beside the LM loss
     assert float(metrics[-1]["loss_Lctc"]) > 0  # and the CTC loss
+
+    # Continuing elsewhere (the run's checkpoints gone): stage 2 from the stage-1 export by path starts where
+    # the run above started, so its step-0 evaluation is the same; without a start it says how to give one.
+    other = shutil.copytree(tiny_workdir[0], tmp_path / "other", ignore=shutil.ignore_patterns("checkpoints"))
+    moved = ["--set", f"workdir={other}", "--stage", "tasks", "--set", "train.tasks_max_steps=2",
+             "--set", "train.distill_weight=0.5", "--set", "train.tasks_ctc_weight=0.5"]
+    refused = run_aura("train", *common, *moved)
+    assert refused.returncode != 0 and "train.tasks_init_from" in refused.stderr
+    start = workdir / "checkpoints" / "distill" / "export" / "student.safetensors"
+    done = run_aura("train", *common, *moved, "--set", f"train.tasks_init_from={start}",
+                    "--set", "train.lr_scale_patch_embedding=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = list(csv.DictReader(open(other / "checkpoints" / "tasks" / "eval.csv")))
+    assert {k: float(v) for k, v in again[0].items()} == pytest.approx({k: float(v) for k, v in rows[0].items()})
