@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../../.."
 A=.venv/bin/aura
 OUT=benchmarks/results/student_continued
 RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
-STEPS=${STEPS:-480}
+STEPS=${STEPS:-400}
 $A corpus --config configs/speech.yaml                                     # ~15-20 min: 22,000 utterances
 $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 min
 $A precompute --config configs/speech.yaml                                 # ~11 min: the teacher, once
