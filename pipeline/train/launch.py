@@ -59,24 +59,6 @@ def stage_config(cfg: AuraConfig, stage: str) -> AuraConfig:
     return cfg
 
 
-def starting_parts(cfg: AuraConfig, stage: str) -> Path | None:
-    """The trained parts ``stage`` starts from, ``cfg`` being :func:`stage_config`'s: ``train.init_from`` (stage
-    2: ``train.tasks_init_from``) when set; else none for stage 1 (a fresh student) and the stage-1 export for
-    stage 2. Raises ``FileNotFoundError`` naming what is missing and how to give it."""
-    start = cfg.train.init_from
-    if start is not None:
-        if not Path(start).is_file():
-            raise FileNotFoundError(f"train.{'tasks_' if stage == 'tasks' else ''}init_from: no student export at {start}")
-        return Path(start)
-    if stage != "tasks":
-        return None
-    stage1 = RunLayout.of(cfg).student("distill")
-    if not stage1.exists():
-        raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill` "
-                                "(or set train.tasks_init_from)")
-    return stage1
-
-
 def recipe_class(stage: str):
     """The recipe class that trains ``stage``: one recipe per training method. Imported where it runs (a
     training worker), so the driver never loads DeepSpeed."""
@@ -136,6 +118,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     from pipeline.data.shards import ShardSet
     from pipeline.store import open_store_for
     from pipeline.train.data import TrainingData
+    from pipeline.train.recipe import starting_parts
 
     from pipeline.models.sources import resolve_model_dir
 
@@ -143,7 +126,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     resolve_model_dir(cfg.models.llm, cfg.models.cache_dir)
     store = open_store_for(cfg, mode="r")
     TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
-    starting_parts(cfg, stage)
+    starting_parts(cfg, stage)  # the trained parts it starts from exist
 
 
 def launch(cfg: AuraConfig, stage: str, resume: bool = False, fresh: bool = False,

@@ -104,6 +104,24 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = 
     }
 
 
+def starting_parts(cfg: AuraConfig, stage: str) -> Path | None:
+    """The trained parts ``stage`` starts from, ``cfg`` being :func:`pipeline.train.launch.stage_config`'s: ``train.init_from`` (stage
+    2: ``train.tasks_init_from``) when set; else none for stage 1 (a fresh student) and the stage-1 export for
+    stage 2. Raises ``FileNotFoundError`` naming what is missing and how to give it."""
+    start = cfg.train.init_from
+    if start is not None:
+        if not Path(start).is_file():
+            raise FileNotFoundError(f"train.{'tasks_' if stage == 'tasks' else ''}init_from: no student export at {start}")
+        return Path(start)
+    if stage != "tasks":
+        return None
+    stage1 = RunLayout.of(cfg).student("distill")
+    if not stage1.exists():
+        raise FileNotFoundError(f"stage 2 starts from stage 1: no export at {stage1}; run `aura train --stage distill` "
+                                "(or set train.tasks_init_from)")
+    return stage1
+
+
 class StudentRecipe:
     """The training loop and its bookkeeping; a subclass is one training method (see the module docstring)."""
 
@@ -203,12 +221,11 @@ class StudentRecipe:
 
     def build_student(self):
         """The student on the bundled LLM, shaped by the store's fingerprint (teacher layers, width, mels), with
-        the trained parts it starts from loaded (:func:`pipeline.train.launch.starting_parts`: ``init_from``, or
+        the trained parts it starts from loaded (:func:`starting_parts`: ``init_from``, or
         stage 1's export for stage 2). A checkpoint of this run, when there is one, replaces them (resume)."""
         from pipeline.models.sources import load_llm
         from pipeline.models.student import AuraStudent
         from pipeline.prompts import audio_prefix_ids
-        from pipeline.train.launch import starting_parts
 
         fp = self.store.fingerprint
         llm, self.tokenizer = load_llm(self.cfg.models.llm, self.cfg.models.cache_dir,
