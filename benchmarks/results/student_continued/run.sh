@@ -16,6 +16,9 @@ $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 
 $A precompute --config configs/speech.yaml                                 # ~11 min: the teacher, once
 $A train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$RELEASED \
   --set train.tasks_max_steps=$STEPS --set train.checkpoint_every=80 --set train.eval_samples=120
+# The second continuation (resumes from step 400; the schedule stretches to the new end):
+#   $A train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$RELEASED \
+#     --set train.tasks_max_steps=800 --set train.checkpoint_every=80 --set train.eval_samples=120
 cp runs/speech/checkpoints/tasks/eval.csv $OUT/eval_tasks.csv
 cp runs/speech/checkpoints/tasks/metrics.csv $OUT/metrics_tasks.csv
 $A eval --config configs/student.yaml --systems aura --max-samples 400 --train-bridge never --no-cosine \
