@@ -105,9 +105,9 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = 
 
 
 def starting_parts(cfg: AuraConfig, stage: str) -> Path | None:
-    """The trained parts ``stage`` starts from, ``cfg`` being :func:`pipeline.train.launch.stage_config`'s: ``train.init_from`` (stage
-    2: ``train.tasks_init_from``) when set; else none for stage 1 (a fresh student) and the stage-1 export for
-    stage 2. Raises ``FileNotFoundError`` naming what is missing and how to give it."""
+    """The trained parts ``stage`` starts from, ``cfg`` being :func:`pipeline.train.launch.stage_config`'s:
+    ``train.init_from`` (stage 2: ``train.tasks_init_from``) when set; else none for stage 1 (a fresh student)
+    and the stage-1 export for stage 2. Raises ``FileNotFoundError`` naming what is missing and how to give it."""
     start = cfg.train.init_from
     if start is not None:
         if not Path(start).is_file():
@@ -175,6 +175,8 @@ class StudentRecipe:
             self.sampler.load_state_dict(state["sampler"])
             if self.rank == 0:
                 print(f"resumed from {found} at step {self.step}", flush=True)
+        elif self.rank == 0 and cfg.train.init_from is not None:
+            print(f"{self.stage}: starting from the trained parts in {cfg.train.init_from}", flush=True)
         if self.rank == 0:
             self._open_logs()
 
@@ -238,8 +240,6 @@ class StudentRecipe:
         start = starting_parts(self.cfg, self.stage)
         if start is not None:
             student.load_trainable(start)
-            if self.rank == 0 and self.cfg.train.init_from is not None and latest_checkpoint(self.ckpt_dir) is None:
-                print(f"{self.stage}: starting from the trained parts in {start}", flush=True)
         return student
 
     # ------------------------------------------------------------------ logs
