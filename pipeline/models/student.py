@@ -64,6 +64,15 @@ def _head_key(teacher_layer: int) -> str:
     return f"layer_{teacher_layer}"
 
 
+def _lora_layer(key: str) -> int:
+    """The decoder layer (0-based) of a saved LoRA tensor's key.
+
+    >>> _lora_layer("lora.base_model.model.model.layers.12.mlp.down_proj.lora_A.weight")
+    12
+    """
+    return int(key.split(".layers.", 1)[1].split(".", 1)[0])
+
+
 class AuraStudent(nn.Module):
     """A frozen causal LLM (Llama family) + audio patch embedding + LoRA on layers ``[0, K)`` + heads.
 
@@ -206,6 +215,16 @@ class AuraStudent(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters to optimise: patch embedding, LoRA A/B of layers ``< K``, distillation heads."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    def freeze_lora_from(self, layer: int) -> int:
+        """Freeze the LoRA of decoder layers ``>= layer`` (0-based), e.g. those stage 1's forward, which stops
+        at the distilled depth, never reaches (they would get no gradient); returns how many tensors."""
+        frozen = 0
+        for name, param in self.llm.named_parameters():
+            if "lora_" in name and ".layers." in name and _lora_layer(name) >= layer:
+                param.requires_grad_(False)
+                frozen += 1
+        return frozen
 
     # -- forward passes ----------------------------------------------------------------------------
 
@@ -398,8 +417,13 @@ class AuraStudent(nn.Module):
         save_file(tensors, str(path), metadata={"aura_student": json.dumps(self.metadata)})
         return path
 
-    def load_trainable(self, path: str | Path) -> None:
-        """Load a :meth:`save_trainable` file into this student; every expected tensor must be present."""
+    def load_trainable(self, path: str | Path, deeper_lora: bool = False) -> list[int]:
+        """Load a :meth:`save_trainable` file into this student; every expected tensor must be present.
+
+        ``deeper_lora``: this student's LoRA may reach deeper than the file's (a stage that adapts more layers than
+        the parts it starts from); the LoRA of the layers the file lacks keeps its initialisation (B = 0, no update
+        yet). Returns those layers (0-based; empty when the file covers every layer).
+        """
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -408,6 +432,12 @@ class AuraStudent(nn.Module):
         tensors = load_file(str(path))
         expected = set(self.trainable_state_dict())
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        new_lora_layers: set[int] = set()
+        if deeper_lora:
+            file_layers = {_lora_layer(k) for k in tensors if k.startswith("lora.")}
+            deepest = max(file_layers, default=-1)
+            new_lora_layers = {_lora_layer(k) for k in missing if k.startswith("lora.") and _lora_layer(k) > deepest}
+            missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in new_lora_layers)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")
@@ -420,3 +450,4 @@ class AuraStudent(nn.Module):
         result = set_peft_model_state_dict(self.llm, lora)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"LoRA tensors not used by this LLM: {result.unexpected_keys[:5]}")
+        return sorted(new_lora_layers)

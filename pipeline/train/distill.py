@@ -78,6 +78,13 @@ class DistillRecipe(StudentRecipe):
         super().__init__(cfg, run_dir)
         self._reference = None  # fitted on the first evaluation
 
+    def build_student(self):
+        """The student; LoRA deeper than the distilled layers (``student.lora_layers`` above them, for stage 2)
+        frozen: stage 1's forward stops at the distilled depth, so it would get no gradient."""
+        student = super().build_student()
+        student.freeze_lora_from(student.distill_depth)
+        return student
+
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[Any, dict[str, torch.Tensor]]]:
         """The distillation loss over the distilled layers of ``[audio prefix][audio tokens]`` (the layout
         inference computes the audio states in), plus ``student.ctc_weight`` x the CTC loss."""

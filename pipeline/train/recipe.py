@@ -239,7 +239,10 @@ class StudentRecipe:
                                        n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
         start = starting_parts(self.cfg, self.stage)
         if start is not None:
-            student.load_trainable(start)
+            new_layers = student.load_trainable(start, deeper_lora=True)
+            if new_layers and self.rank == 0:
+                print(f"note: LoRA of layers {new_layers[0] + 1}-{new_layers[-1] + 1} is new (not in {start}): starts at "
+                      "zero", flush=True)
         return student
 
     # ------------------------------------------------------------------ logs

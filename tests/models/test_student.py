@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pipeline.config import StudentConfig
@@ -166,6 +167,21 @@ def test_only_patch_embedding_lora_below_k_and_heads_are_trainable():
             assert param.grad is not None and param.grad.abs().sum() > 0, name
         else:
             assert param.grad is None, name
+
+
+def test_lora_deeper_than_the_distilled_layers_is_frozen_for_stage_1():
+    """LoRA on all 4 layers, distillation to depth 3: stage 1 freezes layer 4's LoRA (its forward stops at
+    layer 3), and every parameter it still trains gets a gradient."""
+    s = make_student("sdpa", lora_layers=4).train()
+    assert s.freeze_lora_from(s.distill_depth) == 2 * len(StudentConfig().lora_targets)  # A and B of layer 4
+    mel, lengths = random_mel(2, 6), torch.tensor([6, 4])
+    out = s.forward_distill(mel, lengths)
+    loss, _ = distillation_loss(out["layer_states"], {j: torch.randn_like(v) for j, v in out["layer_states"].items()},
+                                out["token_mask"])
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in s.trainable_parameters())
+    assert not any(".layers.3." in n for n, p in s.named_parameters() if p.requires_grad)
+    assert any(".layers.3." in k for k in s.trainable_state_dict())  # still saved (zero update) for stage 2
 
 
 # -------------------------------------------------------------------------------- mask
@@ -410,6 +426,32 @@ def test_save_load_trainable_round_trip(tmp_path):
                                  N_MELS, 1)
     with pytest.raises(ValueError, match="does not fit"):
         wrong.load_trainable(path)
+
+
+@torch.no_grad()
+def test_deeper_lora_starts_from_shallower_parts_unchanged(tmp_path):
+    """Parts with LoRA on layers 0..2 load into a student with LoRA on all 4 layers (``deeper_lora``): the new
+    layer's LoRA starts at zero, so the outputs are the shallower student's; a strict load refuses the file."""
+    shallow = make_student("sdpa")
+    path = shallow.save_trainable(tmp_path / "student.safetensors")
+    batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
+    expected = shallow(**batch, mel=mel, token_lengths=lengths)["logits"]
+
+    def deep_student() -> AuraStudent:
+        return AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=4, lora_alpha=8.0, distill_depth=3,
+                                                                     lora_layers=4), TEACHER_LAYERS, TEACHER_WIDTH,
+                                    N_MELS, 1).eval()
+
+    with pytest.raises(ValueError, match="does not fit.*layers.3"):
+        deep_student().load_trainable(path)
+    deep = deep_student()
+    assert deep.load_trainable(path, deeper_lora=True) == [3]
+    assert torch.allclose(deep(**batch, mel=mel, token_lengths=lengths)["logits"], expected, atol=1e-6)
+    # a file that lacks a layer in the middle of its LoRA is no "deeper" student: still refused
+    torn = {k: v for k, v in load_file(str(path)).items() if ".layers.1." not in k}
+    save_file(torn, str(tmp_path / "torn.safetensors"))
+    with pytest.raises(ValueError, match="does not fit"):
+        deep_student().load_trainable(tmp_path / "torn.safetensors", deeper_lora=True)
 
 
 @torch.no_grad()
