@@ -57,6 +57,7 @@ from pipeline.decoding import (
     text_only_generate,
 )
 from pipeline.layout import RunLayout
+from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
 from pipeline.models.student import AuraStudent
@@ -124,7 +125,8 @@ class EncoderFreeModel:
     """
 
     def __init__(self, llm: nn.Module, tokenizer, patch_embedding: AudioPatchEmbedding,
-                 bidirectional_audio: bool = True, metadata: dict | None = None):
+                 bidirectional_audio: bool = True, metadata: dict | None = None,
+                 ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None):
         ensure_mask_attention(llm)
         self.llm = llm.eval()
         self.tokenizer = tokenizer
@@ -134,6 +136,8 @@ class EncoderFreeModel:
         self.stop_token_ids = stop_token_ids(tokenizer, llm)
         self.pad_token_id = padding_token_id(tokenizer)
         self._prompt_cache: dict[str, tuple[list[int], list[int]]] = {}
+        self.ctc_head = ctc_head.eval() if ctc_head is not None else None
+        self.ctc_layer = ctc_layer
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -144,7 +148,8 @@ class EncoderFreeModel:
         has no adapters); ``merge=False`` decodes through the LoRA layers as they are (for checks)."""
         llm = student.merge_and_unload() if merge else student.base_llm
         return cls(llm, tokenizer, student.patch_embedding, student.bidirectional_audio,
-                   {**student.metadata, **(metadata or {}), "lora_merged": merge})
+                   {**student.metadata, **(metadata or {}), "lora_merged": merge},
+                   ctc_head=student.ctc_head, ctc_layer=student.ctc_layer)
 
     @classmethod
     def from_export(cls, llm_spec: str, export_path: str | Path, cache_dir: str | Path | None = None,
@@ -249,6 +254,37 @@ class EncoderFreeModel:
         out = self.llm(inputs_embeds=prefix["inputs_embeds"], attention_mask=mask,
                        position_ids=position_ids_from_mask(prefix["attention_mask"]), use_cache=False)
         return out.logits.float(), prefix["attention_mask"]
+
+    @torch.inference_mode()
+    def ctc_transcribe(self, audios: Sequence[np.ndarray | torch.Tensor]) -> list[GenerationResult]:
+        """Transcripts read off the audio states by the student's CTC head (one trained with
+        ``student.ctc_weight > 0``): the prefix runs up to ``ctc_layer``, the head scores each audio state against
+        the LLM's own output embedding, and the greedy CTC path is the transcript. No decoding loop, no Whisper.
+
+        >>> model.ctc_transcribe([audio])[0].text   # doctest: +SKIP
+        'hello world'
+        """
+        if self.ctc_head is None:
+            raise ValueError("this student has no CTC head: train stage 1 with student.ctc_weight > 0")
+        start = time.perf_counter()
+        prefix = self.build_prefix(audios, instruction_for("transcribe"))
+        mask = build_attention_mask(prefix["attention_mask"], prefix["audio_mask"], self.bidirectional_audio,
+                                    prefix["inputs_embeds"].dtype, self.llm.config._attn_implementation)
+        # The audio states cannot see the text after them, so the full prompt gives stage 1's states.
+        hidden = self.llm.model(inputs_embeds=prefix["inputs_embeds"], attention_mask=mask,
+                                position_ids=position_ids_from_mask(prefix["attention_mask"]), use_cache=False,
+                                output_hidden_states=True).hidden_states[self.ctc_layer]
+        lengths = prefix["token_lengths"]
+        audio = torch.zeros(len(audios), int(lengths.max()), hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
+        for b in range(len(audios)):
+            audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
+        ids = ctc_greedy_ids(self.ctc_head(audio, self.llm.get_output_embeddings()), lengths)
+        latency = time.perf_counter() - start
+        prompt_tokens = prefix["attention_mask"].sum(1).tolist()
+        return [GenerationResult(text=self.tokenizer.decode(i, skip_special_tokens=True).strip(),
+                                 num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
+                                 time_to_first_token_s=latency, token_ids=list(i))
+                for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
 
     def text_only_generate(self, prompts: Sequence[str], max_new_tokens: int = 48, chat: bool = True
                            ) -> list[GenerationResult]:

@@ -328,3 +328,35 @@ def test_ask_uses_the_prompt(run_config, audio_dir, capsys):
     assert cmd_ask(parse(add_ask_arguments, argv)) == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert record["instruction"] == "Who speaks?" and record["new_tokens"] <= 3
+
+
+@torch.no_grad()
+def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
+    """The merged model's CTC read-out gives the greedy path of the student's own stage-1 forward (the audio
+    after the same prompt prefix), per sample of a padded batch; a student without a CTC head is refused."""
+    from pipeline.eval.systems import AuraCTCSystem
+    from pipeline.models.ctc import ctc_greedy_ids
+    from pipeline.prompts import audio_prefix_ids
+
+    llm, tokenizer = load_llm(llm_dir)
+    student = AuraStudent.from_llm(llm, StudentConfig(ctc_weight=0.5), TEACHER_LAYERS, TEACHER_WIDTH, n_mels=80,
+                                   pooling=1).eval()
+    gen = torch.Generator().manual_seed(7)
+    for name, param in student.named_parameters():
+        if "lora_B" in name or name.startswith("ctc_head.blank"):
+            param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    audios = [noise_audio(0.5, 11), noise_audio(0.9, 12)]
+    mel, lengths = student.patch_embedding.mel_batch(audios)
+    out = student.forward_distill(mel, lengths, prefix_ids=audio_prefix_ids(tokenizer))
+    expected = ctc_greedy_ids(out["ctc_log_probs"], lengths)
+    assert any(expected), "a read-out of blanks only would test nothing"
+
+    model = EncoderFreeModel.from_student(student, tokenizer, merge=True)
+    heard = model.ctc_transcribe(audios)
+    assert [r.token_ids for r in heard] == expected
+    assert [r.num_audio_tokens for r in heard] == lengths.tolist()
+    assert heard[0].text == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+
+    plain, _ = make_student(llm_dir)
+    with pytest.raises(ValueError, match="no CTC head"):
+        AuraCTCSystem(EncoderFreeModel.from_student(plain, tokenizer, merge=True))

@@ -19,10 +19,11 @@ from pipeline.layout import RunLayout
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``aura eval`` (``--config``/``--set`` are added by the CLI)."""
-    from pipeline.eval import SYSTEMS
+    from pipeline.eval import DEFAULT_SYSTEMS, SYSTEMS
 
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help=f"comma-separated systems to evaluate (default: all of {','.join(SYSTEMS)})")
+    p.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                   help=f"comma-separated systems to evaluate, of {','.join(SYSTEMS)} (default: "
+                   f"{','.join(DEFAULT_SYSTEMS)})")
     p.add_argument("--max-samples", type=int, default=None, help="held-out utterances to use (default: eval.max_samples)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],

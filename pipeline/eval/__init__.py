@@ -2,7 +2,8 @@
 
 * :mod:`pipeline.eval.metrics` — text normalisation, WER, spoken-QA accuracy rule, latency percentiles,
   per-system peak memory;
-* :mod:`pipeline.eval.systems` — the systems in one harness: ``aura`` (encoder-free), ``bridge``
+* :mod:`pipeline.eval.systems` — the systems in one harness: ``aura`` (encoder-free), ``aura_ctc`` (the same
+  student read through its CTC head, for students trained with one), ``bridge``
   (Whisper encoder + trained projector + frozen LLM; model in :mod:`pipeline.models.bridge`, recipe in
   :mod:`pipeline.train.bridge`), ``cascade`` (Whisper transcript -> LLM) and ``text`` (LLM given the
   reference transcript);
@@ -14,4 +15,6 @@
 """
 
 #: The systems ``aura eval`` compares (see :mod:`pipeline.eval.systems`).
-SYSTEMS = ("aura", "bridge", "cascade", "text")
+SYSTEMS = ("aura", "aura_ctc", "bridge", "cascade", "text")
+#: What ``aura eval`` runs unless told (``aura_ctc`` needs a student with a CTC head).
+DEFAULT_SYSTEMS = ("aura", "bridge", "cascade", "text")

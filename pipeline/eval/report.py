@@ -21,9 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-SYSTEM_ORDER = ("aura", "bridge", "cascade", "text")
-LABELS = {"aura": "AuRA", "bridge": "Bridge", "cascade": "Cascade", "text": "Text-only"}
-COLORS = {"aura": "#1f77b4", "bridge": "#ff7f0e", "cascade": "#2ca02c", "text": "#7f7f7f"}
+SYSTEM_ORDER = ("aura", "aura_ctc", "bridge", "cascade", "text")
+LABELS = {"aura": "AuRA", "aura_ctc": "AuRA (CTC read-out)", "bridge": "Bridge", "cascade": "Cascade",
+          "text": "Text-only"}
+COLORS = {"aura": "#1f77b4", "aura_ctc": "#17becf", "bridge": "#ff7f0e", "cascade": "#2ca02c", "text": "#7f7f7f"}
 
 
 def format_value(value: Any, digits: int = 3, percent: bool = False) -> str:

@@ -44,7 +44,7 @@ import numpy as np
 
 from pipeline.config import AuraConfig
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
-from pipeline.eval import SYSTEMS
+from pipeline.eval import DEFAULT_SYSTEMS, SYSTEMS
 from pipeline.eval.metrics import (
     QA_WINDOW,
     LatencyStats,
@@ -245,7 +245,7 @@ def evaluate_system(name: str, cfg: AuraConfig, sets: dict[str, list[EvalItem]],
     return out
 
 
-def run_eval(cfg: AuraConfig, systems: Sequence[str] = SYSTEMS, max_samples: int | None = None,
+def run_eval(cfg: AuraConfig, systems: Sequence[str] = DEFAULT_SYSTEMS, max_samples: int | None = None,
              device: str | None = None, dtype: str | None = None, export_path: str | Path | None = None,
              projector_path: str | Path | None = None, train_bridge_mode: str = "auto",
              bridge_steps: int | None = None, bridge_batch_size: int | None = None, bridge_stack: int = 4,

@@ -7,6 +7,10 @@ they put in front of the answer:
 
 ``aura`` (:class:`AuraSystem`)
     Encoder-free: audio -> patch embedding -> LLM with LoRA merged (:class:`~pipeline.infer.EncoderFreeModel`).
+``aura_ctc`` (:class:`AuraCTCSystem`)
+    The same encoder-free student read through its CTC head (a student trained with ``student.ctc_weight > 0``):
+    the transcript is the greedy CTC path over the LLM's own vocabulary at ``student.ctc_layer``; for spoken QA
+    the same LLM (LoRA merged) then answers from that transcript, as the cascade does from Whisper's.
 ``bridge`` (:class:`BridgeSystem`)
     Whisper encoder (run live) -> :class:`~pipeline.models.bridge.BridgeProjector` (stack ``k`` consecutive final-layer
     frames, 2-layer MLP to the LLM width) -> the same frozen LLM with the same chat prompt layout
@@ -60,7 +64,7 @@ from pipeline.models.sequence import layout_speech_batch
 from pipeline.cluster import quiet_transformers
 from pipeline.prompts import prompt_ids, task_of_instruction
 
-SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",
+SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "aura_ctc": "AuRA, CTC read-out (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",
                  "cascade": "Cascade (Whisper -> LLM)", "text": "Text-only (reference transcript)"}
 
 
@@ -122,6 +126,29 @@ class AuraSystem(EvalSystem):
         meta = self.model.metadata
         return {"name": self.name, "export": meta.get("source_export"), "pooling": meta.get("pooling"),
                 "llm": meta.get("llm_spec")}
+
+
+class AuraCTCSystem(AuraSystem):
+    """The encoder-free student read through its CTC head; spoken QA answered from that transcript."""
+
+    name = "aura_ctc"
+
+    def __init__(self, model):
+        if model.ctc_head is None:
+            raise ValueError(f"{model.metadata.get('source_export', 'this student')} has no CTC head "
+                             "(train stage 1 with student.ctc_weight > 0)")
+        super().__init__(model)
+
+    def answer(self, audio, instruction, task="transcribe", transcript=None, max_new_tokens=48) -> GenerationResult:
+        heard = self.model.ctc_transcribe([audio])[0]
+        if task == "transcribe":
+            return heard
+        result = self.model.text_only_generate([text_prompt(heard.text, instruction)], max_new_tokens)[0]
+        result.latency_s += heard.latency_s  # the answer starts once the transcript is there
+        result.time_to_first_token_s += heard.latency_s
+        return result
+
+    answer_batch = EvalSystem.answer_batch  # one request at a time (AuRA's batched decoding does not apply)
 
 
 class TextOnlySystem(EvalSystem):
@@ -299,8 +326,8 @@ class BridgeSystem(EvalSystem):
         return {"name": self.name, **{k: self.metadata.get(k) for k in keys}}
 
 
-SYSTEM_TYPES: dict[str, type[EvalSystem]] = {"aura": AuraSystem, "bridge": BridgeSystem, "cascade": CascadeSystem,
-                                             "text": TextOnlySystem}
+SYSTEM_TYPES: dict[str, type[EvalSystem]] = {"aura": AuraSystem, "aura_ctc": AuraCTCSystem, "bridge": BridgeSystem,
+                                             "cascade": CascadeSystem, "text": TextOnlySystem}
 assert tuple(SYSTEM_TYPES) == SYSTEMS  # one registry; pipeline.eval.SYSTEMS names it without loading torch
 
 
@@ -308,5 +335,5 @@ def load_system(name: str, cfg: AuraConfig, device=None, dtype=None, export_path
     """Build one of :data:`SYSTEMS` from the config (``export_path`` for AuRA, ``projector_path`` for the bridge)."""
     if name not in SYSTEM_TYPES:
         raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
-    options = {"aura": {"export_path": export_path}, "bridge": {"projector_path": projector_path}}.get(name, {})
+    options = {"aura": {"export_path": export_path}, "aura_ctc": {"export_path": export_path}, "bridge": {"projector_path": projector_path}}.get(name, {})
     return SYSTEM_TYPES[name].from_config(cfg, device=device, dtype=dtype, **options)

@@ -417,12 +417,12 @@ class AuraStudent(nn.Module):
         save_file(tensors, str(path), metadata={"aura_student": json.dumps(self.metadata)})
         return path
 
-    def load_trainable(self, path: str | Path, deeper_lora: bool = False) -> list[int]:
+    def load_trainable(self, path: str | Path, new_parts: bool = False) -> list[str]:
         """Load a :meth:`save_trainable` file into this student; every expected tensor must be present.
 
-        ``deeper_lora``: this student's LoRA may reach deeper than the file's (a stage that adapts more layers than
-        the parts it starts from); the LoRA of the layers the file lacks keeps its initialisation (B = 0, no update
-        yet). Returns those layers (0-based; empty when the file covers every layer).
+        ``new_parts``: this student may add parts to the file's (a stage that adapts more than the parts it starts
+        from): LoRA of layers deeper than the file's keeps its initialisation (B = 0, no update yet), and so does a
+        CTC head the file lacks. Returns what was new, e.g. ``["LoRA of layers 9-30", "the CTC head"]``.
         """
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -432,22 +432,26 @@ class AuraStudent(nn.Module):
         tensors = load_file(str(path))
         expected = set(self.trainable_state_dict())
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        new_lora_layers: set[int] = set()
-        if deeper_lora:
-            file_layers = {_lora_layer(k) for k in tensors if k.startswith("lora.")}
-            deepest = max(file_layers, default=-1)
-            new_lora_layers = {_lora_layer(k) for k in missing if k.startswith("lora.") and _lora_layer(k) > deepest}
-            missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in new_lora_layers)]
+        new: list[str] = []
+        if new_parts:
+            deepest = max((_lora_layer(k) for k in tensors if k.startswith("lora.")), default=-1)
+            deeper = sorted({_lora_layer(k) for k in missing if k.startswith("lora.") and _lora_layer(k) > deepest})
+            if deeper:
+                new.append(f"LoRA of layers {deeper[0] + 1}-{deeper[-1] + 1}")
+            if self.ctc_head is not None and not any(k.startswith("ctc.") for k in tensors):
+                new.append("the CTC head")
+            missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
+                       and not (k.startswith("ctc.") and "the CTC head" in new)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")
         self.patch_embedding.load_state_dict(
             {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")})
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
-        if self.ctc_head is not None:
+        if self.ctc_head is not None and "the CTC head" not in new:
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})
         lora = {k.removeprefix("lora."): v for k, v in tensors.items() if k.startswith("lora.")}
         result = set_peft_model_state_dict(self.llm, lora)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"LoRA tensors not used by this LLM: {result.unexpected_keys[:5]}")
-        return sorted(new_lora_layers)
+        return new

@@ -239,10 +239,9 @@ class StudentRecipe:
                                        n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
         start = starting_parts(self.cfg, self.stage)
         if start is not None:
-            new_layers = student.load_trainable(start, deeper_lora=True)
-            if new_layers and self.rank == 0:
-                print(f"note: LoRA of layers {new_layers[0] + 1}-{new_layers[-1] + 1} is new (not in {start}): starts at "
-                      "zero", flush=True)
+            added = student.load_trainable(start, new_parts=True)
+            if added and self.rank == 0:
+                print(f"note: {' and '.join(added)}: not in {start}, so trained from initialisation", flush=True)
         return student
 
     # ------------------------------------------------------------------ logs

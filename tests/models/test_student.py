@@ -430,8 +430,9 @@ def test_save_load_trainable_round_trip(tmp_path):
 
 @torch.no_grad()
 def test_deeper_lora_starts_from_shallower_parts_unchanged(tmp_path):
-    """Parts with LoRA on layers 0..2 load into a student with LoRA on all 4 layers (``deeper_lora``): the new
-    layer's LoRA starts at zero, so the outputs are the shallower student's; a strict load refuses the file."""
+    """Parts with LoRA on layers 0..2 load into a student with LoRA on all 4 layers (``new_parts``): the new
+    layer's LoRA starts at zero, so the outputs are the shallower student's; a strict load refuses the file.
+    A CTC head the file lacks is new too."""
     shallow = make_student("sdpa")
     path = shallow.save_trainable(tmp_path / "student.safetensors")
     batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
@@ -445,13 +446,17 @@ def test_deeper_lora_starts_from_shallower_parts_unchanged(tmp_path):
     with pytest.raises(ValueError, match="does not fit.*layers.3"):
         deep_student().load_trainable(path)
     deep = deep_student()
-    assert deep.load_trainable(path, deeper_lora=True) == [3]
+    assert deep.load_trainable(path, new_parts=True) == ["LoRA of layers 4-4"]
     assert torch.allclose(deep(**batch, mel=mel, token_lengths=lengths)["logits"], expected, atol=1e-6)
     # a file that lacks a layer in the middle of its LoRA is no "deeper" student: still refused
     torn = {k: v for k, v in load_file(str(path)).items() if ".layers.1." not in k}
     save_file(torn, str(tmp_path / "torn.safetensors"))
     with pytest.raises(ValueError, match="does not fit"):
-        deep_student().load_trainable(tmp_path / "torn.safetensors", deeper_lora=True)
+        deep_student().load_trainable(tmp_path / "torn.safetensors", new_parts=True)
+    with_ctc = make_student("sdpa", ctc_weight=0.5)
+    with pytest.raises(ValueError, match="does not fit.*ctc"):
+        with_ctc.load_trainable(path)
+    assert with_ctc.load_trainable(path, new_parts=True) == ["the CTC head"]
 
 
 @torch.no_grad()
