@@ -125,7 +125,7 @@ def run_bridge(bridge, audio, instruction, new_tokens) -> Timing:
 
 
 def run_cascade(cascade, audio, instruction, new_tokens) -> tuple[Timing, str]:
-    from pipeline.eval.systems import text_prompt
+    from pipeline.prompts import text_prompt
     from pipeline.decoding import greedy_decode
 
     start = time.perf_counter()

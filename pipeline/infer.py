@@ -61,7 +61,7 @@ from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
 from pipeline.models.student import AuraStudent
-from pipeline.prompts import instruction_for, prompt_ids
+from pipeline.prompts import instruction_for, prompt_ids, task_of_instruction, text_prompt
 from pipeline.runtime import ensure_mask_attention, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -285,6 +285,24 @@ class EncoderFreeModel:
                                  num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
                                  time_to_first_token_s=latency, token_ids=list(i))
                 for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
+
+    def answer_via_ctc(self, audios: Sequence[np.ndarray | torch.Tensor], instructions: Sequence[str] | str,
+                       max_new_tokens: int = 48) -> list[GenerationResult]:
+        """Answers through the CTC read-out: the transcript (:meth:`ctc_transcribe`) for the transcription
+        instruction; for any other, this LLM answers from that transcript as text (:func:`text_prompt`), as a
+        cascade would, with no second model. Latencies include the read-out."""
+        if isinstance(instructions, str):
+            instructions = [instructions] * len(audios)
+        heard = self.ctc_transcribe(audios)
+        asked = [i for i, instruction in enumerate(instructions) if task_of_instruction(instruction) != "transcribe"]
+        if asked:
+            answers = self.text_only_generate([text_prompt(heard[i].text, instructions[i]) for i in asked],
+                                              max_new_tokens)
+            for i, answer in zip(asked, answers):
+                answer.latency_s += heard[i].latency_s  # the answer starts once the transcript is there
+                answer.time_to_first_token_s += heard[i].latency_s
+                heard[i] = answer
+        return heard
 
     def text_only_generate(self, prompts: Sequence[str], max_new_tokens: int = 48, chat: bool = True
                            ) -> list[GenerationResult]:

@@ -40,6 +40,15 @@ def task_of_instruction(instruction: str) -> str:
     return "transcribe" if instruction == TASK_INSTRUCTIONS["transcribe"] else "spoken_qa"
 
 
+def text_prompt(transcript: str, instruction: str) -> str:
+    """The user turn of a system that answers from text: AuRA's ``<audio>\\n{instruction}`` with the text for the audio.
+
+    >>> text_prompt("What is the capital of Norway?", "Answer the question.")
+    'What is the capital of Norway?\\nAnswer the question.'
+    """
+    return f"{transcript}\n{instruction}"
+
+
 def prompt_ids(tokenizer, instruction: str) -> tuple[list[int], list[int]]:
     """Token ids before and after the audio for a user turn ``<audio>\\n{instruction}`` under :data:`SYSTEM_PROMPT`."""
     content = f"{AUDIO_PLACEHOLDER}\n{instruction}"

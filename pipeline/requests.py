@@ -60,8 +60,9 @@ def load_request_audio(path: Path, ingest: IngestConfig) -> np.ndarray:
 
 def answer_files(model: EncoderFreeModel, paths: Sequence[str | Path], instruction: str, *,
                  ingest: IngestConfig | None = None, batch_size: int = 8, max_new_tokens: int = 48,
-                 on_progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+                 read_out: str = "generate", on_progress: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Answer ``instruction`` for every file, ``batch_size`` at a time; yields one record per file, in order.
+    ``read_out``: ``generate`` (the LLM answers after the audio) or ``ctc`` (:meth:`EncoderFreeModel.answer_via_ctc`).
 
     A good file gives ``{"file", "text", "instruction", "duration_s", "num_audio_tokens", "prompt_tokens",
     "new_tokens", "finish_reason", "latency_s", "time_to_first_token_s", "batch_size"}``; a bad one
@@ -89,7 +90,7 @@ def answer_files(model: EncoderFreeModel, paths: Sequence[str | Path], instructi
             except AudioRejected as exc:
                 records[i] = {"file": str(path), "error": exc.reason}
         durations = {i: round(len(audio) / ingest.sample_rate, 3) for i, audio in good}
-        for i, result in _generate_robustly(model, good, instruction, max_new_tokens):
+        for i, result in _generate_robustly(model, good, instruction, max_new_tokens, read_out):
             if isinstance(result, GenerationResult):
                 records[i] = {"file": str(chunk[i]), "text": result.text, "instruction": instruction,
                               "duration_s": durations[i],
@@ -119,9 +120,10 @@ def answer_robustly(answer_batch: Callable[[list[np.ndarray], list[str]], list],
 
 
 def _generate_robustly(model: EncoderFreeModel, good: list[tuple[int, np.ndarray]], instruction: str,
-                       max_new_tokens: int) -> list[tuple[int, GenerationResult | str]]:
+                       max_new_tokens: int, read_out: str = "generate") -> list[tuple[int, GenerationResult | str]]:
     if not good:
         return []
-    results = answer_robustly(lambda audios, instructions: model.generate(audios, instructions, max_new_tokens),
+    answer = {"generate": model.generate, "ctc": model.answer_via_ctc}[read_out]
+    results = answer_robustly(lambda audios, instructions: answer(audios, instructions, max_new_tokens),
                               [a for _, a in good], [instruction] * len(good))
     return [(i, r) for (i, _), r in zip(good, results)]

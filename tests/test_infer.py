@@ -331,6 +331,19 @@ def test_ask_uses_the_prompt(run_config, audio_dir, capsys):
 
 
 @torch.no_grad()
+def make_ctc_student(llm_spec: str) -> tuple[AuraStudent, object]:
+    """A student with a CTC head, random LoRA B and blank row (so that the read-out is not all blanks)."""
+    llm, tokenizer = load_llm(llm_spec)
+    student = AuraStudent.from_llm(llm, StudentConfig(ctc_weight=0.5), TEACHER_LAYERS, TEACHER_WIDTH, n_mels=80,
+                                   pooling=1).eval()
+    gen = torch.Generator().manual_seed(7)
+    for name, param in student.named_parameters():
+        if "lora_B" in name or name.startswith("ctc_head.blank"):
+            param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    return student, tokenizer
+
+
+@torch.no_grad()
 def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
     """The merged model's CTC read-out gives the greedy path of the student's own stage-1 forward (the audio
     after the same prompt prefix), per sample of a padded batch; a student without a CTC head is refused."""
@@ -338,13 +351,7 @@ def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
     from pipeline.models.ctc import ctc_greedy_ids
     from pipeline.prompts import audio_prefix_ids
 
-    llm, tokenizer = load_llm(llm_dir)
-    student = AuraStudent.from_llm(llm, StudentConfig(ctc_weight=0.5), TEACHER_LAYERS, TEACHER_WIDTH, n_mels=80,
-                                   pooling=1).eval()
-    gen = torch.Generator().manual_seed(7)
-    for name, param in student.named_parameters():
-        if "lora_B" in name or name.startswith("ctc_head.blank"):
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    student, tokenizer = make_ctc_student(llm_dir)
     audios = [noise_audio(0.5, 11), noise_audio(0.9, 12)]
     mel, lengths = student.patch_embedding.mel_batch(audios)
     out = student.forward_distill(mel, lengths, prefix_ids=audio_prefix_ids(tokenizer))
@@ -360,3 +367,24 @@ def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
     plain, _ = make_student(llm_dir)
     with pytest.raises(ValueError, match="no CTC head"):
         AuraCTCSystem(EncoderFreeModel.from_student(plain, tokenizer, merge=True))
+
+
+def test_read_out_auto_is_the_ctc_head_when_there_is_one(run_config, audio_dir, llm_dir, tmp_path, capsys):
+    from pipeline.infer import EncoderFreeModel
+
+    clip = str(audio_dir / "a_hello.wav")
+    argv = ["--config", str(run_config), clip, "--read-out", "ctc"]
+    assert cmd_transcribe(parse(add_transcribe_arguments, argv)) == 2  # this run's student has no CTC head
+    assert "no CTC head" in capsys.readouterr().err
+
+    export = make_ctc_student(llm_dir)[0].save_trainable(tmp_path / "ctc" / "student.safetensors")
+    assert cmd_transcribe(parse(add_transcribe_arguments, ["--config", str(run_config), clip, "--export", str(export)])) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    model = EncoderFreeModel.from_export(llm_dir, export)
+    audio = sf.read(clip, dtype="float32")[0]
+    assert record["text"] == model.ctc_transcribe([audio])[0].text
+    assert record["new_tokens"] == len(model.ctc_transcribe([audio])[0].token_ids)
+    argv = ["--config", str(run_config), clip, "--export", str(export), "--prompt", "Who speaks?", "--max-new-tokens", "3"]
+    assert cmd_ask(parse(add_ask_arguments, argv)) == 0
+    (asked,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert asked["text"] == model.answer_via_ctc([audio], ["Who speaks?"], 3)[0].text and asked["new_tokens"] <= 3

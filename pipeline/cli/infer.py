@@ -33,6 +33,9 @@ def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: a GPU if there is one)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="default: bfloat16 on a GPU, float32 on CPU")
+    parser.add_argument("--read-out", choices=["auto", "generate", "ctc"], default="auto",
+                        help="generate: the LLM answers after the audio; ctc: the student's CTC head transcribes and "
+                        "the LLM answers from that text; auto (default): ctc when the student has a CTC head")
 
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,12 +75,18 @@ def run_requests(args: argparse.Namespace, instruction: str) -> int:
     except FileNotFoundError as exc:
         print(f"aura: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    read_out = args.read_out if args.read_out != "auto" else ("ctc" if model.ctc_head is not None else "generate")
+    if read_out == "ctc" and model.ctc_head is None:
+        print("aura: --read-out ctc: this student has no CTC head (train stage 1 with student.ctc_weight > 0)",
+              file=sys.stderr)
+        return EXIT_USAGE
     sink = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     ok = failed = 0
     try:
         with tqdm(total=len(paths), unit="file", disable=len(paths) < 2, file=sys.stderr) as bar:
             for record in answer_files(model, paths, instruction, ingest=cfg.ingest, batch_size=args.batch_size,
-                                       max_new_tokens=max_new_tokens, on_progress=bar.update):
+                                       max_new_tokens=max_new_tokens, read_out=read_out,
+                                       on_progress=bar.update):
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
                 if "error" in record:

@@ -535,13 +535,13 @@ def measure_family_accuracy(
     """Text-only accuracy of the LLM per QA family, asked and scored the way the eval does.
 
     Each sampled question is one user turn ``{question}\\n{spoken_qa instruction}`` (the
-    text-only system's prompt, :func:`pipeline.eval.systems.text_prompt`), answered greedily
+    text-only system's prompt, :func:`pipeline.prompts.text_prompt`), answered greedily
     (:func:`pipeline.decoding.text_only_generate`) and scored by
     :func:`pipeline.eval.metrics.qa_correct`. Pass ``llm`` and ``tokenizer`` to reuse a loaded
     model. Returns ``{"model", "date", "per_family", "seed", "max_new_tokens", "instruction",
     "families": {name: {"accuracy", "correct", "n", "facts", "examples"}}}``.
     """
-    from pipeline.eval.systems import text_prompt
+    from pipeline.prompts import text_prompt
     from pipeline.eval.metrics import qa_correct
     from pipeline.decoding import text_only_generate
     from pipeline.runtime import resolve_device

@@ -62,15 +62,10 @@ from pipeline.layout import RunLayout
 from pipeline.models.bridge import BridgeProjector, bridge_embeddings, load_projector
 from pipeline.models.sequence import layout_speech_batch
 from pipeline.cluster import quiet_transformers
-from pipeline.prompts import prompt_ids, task_of_instruction
+from pipeline.prompts import prompt_ids, task_of_instruction, text_prompt
 
 SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "aura_ctc": "AuRA, CTC read-out (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",
                  "cascade": "Cascade (Whisper -> LLM)", "text": "Text-only (reference transcript)"}
-
-
-def text_prompt(transcript: str, instruction: str) -> str:
-    """The user turn of the text systems: AuRA's ``<audio>\\n{instruction}`` with the text for the audio."""
-    return f"{transcript}\n{instruction}"
 
 
 class EvalSystem:
@@ -140,15 +135,10 @@ class AuraCTCSystem(AuraSystem):
         super().__init__(model)
 
     def answer(self, audio, instruction, task="transcribe", transcript=None, max_new_tokens=48) -> GenerationResult:
-        heard = self.model.ctc_transcribe([audio])[0]
-        if task == "transcribe":
-            return heard
-        result = self.model.text_only_generate([text_prompt(heard.text, instruction)], max_new_tokens)[0]
-        result.latency_s += heard.latency_s  # the answer starts once the transcript is there
-        result.time_to_first_token_s += heard.latency_s
-        return result
+        return self.model.answer_via_ctc([audio], [instruction], max_new_tokens)[0]
 
-    answer_batch = EvalSystem.answer_batch  # one request at a time (AuRA's batched decoding does not apply)
+    def answer_batch(self, audios, instructions, max_new_tokens=48) -> list[GenerationResult]:
+        return self.model.answer_via_ctc(list(audios), list(instructions), max_new_tokens)
 
 
 class TextOnlySystem(EvalSystem):

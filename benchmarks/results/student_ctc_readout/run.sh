@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The CTC read-out (issue 13): the released student gets a CTC head (stage 1 again from its parts, distillation +
+# 0.5 x CTC over the LLM's own tokens at layer 8), and is evaluated on the held-out split both ways: generating
+# its answers (`aura`) and reading its audio states through the CTC head (`aura_ctc`; spoken QA answered from that
+# transcript by the same LLM). The data is configs/speech.yaml's (see ../student_continued/run.sh to rebuild it).
+# Every step resumes or skips finished work when run again.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+A=.venv/bin/aura
+OUT=benchmarks/results/student_ctc_readout
+RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+RUN=runs/speech/checkpoints_ctc
+STEPS=${STEPS:-1200}
+$A train --config configs/student.yaml --stage distill --resume --set train.init_from=$RELEASED \
+  --set student.ctc_weight=0.5 --set paths.checkpoints=$RUN --set train.max_steps=$STEPS --set train.lr=1e-3 \
+  --set train.checkpoint_every=100 --set train.eval_samples=120 --set train.eval_every=300
+cp $RUN/distill/eval.csv $OUT/distill_eval.csv
+cp $RUN/distill/metrics.csv $OUT/distill_metrics.csv
+$A eval --config configs/student.yaml --systems aura_ctc,aura --max-samples 400 --train-bridge never --no-cosine \
+  --export $RUN/distill/export/student.safetensors --out $OUT/eval
