@@ -126,8 +126,9 @@ class EncoderFreeModel:
 
     def __init__(self, llm: nn.Module, tokenizer, patch_embedding: AudioPatchEmbedding,
                  bidirectional_audio: bool = True, metadata: dict | None = None,
-                 ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None):
+                 ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None, adapters: nn.Module | None = None):
         ensure_mask_attention(llm)
+        self.adapters = adapters  # the peft model when LoRA is not merged: its adapters can be switched off
         self.llm = llm.eval()
         self.tokenizer = tokenizer
         self.patch_embedding = patch_embedding.eval()
@@ -145,18 +146,21 @@ class EncoderFreeModel:
     def from_student(cls, student: AuraStudent, tokenizer, merge: bool = True,
                      metadata: dict | None = None) -> "EncoderFreeModel":
         """Wrap a trained student. ``merge=True`` merges LoRA into the LLM **in place** (the student then
-        has no adapters); ``merge=False`` decodes through the LoRA layers as they are (for checks)."""
+        has no adapters); ``merge=False`` decodes through the LoRA layers as they are (for checks, and for the CTC
+        read-out's spoken QA, which answers with the adapters off)."""
+        adapters = None if merge else student.llm
         llm = student.merge_and_unload() if merge else student.base_llm
         return cls(llm, tokenizer, student.patch_embedding, student.bidirectional_audio,
                    {**student.metadata, **(metadata or {}), "lora_merged": merge},
-                   ctc_head=student.ctc_head, ctc_layer=student.ctc_layer)
+                   ctc_head=student.ctc_head, ctc_layer=student.ctc_layer, adapters=adapters)
 
     @classmethod
     def from_export(cls, llm_spec: str, export_path: str | Path, cache_dir: str | Path | None = None,
                     device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                     trust_remote_code: bool = False) -> "EncoderFreeModel":
         """Load the LLM ``llm_spec`` (see :mod:`pipeline.models.sources`), put the trained student file
-        ``export_path`` around it and merge LoRA. Nothing of Whisper is loaded."""
+        ``export_path`` around it and merge LoRA (not for a student with a CTC head: its read-out answers spoken
+        questions with the adapters off, see :meth:`answer_via_ctc`). Nothing of Whisper is loaded."""
         from pipeline.models.sources import load_llm
 
         device = resolve_device(device)
@@ -166,7 +170,7 @@ class EncoderFreeModel:
         ensure_mask_attention(llm)
         llm.to(device)
         student = AuraStudent.load(llm, export_path)
-        model = cls.from_student(student, tokenizer, merge=True,
+        model = cls.from_student(student, tokenizer, merge=student.ctc_head is None,
                                  metadata={"llm_spec": llm_spec, "source_export": str(export_path)})
         logger.debug("encoder-free model ready in %.1f s (%s, %s, %s)", time.perf_counter() - started,
                     llm_spec, device, dtype)
@@ -289,15 +293,20 @@ class EncoderFreeModel:
     def answer_via_ctc(self, audios: Sequence[np.ndarray | torch.Tensor], instructions: Sequence[str] | str,
                        max_new_tokens: int = 48) -> list[GenerationResult]:
         """Answers through the CTC read-out: the transcript (:meth:`ctc_transcribe`) for the transcription
-        instruction; for any other, this LLM answers from that transcript as text (:func:`text_prompt`), as a
-        cascade would, with no second model. Latencies include the read-out."""
+        instruction; for any other, the LLM with its adapters off (the frozen LLM, no second copy in memory) answers
+        from that transcript as text (:func:`text_prompt`), as the cascade does from Whisper's. The adapters were
+        trained on audio, and text through them is not the LLM's any more. Latencies include the read-out."""
         if isinstance(instructions, str):
             instructions = [instructions] * len(audios)
         heard = self.ctc_transcribe(audios)
         asked = [i for i, instruction in enumerate(instructions) if task_of_instruction(instruction) != "transcribe"]
         if asked:
-            answers = self.text_only_generate([text_prompt(heard[i].text, instructions[i]) for i in asked],
-                                              max_new_tokens)
+            if self.adapters is None:
+                raise ValueError("spoken questions through the CTC read-out need the LoRA unmerged "
+                                 "(EncoderFreeModel.from_student(..., merge=False))")
+            with self.adapters.disable_adapter():
+                answers = self.text_only_generate([text_prompt(heard[i].text, instructions[i]) for i in asked],
+                                                  max_new_tokens)
             for i, answer in zip(asked, answers):
                 answer.latency_s += heard[i].latency_s  # the answer starts once the transcript is there
                 answer.time_to_first_token_s += heard[i].latency_s

@@ -387,4 +387,13 @@ def test_read_out_auto_is_the_ctc_head_when_there_is_one(run_config, audio_dir, 
     argv = ["--config", str(run_config), clip, "--export", str(export), "--prompt", "Who speaks?", "--max-new-tokens", "3"]
     assert cmd_ask(parse(add_ask_arguments, argv)) == 0
     (asked,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert asked["text"] == model.answer_via_ctc([audio], ["Who speaks?"], 3)[0].text and asked["new_tokens"] <= 3
+    # the question is answered by the frozen LLM (adapters off) from the CTC transcript
+    from pipeline.prompts import text_prompt
+
+    base, tokenizer = load_llm(llm_dir)
+    heard = model.ctc_transcribe([audio])[0].text
+    expected = text_only_generate(base, tokenizer, [text_prompt(heard, "Who speaks?")], 3)[0]
+    assert asked["text"] == expected.text and asked["new_tokens"] == expected.new_tokens <= 3
+    merged = EncoderFreeModel.from_student(make_ctc_student(llm_dir)[0], tokenizer, merge=True)
+    with pytest.raises(ValueError, match="unmerged"):
+        merged.answer_via_ctc([audio], ["Who speaks?"], 3)
