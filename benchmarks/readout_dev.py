@@ -37,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
             for task in ("transcribe", "spoken_qa")}
     model = EncoderFreeModel.from_config(cfg, export_path=args.export)
     read_outs = ["generate"] + (["ctc"] if model.ctc_head is not None else [])
-    answer = {"generate": model.generate, "ctc": model.answer_via_ctc}
     results: dict = {"export": args.export, "samples_per_task": {t: len(r) for t, r in rows.items()}}
     for read_out in read_outs:
         out = {}
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             started, predictions = time.perf_counter(), []
             for row in tqdm(task_rows, desc=f"dev {task}: {read_out}", unit="utt"):
                 audio = np.asarray(data.audio(row["key"]), dtype=np.float32)
-                predictions.append(answer[read_out]([audio], [instruction_for(task)], cfg.eval.max_new_tokens)[0].text)
+                predictions.append(model.answer([audio], [instruction_for(task)], cfg.eval.max_new_tokens, read_out)[0].text)
             references = [target_for(r) for r in task_rows]
             if task == "transcribe":
                 out["wer"] = word_error_rate(references, predictions).wer

@@ -150,7 +150,7 @@ def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
     for label, path in students.items():
         model = EncoderFreeModel.from_export(cfg.models.llm, path, cache_dir=cfg.models.cache_dir,
                                              trust_remote_code=cfg.models.trust_remote_code)
-        answers[label] = [r.text for r in model.generate(audios, instructions, max_new_tokens=cfg.eval.max_new_tokens)]
+        answers[label] = [r.text for r in model.answer(audios, instructions, max_new_tokens=cfg.eval.max_new_tokens)]
         del model
     for i, row in enumerate(rows):
         print(f"\nutterance: {row['key']} (held-out voice {row.get('speaker')}, task {row.get('task')})")

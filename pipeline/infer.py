@@ -259,6 +259,28 @@ class EncoderFreeModel:
                        position_ids=position_ids_from_mask(prefix["attention_mask"]), use_cache=False)
         return out.logits.float(), prefix["attention_mask"]
 
+    def read_out(self, choice: str = "auto") -> str:
+        """``generate`` or ``ctc``: ``auto`` is ``ctc`` for a student with a CTC head (its generated answers are not
+        trained with that head's stage; see ``benchmarks/readout_dev.py``), else ``generate``.
+
+        >>> model.read_out("auto")   # doctest: +SKIP
+        'ctc'
+        """
+        if choice not in ("auto", "generate", "ctc"):
+            raise ValueError(f"read-out {choice!r}: choose auto, generate or ctc")
+        if choice == "auto":
+            return "ctc" if self.ctc_head is not None else "generate"
+        if choice == "ctc" and self.ctc_head is None:
+            raise ValueError("read-out ctc: this student has no CTC head (train stage 1 with student.ctc_weight > 0)")
+        return choice
+
+    def answer(self, audios: Sequence[np.ndarray | torch.Tensor], instructions: Sequence[str] | str,
+               max_new_tokens: int = 48, read_out: str = "auto") -> list[GenerationResult]:
+        """:meth:`generate` or :meth:`answer_via_ctc`, as :meth:`read_out` picks."""
+        if self.read_out(read_out) == "ctc":
+            return self.answer_via_ctc(audios, instructions, max_new_tokens)
+        return self.generate(audios, instructions, max_new_tokens)
+
     @torch.inference_mode()
     def ctc_transcribe(self, audios: Sequence[np.ndarray | torch.Tensor]) -> list[GenerationResult]:
         """Transcripts read off the audio states by the student's CTC head (one trained with

@@ -60,9 +60,10 @@ def load_request_audio(path: Path, ingest: IngestConfig) -> np.ndarray:
 
 def answer_files(model: EncoderFreeModel, paths: Sequence[str | Path], instruction: str, *,
                  ingest: IngestConfig | None = None, batch_size: int = 8, max_new_tokens: int = 48,
-                 read_out: str = "generate", on_progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+                 read_out: str = "auto", on_progress: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Answer ``instruction`` for every file, ``batch_size`` at a time; yields one record per file, in order.
-    ``read_out``: ``generate`` (the LLM answers after the audio) or ``ctc`` (:meth:`EncoderFreeModel.answer_via_ctc`).
+    ``read_out``: ``generate`` (the LLM answers after the audio), ``ctc`` (:meth:`EncoderFreeModel.answer_via_ctc`) or
+    ``auto`` (:meth:`EncoderFreeModel.read_out`).
 
     A good file gives ``{"file", "text", "instruction", "duration_s", "num_audio_tokens", "prompt_tokens",
     "new_tokens", "finish_reason", "latency_s", "time_to_first_token_s", "batch_size"}``; a bad one
@@ -120,10 +121,9 @@ def answer_robustly(answer_batch: Callable[[list[np.ndarray], list[str]], list],
 
 
 def _generate_robustly(model: EncoderFreeModel, good: list[tuple[int, np.ndarray]], instruction: str,
-                       max_new_tokens: int, read_out: str = "generate") -> list[tuple[int, GenerationResult | str]]:
+                       max_new_tokens: int, read_out: str = "auto") -> list[tuple[int, GenerationResult | str]]:
     if not good:
         return []
-    answer = {"generate": model.generate, "ctc": model.answer_via_ctc}[read_out]
-    results = answer_robustly(lambda audios, instructions: answer(audios, instructions, max_new_tokens),
+    results = answer_robustly(lambda audios, instructions: model.answer(audios, instructions, max_new_tokens, read_out),
                               [a for _, a in good], [instruction] * len(good))
     return [(i, r) for (i, _), r in zip(good, results)]

@@ -24,7 +24,7 @@ from pipeline.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-BATCH_SYSTEMS = ("aura", "cascade", "bridge")
+BATCH_SYSTEMS = ("aura", "aura_ctc", "cascade", "bridge")
 _FORMAT_VERSION = 1
 
 

@@ -75,10 +75,10 @@ def run_requests(args: argparse.Namespace, instruction: str) -> int:
     except FileNotFoundError as exc:
         print(f"aura: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    read_out = args.read_out if args.read_out != "auto" else ("ctc" if model.ctc_head is not None else "generate")
-    if read_out == "ctc" and model.ctc_head is None:
-        print("aura: --read-out ctc: this student has no CTC head (train stage 1 with student.ctc_weight > 0)",
-              file=sys.stderr)
+    try:
+        read_out = model.read_out(args.read_out)
+    except ValueError as exc:
+        print(f"aura: {exc}", file=sys.stderr)
         return EXIT_USAGE
     sink = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     ok = failed = 0
@@ -182,8 +182,11 @@ def add_infer_batch_arguments(p: argparse.ArgumentParser) -> None:
                                   "`instruction`), a folder of audio files, or a folder of ingested shards")
     p.add_argument("--out", required=True, type=Path, help="output folder: plan, part files, results.parquet; "
                                                            "re-running with the same folder resumes")
-    p.add_argument("--system", choices=["aura", "cascade", "bridge"], default="aura",
-                   help="aura: the encoder-free student (default); cascade/bridge: the baselines, for comparison")
+    from pipeline.batch import BATCH_SYSTEMS
+
+    p.add_argument("--system", choices=list(BATCH_SYSTEMS), default="aura",
+                   help="aura: the encoder-free student, generating (default); aura_ctc: the same student's CTC "
+                   "read-out; cascade/bridge: the baselines, for comparison")
     p.add_argument("--prompt", default=None, help="one instruction for every request (default: the row's "
                                                   "`instruction`, else the prompt of its `task`, else transcription)")
     p.add_argument("--split", default=None, help="with a shard folder: only this split (e.g. heldout)")
