@@ -332,7 +332,7 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = DEFAULT_SYSTEMS, max_samp
 
     # 3. every system, one after another
     for name in systems:
-        kwargs = {"export_path": export_path} if name == "aura" else {}
+        kwargs = {"export_path": export_path} if name in ("aura", "aura_ctc") else {}
         if name == "bridge":
             kwargs = {"projector_path": proj}
         results["systems"][name] = evaluate_system(name, cfg, sets, device_t, dtype_t, cfg.eval.max_new_tokens,

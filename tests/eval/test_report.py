@@ -98,3 +98,24 @@ def test_aura_eval_reports_a_missing_export_as_skipped(eval_cfg, tmp_path):
     assert results["systems"]["aura"]["status"] == "skipped"
     assert "no trained student" in results["systems"]["aura"]["reason"]
     assert results["systems"]["text"]["status"] == "ok"
+
+
+def test_aura_eval_reads_a_ctc_student_through_its_head(eval_cfg, tmp_path):
+    """``--systems aura_ctc --export FILE`` evaluates that file's CTC read-out; a student without a head is skipped
+    with the reason."""
+    from pipeline.eval.run import run_eval
+    from pipeline.models.sources import load_llm
+    from pipeline.models.student import AuraStudent
+    from pipeline.store import open_store_for
+
+    fp = open_store_for(eval_cfg, mode="r").fingerprint
+    llm, _ = load_llm(eval_cfg.models.llm, eval_cfg.models.cache_dir)
+    student = AuraStudent.from_llm(llm, eval_cfg.student.model_copy(update={"ctc_weight": 0.5}), fp.layers, fp.width,
+                                   fp.mel.n_mels, fp.pooling)
+    export = student.save_trainable(tmp_path / "ctc" / "student.safetensors")
+    results = run_eval(eval_cfg, systems=["aura_ctc"], max_samples=2, export_path=export, progress=False)
+    system = results["systems"]["aura_ctc"]
+    assert system["status"] == "ok" and system["describe"]["export"] == str(export)
+    assert system["sets"]["heldout"]["wer"]["wer"] is not None and system["sets"]["heldout"]["qa"]["accuracy"] is not None
+    skipped = run_eval(eval_cfg, systems=["aura_ctc"], max_samples=1, progress=False)["systems"]["aura_ctc"]
+    assert skipped["status"] == "skipped" and "no CTC head" in skipped["reason"]
