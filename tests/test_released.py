@@ -42,24 +42,29 @@ def test_the_shipped_release_is_small_and_names_its_llm():
     assert (released.RELEASE_DIR / "MODEL_CARD.md").is_file()
 
 
-def test_the_shipped_student_listens_to_held_out_clips():
-    """The real released weights on the real SmolLM2, on held-out clips shipped beside them (a voice and
-    texts never trained on): the answers are likelier with each clip's own audio than with another's.
-    (It does not yet transcribe them: see its model card.)"""
+def test_the_shipped_student_hears_held_out_clips():
+    """The real released weights on the real SmolLM2, on held-out clips shipped beside them (a voice and texts
+    never trained on), through its default read-out (the CTC head): its transcripts are closer to each clip's own
+    words than to the other clips', and beat the empty transcript and a guessed function-word string.
+    (It is still far from transcribing them well: see its model card.)"""
     import soundfile as sf
 
-    from pipeline.eval.probe import listening_test
-    from pipeline.models.sources import load_llm
-    from pipeline.prompts import target_for
+    from pipeline.eval.metrics import word_error_rate
+    from pipeline.infer import EncoderFreeModel
 
     path = released.released_student("bundled:smollm2-135m-instruct")
     assert path is not None
     rows = [json.loads(line) for line in (released.RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
     audios = [sf.read(released.RELEASE_DIR / "examples" / r["file"], dtype="float32")[0] for r in rows]
-    llm, tokenizer = load_llm("bundled:smollm2-135m-instruct")
-    student = AuraStudent.load(llm, path).eval()
-    result = listening_test(student, tokenizer, audios, [r["task"] for r in rows],
-                            [target_for({"task": r["task"], "text": r["reference"], "answer": r["reference"]})
-                             for r in rows])
-    assert result["listen_rate"] >= 0.75, result
-    assert result["own_audio_loss"] < result["other_audio_loss"] - 0.3, result
+    said = [r["transcript"] for r in rows]
+    model = EncoderFreeModel.from_export("bundled:smollm2-135m-instruct", path)
+    assert model.read_out() == "ctc"
+    heard = [r.text for r in model.answer(audios, "Transcribe the audio.")]
+    wer = word_error_rate(said, heard).wer
+    guessed = word_error_rate(said, ["the of the"] * len(said)).wer
+    assert wer <= 0.85 and wer < guessed, (wer, guessed, heard)  # 0.76 vs 0.82 when shipped
+    own = [word_error_rate([said[i]], [h]).wer for i, h in enumerate(heard)]
+    other = [sum(word_error_rate([s], [h]).wer for j, s in enumerate(said) if j != i) / (len(said) - 1)
+             for i, h in enumerate(heard)]
+    assert sum(own) / len(own) < sum(other) / len(other) - 0.1, (own, other)
+    assert sum(o < x for o, x in zip(own, other)) >= len(own) // 2, (own, other)
