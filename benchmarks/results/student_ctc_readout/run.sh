@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The CTC read-out (issue 13): the released student gets a CTC head (stage 1 again from its parts, distillation +
-# 0.5 x CTC over the LLM's own tokens at layer 8), and is evaluated on the held-out split both ways: generating
-# its answers (`aura`) and reading its audio states through the CTC head (`aura_ctc`; spoken QA answered from that
-# transcript by the same LLM). The data is configs/speech.yaml's (see ../student_continued/run.sh to rebuild it).
+# 0.5 x CTC over the LLM's own tokens at layer 8), and is evaluated through the CTC head (`aura_ctc`; spoken QA
+# answered from that transcript by the frozen LLM) on the held-out split, and both read-outs on dev. The data is configs/speech.yaml's (see ../student_continued/run.sh to rebuild it).
 # Every step resumes or skips finished work when run again.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -16,5 +15,8 @@ $A train --config configs/student.yaml --stage distill --resume --set train.init
   --set train.checkpoint_every=100 --set train.eval_samples=120 --set train.eval_every=300
 cp $RUN/distill/eval.csv $OUT/distill_eval.csv
 cp $RUN/distill/metrics.csv $OUT/distill_metrics.csv
-$A eval --config configs/student.yaml --systems aura_ctc,aura --max-samples 400 --train-bridge never --no-cosine \
+$A eval --config configs/student.yaml --systems aura_ctc --max-samples 400 --train-bridge never --no-cosine \
   --export $RUN/distill/export/student.safetensors --out $OUT/eval
+.venv/bin/python -m benchmarks.readout_dev --config configs/student.yaml --export $RUN/distill/export/student.safetensors \
+  --samples 60 --out $OUT/readout_dev.json          # both read-outs on dev: how --read-out auto was chosen
+# Released on 2026-12-03 with pipeline.released.pack_release(<export>, RELEASE_DIR, "bundled:smollm2-135m-instruct", facts).
