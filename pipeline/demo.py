@@ -161,7 +161,7 @@ def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
         print("\n(no released student for this LLM: only the demo's own student answered)")
     else:
         print("\nNeither student transcribes held-out speech well yet: the released one, read through its CTC head, "
-              "scores WER 86.1 % and QA 1.5 % on the multi-engine held-out split (an empty transcript: 100 %, "
-              "\"the of the\": 88.9 %; 55.3 % on its training voices); see pipeline/released/*/MODEL_CARD.md")
+              "scores WER 84.1 % and QA 0.5 % on the multi-engine held-out split (an empty transcript: 100 %, "
+              "\"the of the\": 88.9 %; 57.6 % on its training voices); see pipeline/released/*/MODEL_CARD.md")
     return {"heldout_keys": [r["key"] for r in rows], "references": [target_for(r) for r in rows],
             "answers": answers}
