@@ -260,8 +260,8 @@ class EncoderFreeModel:
         return out.logits.float(), prefix["attention_mask"]
 
     def read_out(self, choice: str = "auto") -> str:
-        """``generate`` or ``ctc``: ``auto`` is ``ctc`` for a student with a CTC head (its generated answers are not
-        trained with that head's stage; see ``benchmarks/readout_dev.py``), else ``generate``.
+        """``generate`` or ``ctc``: ``auto`` is ``ctc`` for a student with a CTC head (on dev its transcripts are far
+        closer than the generated ones; see ``benchmarks/readout_dev.py``), else ``generate``.
 
         >>> model.read_out("auto")   # doctest: +SKIP
         'ctc'
@@ -271,7 +271,8 @@ class EncoderFreeModel:
         if choice == "auto":
             return "ctc" if self.ctc_head is not None else "generate"
         if choice == "ctc" and self.ctc_head is None:
-            raise ValueError("read-out ctc: this student has no CTC head (train stage 1 with student.ctc_weight > 0)")
+            raise ValueError(f"read-out ctc: {self.metadata.get('source_export') or 'this student'} has no CTC head "
+                             "(train stage 1 with student.ctc_weight > 0)")
         return choice
 
     def answer(self, audios: Sequence[np.ndarray | torch.Tensor], instructions: Sequence[str] | str,
@@ -290,8 +291,7 @@ class EncoderFreeModel:
         >>> model.ctc_transcribe([audio])[0].text   # doctest: +SKIP
         'hello world'
         """
-        if self.ctc_head is None:
-            raise ValueError("this student has no CTC head: train stage 1 with student.ctc_weight > 0")
+        self.read_out("ctc")  # refuses a student without a CTC head
         start = time.perf_counter()
         prefix = self.build_prefix(audios, instruction_for("transcribe"))
         mask = build_attention_mask(prefix["attention_mask"], prefix["audio_mask"], self.bidirectional_audio,

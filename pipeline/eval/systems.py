@@ -10,7 +10,7 @@ they put in front of the answer:
 ``aura_ctc`` (:class:`AuraCTCSystem`)
     The same encoder-free student read through its CTC head (a student trained with ``student.ctc_weight > 0``):
     the transcript is the greedy CTC path over the LLM's own vocabulary at ``student.ctc_layer``; for spoken QA
-    the same LLM (LoRA merged) then answers from that transcript, as the cascade does from Whisper's.
+    the same LLM with its adapters off then answers from that transcript, as the cascade does from Whisper's.
 ``bridge`` (:class:`BridgeSystem`)
     Whisper encoder (run live) -> :class:`~pipeline.models.bridge.BridgeProjector` (stack ``k`` consecutive final-layer
     frames, 2-layer MLP to the LLM width) -> the same frozen LLM with the same chat prompt layout
@@ -64,8 +64,8 @@ from pipeline.models.sequence import layout_speech_batch
 from pipeline.cluster import quiet_transformers
 from pipeline.prompts import prompt_ids, task_of_instruction, text_prompt
 
-SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "aura_ctc": "AuRA, CTC read-out (encoder-free)", "bridge": "Bridge (Whisper enc + projector)",
-                 "cascade": "Cascade (Whisper -> LLM)", "text": "Text-only (reference transcript)"}
+SYSTEM_LABELS = {"aura": "AuRA (encoder-free)", "aura_ctc": "AuRA, CTC read-out (encoder-free)",
+                 "bridge": "Bridge (Whisper enc + projector)", "cascade": "Cascade (Whisper -> LLM)", "text": "Text-only (reference transcript)"}
 
 
 class EvalSystem:
@@ -129,9 +129,7 @@ class AuraCTCSystem(AuraSystem):
     name = "aura_ctc"
 
     def __init__(self, model):
-        if model.ctc_head is None:
-            raise ValueError(f"{model.metadata.get('source_export', 'this student')} has no CTC head "
-                             "(train stage 1 with student.ctc_weight > 0)")
+        model.read_out("ctc")  # refuses a student without a CTC head
         super().__init__(model)
 
     def answer(self, audio, instruction, task="transcribe", transcript=None, max_new_tokens=48) -> GenerationResult:
@@ -325,5 +323,6 @@ def load_system(name: str, cfg: AuraConfig, device=None, dtype=None, export_path
     """Build one of :data:`SYSTEMS` from the config (``export_path`` for AuRA, ``projector_path`` for the bridge)."""
     if name not in SYSTEM_TYPES:
         raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
-    options = {"aura": {"export_path": export_path}, "aura_ctc": {"export_path": export_path}, "bridge": {"projector_path": projector_path}}.get(name, {})
+    options = {"aura": {"export_path": export_path}, "aura_ctc": {"export_path": export_path},
+               "bridge": {"projector_path": projector_path}}.get(name, {})
     return SYSTEM_TYPES[name].from_config(cfg, device=device, dtype=dtype, **options)
