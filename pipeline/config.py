@@ -225,6 +225,14 @@ class TrainConfig(_Section):
     tasks_ctc_weight: float = Field(
         0.0, ge=0, description="stage 2: weight of the CTC loss beside the LM loss (needs a student with a CTC head, "
         "student.ctc_weight > 0)")
+    speaker_shift: float = Field(
+        0.0, ge=0, le=1, description="share of training clips the student hears in another speaker's voice (formants "
+        "and pitch scaled, timing kept; pipeline.data.augment.SpeakerShift); the teacher's targets stay the original "
+        "clip's. Drawn per clip and epoch")
+    speaker_formant_range: tuple[float, float] = Field(
+        (0.88, 1.15), description="speaker shift: formant ratio drawn per clip (>1: a shorter vocal tract)")
+    speaker_pitch_range: tuple[float, float] = Field(
+        (0.8, 1.25), description="speaker shift: factor on the clip's pitch median, drawn per clip")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")
 
 

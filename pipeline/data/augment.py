@@ -1,14 +1,22 @@
-"""Per-utterance acoustic augmentation: gain, background noise, room reverberation, telephone band.
+"""Per-utterance acoustic augmentation: gain, background noise, room reverberation, telephone band, and
+another speaker's voice.
 
 Each utterance's augmentation is drawn once from its own seeded RNG (:func:`draw_augmentation`), stored
 in the manifest with the row, and applied by :func:`apply_augmentation` with maintained libraries:
 ``audiomentations`` for coloured noise at a signal-to-noise ratio, Spotify's ``pedalboard`` for the
 room (Freeverb), the telephone band (300-3400 Hz filters) and the GSM full-rate codec.
 
+A :class:`SpeakerShift` (:func:`draw_speaker_shift`, :func:`apply_speaker_shift`) makes the clip sound
+like another speaker: Praat's *Change gender* (through ``parselmouth``) scales the formants (the vocal
+tract's length) and the pitch while keeping the timing, sample for sample. Training uses it on the
+student's side only (``train.speaker_shift``): the student hears a new speaker, its targets (the
+teacher's states of the original clip, the transcript) stay, so it learns what does not depend on the voice.
+
 Usage::
 
     >>> import numpy as np, random
     >>> from pipeline.data.augment import Augmentation, apply_augmentation, draw_augmentation
+    >>> from pipeline.data.augment import SpeakerShiftOdds, apply_speaker_shift, draw_speaker_shift
     >>> aug = draw_augmentation(random.Random(3))
     >>> sorted(aug.to_dict())
     ['gain_db', 'noise_snr_db', 'reverb_room', 'telephone']
@@ -17,6 +25,11 @@ Usage::
     >>> out.shape == audio.shape and out.dtype == np.float32
     True
     >>> bool(np.array_equal(out, apply_augmentation(audio, Augmentation(gain_db=-6.0, noise_snr_db=20.0, seed=1))))
+    True
+    >>> shift = draw_speaker_shift(random.Random(0), SpeakerShiftOdds(share=1.0))
+    >>> shift
+    SpeakerShift(formant_ratio=1.085, pitch_factor=0.989, seed=556019485)
+    >>> apply_speaker_shift(audio, shift).shape == audio.shape       # the timing stays
     True
 """
 
@@ -115,4 +128,62 @@ def apply_augmentation(audio: np.ndarray, aug: Augmentation, sample_rate: int = 
             np.random.set_state(states[0])
             random.setstate(states[1])
     out = out * np.float32(10.0 ** (aug.gain_db / 20.0))
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SpeakerShiftOdds:
+    """How often a clip gets another speaker's voice, and how far from its own (factors, 1.0 = unchanged)."""
+
+    share: float = 0.0
+    formant_ratio: tuple[float, float] = (0.88, 1.15)
+    pitch_factor: tuple[float, float] = (0.8, 1.25)
+
+
+@dataclass(frozen=True)
+class SpeakerShift:
+    """Formants and pitch median scaled by these factors (``formant_ratio`` > 1: a shorter vocal tract); ``seed``
+    fixes Praat's random choices (its unvoiced stretches), so the same shift gives the same samples."""
+
+    formant_ratio: float = 1.0
+    pitch_factor: float = 1.0
+    seed: int = 0
+
+
+def draw_speaker_shift(rng: random.Random, odds: SpeakerShiftOdds = SpeakerShiftOdds()) -> SpeakerShift | None:
+    """One clip's speaker shift, or ``None`` (probability ``1 - odds.share``) to keep its own voice."""
+    if rng.random() >= odds.share:
+        return None
+    return SpeakerShift(formant_ratio=round(rng.uniform(*odds.formant_ratio), 3),
+                        pitch_factor=round(rng.uniform(*odds.pitch_factor), 3), seed=rng.getrandbits(31))
+
+
+# Praat's pitch range for speech (Hz); outside it a frame counts as unvoiced.
+_PITCH_FLOOR, _PITCH_CEILING = 75.0, 600.0
+
+
+def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` as another speaker would say it (Praat's PSOLA *Change gender*): same length, same peak level,
+    float32. A clip Praat finds no voiced frame in (silence, noise) comes back unchanged."""
+    import parselmouth
+    from parselmouth.praat import call, run
+
+    samples = np.asarray(audio, dtype=np.float64)
+    sound = parselmouth.Sound(samples, sampling_frequency=sample_rate)
+    median = call(sound.to_pitch(pitch_floor=_PITCH_FLOOR, pitch_ceiling=_PITCH_CEILING), "Get quantile", 0, 0, 0.5,
+                  "Hertz")
+    if not np.isfinite(median):
+        return np.asarray(audio, dtype=np.float32)
+    # The new median stays inside the analysis range: Praat's PSOLA marks no pulses outside it.
+    new_median = float(np.clip(median * shift.pitch_factor, _PITCH_FLOOR + 5.0, _PITCH_CEILING - 5.0))
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({shift.seed})")  # Praat's one, process-wide generator
+    try:
+        shifted = call(sound, "Change gender", _PITCH_FLOOR, _PITCH_CEILING, shift.formant_ratio, new_median, 1.0, 1.0)
+    finally:
+        run("random_initializeSafelyAndUnpredictably ()")
+    out = shifted.values[0][: len(samples)]
+    out = np.pad(out, (0, len(samples) - len(out)))
+    peak, new_peak = np.abs(samples).max(), np.abs(out).max()
+    if new_peak > 0:
+        out = out * (peak / new_peak)
     return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -10,6 +10,7 @@ it a method: the student it starts from, its loss, its evaluation.
 
 What :class:`StudentRecipe` provides:
     * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
+    * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``);
     * only the student's trainable parts (patch embedding, LoRA, heads) in the optimizer, one AdamW group
       per part with its own learning rate; the teacher is never loaded: targets come from the zarr feature
       store, checked against the config's fingerprint before anything starts;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,7 @@ import torch.distributed as dist
 
 from pipeline.cluster import quiet_stdout
 from pipeline.config import AuraConfig
+from pipeline.data.augment import SpeakerShiftOdds, apply_speaker_shift, draw_speaker_shift
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.data.shards import ShardSet
 from pipeline.layout import RunLayout
@@ -317,6 +320,19 @@ class StudentRecipe:
             chunk = mine[b * size : (b + 1) * size]
             yield self.heldout.load(chunk or keys[:1], with_targets=with_targets), len(chunk)
 
+    def load_training_batch(self, plan):
+        """A planned batch of training clips; ``train.speaker_shift`` of them in another speaker's voice, drawn
+        from the seed, the epoch and the clip (so a resumed run hears what the uninterrupted one did)."""
+        batch = self.data.load(plan.keys, with_targets=self.needs_targets())
+        cfg = self.cfg.train
+        if cfg.speaker_shift > 0:
+            odds = SpeakerShiftOdds(cfg.speaker_shift, cfg.speaker_formant_range, cfg.speaker_pitch_range)
+            for i, key in enumerate(batch.keys):
+                shift = draw_speaker_shift(random.Random(f"aura-speaker-shift:{cfg.seed}:{plan.epoch}:{key}"), odds)
+                if shift is not None:
+                    batch.audio[i] = torch.from_numpy(apply_speaker_shift(batch.audio[i].numpy(), shift))
+        return batch
+
     def _reduce_weighted(self, sums: dict[str, float], count: float) -> dict[str, float]:
         names = sorted(sums)
         tensor = torch.tensor([sums[n] for n in names] + [count], dtype=torch.float64)
@@ -336,7 +352,7 @@ class StudentRecipe:
             self._log_eval()
         self.engine.train()
         plans = iter(self.sampler)
-        prefetch = Prefetcher(plans, lambda plan: self.data.load(plan.keys, with_targets=self.needs_targets()))
+        prefetch = Prefetcher(plans, self.load_training_batch)
         # Under Ray the bar reaches the terminal as log lines, one per refresh: refresh every 20 s there.
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train ({self.stage})", disable=self.rank != 0,
                    mininterval=0.1 if sys.stderr.isatty() else 20.0)

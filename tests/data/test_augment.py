@@ -7,7 +7,16 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
+from pipeline.data.augment import (
+    Augmentation,
+    AugmentationOdds,
+    SpeakerShift,
+    SpeakerShiftOdds,
+    apply_augmentation,
+    apply_speaker_shift,
+    draw_augmentation,
+    draw_speaker_shift,
+)
 from pipeline.data.engines import get_engine
 
 
@@ -67,3 +76,48 @@ def test_draw_follows_the_odds():
     assert all(d.noise_snr_db is not None and d.reverb_room is None for d in draws if not d.is_clean)
     assert {d.label() for d in draws} == {"clean", "noise"}
     assert Augmentation(gain_db=-3.0).label() == "gain"
+
+
+def _pitch_median(audio: np.ndarray) -> float:
+    import parselmouth
+    from parselmouth.praat import call
+
+    pitch = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=16000).to_pitch(pitch_floor=75, pitch_ceiling=600)
+    return call(pitch, "Get quantile", 0, 0, 0.5, "Hertz")
+
+
+def _spectral_centroid(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / 16000)
+    return float((spectrum * freqs).sum() / spectrum.sum())
+
+
+def test_speaker_shift_keeps_timing_and_level_and_moves_pitch_and_formants(speech):
+    higher = apply_speaker_shift(speech, SpeakerShift(formant_ratio=1.15, pitch_factor=1.25))
+    lower = apply_speaker_shift(speech, SpeakerShift(formant_ratio=0.88, pitch_factor=0.8))
+    for out in (higher, lower):
+        assert out.shape == speech.shape and out.dtype == np.float32
+        assert abs(np.abs(out).max() - np.abs(speech).max()) < 1e-4
+        # the words stay where they were: the loudness envelopes follow each other
+        env = [np.convolve(np.abs(a), np.ones(800) / 800, mode="same")[::160] for a in (speech, out)]
+        assert np.corrcoef(*env)[0, 1] > 0.8
+    own = _pitch_median(speech)
+    assert _pitch_median(higher) == pytest.approx(1.25 * own, rel=0.08)
+    assert _pitch_median(lower) == pytest.approx(0.8 * own, rel=0.08)
+    assert _spectral_centroid(lower) < _spectral_centroid(speech) < _spectral_centroid(higher)
+    assert np.array_equal(higher, apply_speaker_shift(speech, SpeakerShift(formant_ratio=1.15, pitch_factor=1.25)))
+
+
+def test_speaker_shift_leaves_unvoiced_audio_alone():
+    noise = np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32)
+    assert np.array_equal(apply_speaker_shift(noise, SpeakerShift(1.1, 1.2)), noise)
+
+
+def test_speaker_shift_draw_follows_the_odds():
+    rng = random.Random(0)
+    odds = SpeakerShiftOdds(share=0.3, formant_ratio=(0.9, 1.1), pitch_factor=(0.8, 1.2))
+    draws = [draw_speaker_shift(rng, odds) for _ in range(500)]
+    shifted = [d for d in draws if d is not None]
+    assert 110 < len(shifted) < 190
+    assert all(0.9 <= d.formant_ratio <= 1.1 and 0.8 <= d.pitch_factor <= 1.2 for d in shifted)
+    assert draw_speaker_shift(random.Random(0), SpeakerShiftOdds(share=0.0)) is None

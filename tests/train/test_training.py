@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import torch
 
 from feature_store import FingerprintMismatch
 from pipeline.config import load_config
 from pipeline.data.shards import ShardSet
 from pipeline.train.checkpoint import latest_checkpoint, list_checkpoints
-from pipeline.train.data import TrainingDataError
+from pipeline.train.data import TrainingData, TrainingDataError
+from pipeline.train.distill import DistillRecipe
+from pipeline.train.sampler import PlannedBatch
 from pipeline.train.launch import RunExistsError, preflight, prepare_run_dir
 from tests.conftest import REPO, fault_seeds, run_aura
 
@@ -38,9 +41,10 @@ def _copy_workdir(src: Path, dst: Path) -> Path:
 
 
 def _train_args(workdir: Path, *extra: str) -> list[str]:
+    # Half the clips in another speaker's voice: a resumed run must hear exactly what the uninterrupted one did.
     return ["train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
             "--set", "train.max_steps=12", "--set", "train.checkpoint_every=4", "--set", "train.eval_every=100",
-            *extra]
+            "--set", "train.speaker_shift=0.5", *extra]
 
 
 def _assert_same_losses(a: dict, b: dict, steps) -> None:
@@ -71,6 +75,25 @@ def zero3_reference(tiny_workdir, tmp_path_factory) -> dict:
     reference = _metrics(full / "checkpoints" / "distill")
     assert reference[12]["loss"] < reference[1]["loss"]
     return reference
+
+
+def test_the_student_hears_shifted_speakers_drawn_per_clip_and_epoch(tiny_workdir):
+    workdir = tiny_workdir[0]
+    recipe = DistillRecipe(load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", "train.speaker_shift=1.0"]),
+                           workdir / "checkpoints" / "distill")
+    recipe.data = TrainingData(ShardSet(workdir / "shards"), None, split="train")
+    keys = recipe.data.keys()[:3]
+    own = recipe.data.load(keys).audio
+    first = recipe.load_training_batch(PlannedBatch(epoch=0, position=0, keys=keys, shards=[])).audio
+    again = recipe.load_training_batch(PlannedBatch(epoch=0, position=5, keys=keys, shards=[])).audio
+    later = recipe.load_training_batch(PlannedBatch(epoch=1, position=0, keys=keys, shards=[])).audio
+    for o, a, b, c in zip(own, first, again, later):
+        assert o.shape == a.shape == c.shape
+        assert not torch.equal(o, a) and not torch.equal(a, c)
+        assert torch.equal(a, b)
+    recipe.cfg.train.speaker_shift = 0.0
+    plain = recipe.load_training_batch(PlannedBatch(epoch=0, position=0, keys=keys, shards=[])).audio
+    assert all(torch.equal(o, p) for o, p in zip(own, plain))
 
 
 @pytest.mark.faults("training", "SIGKILL of the whole job (driver + Ray + workers) at a random step, then --resume")
