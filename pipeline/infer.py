@@ -59,7 +59,12 @@ from pipeline.decoding import (
 from pipeline.layout import RunLayout
 from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids
 from pipeline.models.patch_embedding import AudioPatchEmbedding
-from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
+from pipeline.models.sequence import (
+    build_attention_mask,
+    layout_speech_batch,
+    position_ids_from_mask,
+    run_decoder_layers,
+)
 from pipeline.models.student import AuraStudent
 from pipeline.prompts import instruction_for, prompt_ids, task_of_instruction, text_prompt
 from pipeline.runtime import ensure_mask_attention, resolve_device, resolve_dtype
@@ -294,12 +299,11 @@ class EncoderFreeModel:
         self.read_out("ctc")  # refuses a student without a CTC head
         start = time.perf_counter()
         prefix = self.build_prefix(audios, instruction_for("transcribe"))
-        mask = build_attention_mask(prefix["attention_mask"], prefix["audio_mask"], self.bidirectional_audio,
-                                    prefix["inputs_embeds"].dtype, self.llm.config._attn_implementation)
-        # The audio states cannot see the text after them, so the full prompt gives stage 1's states.
-        hidden = self.llm.model(inputs_embeds=prefix["inputs_embeds"], attention_mask=mask,
-                                position_ids=position_ids_from_mask(prefix["attention_mask"]), use_cache=False,
-                                output_hidden_states=True).hidden_states[self.ctc_layer]
+        # The audio states cannot see the text after them, so the full prompt gives stage 1's states; the layers
+        # above the head's are not needed.
+        hidden, _ = run_decoder_layers(self.llm.model, prefix["inputs_embeds"], prefix["attention_mask"],
+                                       prefix["audio_mask"], self.bidirectional_audio,
+                                       self.llm.config._attn_implementation, upto=self.ctc_layer)
         lengths = prefix["token_lengths"]
         audio = torch.zeros(len(audios), int(lengths.max()), hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
         for b in range(len(audios)):

@@ -7,7 +7,7 @@ layout of a stage-2 / inference batch (prompt, audio, tail, answer), with labels
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Iterable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,33 @@ def build_attention_mask(attention_mask: torch.Tensor, audio_mask: torch.Tensor 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions counting real tokens only (0 for left padding), so left- and right-padded batches agree."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def run_decoder_layers(decoder, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                       audio_mask: torch.Tensor | None, bidirectional_audio: bool, attn_implementation: str,
+                       upto: int | None = None, collect: Iterable[int] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Decoder layers ``1..upto`` (all by default) of a Llama-style ``decoder`` (``.layers``, ``.rotary_emb``) run by
+    hand with the AuRA mask: the stages that read early layers (distillation, the CTC read-out) stop there.
+
+    Returns ``(hidden after layer upto (no final norm), {m: output of decoder layer m for m in collect})``.
+    """
+    upto = len(decoder.layers) if upto is None else upto
+    if not 1 <= upto <= len(decoder.layers):
+        raise ValueError(f"upto={upto} outside 1..{len(decoder.layers)}")
+    wanted = {m for m in collect if m <= upto}
+    mask = build_attention_mask(attention_mask, audio_mask, bidirectional_audio, inputs_embeds.dtype,
+                                attn_implementation)
+    position_ids = position_ids_from_mask(attention_mask)
+    position_embeddings = decoder.rotary_emb(inputs_embeds, position_ids=position_ids)
+    hidden = inputs_embeds
+    states: dict[int, torch.Tensor] = {}
+    for index, layer in enumerate(decoder.layers[:upto], start=1):
+        hidden = layer(hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings)
+        if isinstance(hidden, tuple):  # older transformers returned (hidden, ...)
+            hidden = hidden[0]
+        if index in wanted:
+            states[index] = hidden
+    return hidden, states
 
 
 def layout_speech_batch(before_audio: Sequence[Sequence[int]], token_lengths: Sequence[int] | torch.Tensor,

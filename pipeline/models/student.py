@@ -50,7 +50,7 @@ from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
 from pipeline.models.ctc import TokenCTCHead
 from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
 from pipeline.models.patch_embedding import AudioPatchEmbedding
-from pipeline.models.sequence import IGNORE_INDEX, build_attention_mask, layout_speech_batch, position_ids_from_mask
+from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
 
 _FORMAT_VERSION = 1
 
@@ -261,27 +261,10 @@ class AuraStudent(nn.Module):
         Returns ``(hidden after layer upto (no final norm), {m: output of decoder layer m})`` for the
         student layers in ``collect`` (default: the mapped layers ``<= upto``).
         """
-        decoder = self.decoder
-        upto = len(decoder.layers) if upto is None else upto
-        if not 1 <= upto <= len(decoder.layers):
-            raise ValueError(f"upto={upto} outside 1..{len(decoder.layers)}")
         if collect is None:
             collect = [*self.layer_map.values(), *([self.ctc_layer] if self.ctc_layer else [])]
-        wanted = {m for m in collect if m <= upto}
-        mask = build_attention_mask(attention_mask, audio_mask, self.bidirectional_audio,
-                                    inputs_embeds.dtype, self.attn_implementation)
-        position_ids = position_ids_from_mask(attention_mask)
-        position_embeddings = decoder.rotary_emb(inputs_embeds, position_ids=position_ids)
-        hidden = inputs_embeds
-        states: dict[int, torch.Tensor] = {}
-        for index, layer in enumerate(decoder.layers[:upto], start=1):
-            hidden = layer(hidden, attention_mask=mask, position_ids=position_ids,
-                           position_embeddings=position_embeddings)
-            if isinstance(hidden, tuple):  # older transformers returned (hidden, ...)
-                hidden = hidden[0]
-            if index in wanted:
-                states[index] = hidden
-        return hidden, states
+        return run_decoder_layers(self.decoder, inputs_embeds, attention_mask, audio_mask, self.bidirectional_audio,
+                                  self.attn_implementation, upto, collect)
 
     @staticmethod
     def _audio_positions(hidden: torch.Tensor, audio_mask: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
