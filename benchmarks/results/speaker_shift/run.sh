@@ -5,7 +5,8 @@
 # half the clips in another speaker's voice, formants x 0.88-1.15, pitch x 0.8-1.25, the teacher's targets those
 # of the original clip). Then the CTC read-out of each on the held-out split (voice pico:en-GB, never trained on)
 # and the dev split (the training voices). The data is configs/speech.yaml's (../student_continued/run.sh).
-# Every step resumes or skips finished work when run again.
+# Every step resumes or skips finished work when run again; STEPS=1200 continues both runs (the schedule stretches
+# to the new end) and evaluates them again.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 A=.venv/bin/aura
@@ -23,6 +24,6 @@ for ARM in own:0.0 shifted:0.5; do
 done
 for NAME in own shifted; do
   RUN=runs/speech/checkpoints_shift_$NAME
-  [ -f $OUT/eval_$NAME/report.md ] || $A eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
-    --train-bridge never --no-cosine --export $RUN/distill/export/student.safetensors --out $OUT/eval_$NAME
+  [ -f $OUT/eval_${NAME}_$STEPS/report.md ] || $A eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
+    --train-bridge never --no-cosine --export $RUN/distill/export/student.safetensors --out $OUT/eval_${NAME}_$STEPS
 done

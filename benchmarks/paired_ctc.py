@@ -1,0 +1,87 @@
+"""Students' CTC read-outs on the same clips, paired: is one really ahead, or is the gap noise?
+
+Every student transcribes the same transcription clips of a split through its CTC head; the gap in corpus WER
+between each student and the first comes with a 95 % interval from a paired bootstrap over utterances (the
+same resampled clips for both), and the share of clips where it makes fewer / more word errors.
+
+    python -m benchmarks.paired_ctc --config configs/student.yaml --split heldout --samples 200 \\
+        --export own=runs/.../own.safetensors --export shifted=runs/.../shifted.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def paired_gap(errors_a: np.ndarray, errors_b: np.ndarray, words: np.ndarray, draws: int = 2000,
+               seed: int = 0) -> dict[str, float]:
+    """Corpus-WER gap ``b - a`` over utterances with ``errors_*`` word errors of ``words`` reference words each,
+    with its paired-bootstrap 95 % interval.
+
+    >>> gap = paired_gap(np.array([2, 2, 2, 2]), np.array([1, 1, 1, 1]), np.array([4, 4, 4, 4]))
+    >>> gap["gap"], gap["low"], gap["high"], gap["fewer_errors"]
+    (-0.25, -0.25, -0.25, 1.0)
+    """
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(words), size=(draws, len(words)))
+    gaps = (errors_b[picks].sum(1) - errors_a[picks].sum(1)) / words[picks].sum(1)
+    return {"gap": float((errors_b.sum() - errors_a.sum()) / words.sum()),
+            "low": float(np.quantile(gaps, 0.025)), "high": float(np.quantile(gaps, 0.975)),
+            "fewer_errors": float(np.mean(errors_b < errors_a)), "more_errors": float(np.mean(errors_b > errors_a))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from pipeline.config import load_config
+    from pipeline.data.shards import ShardSet
+    from pipeline.eval.metrics import word_error_rate
+    from pipeline.infer import EncoderFreeModel
+    from pipeline.prompts import target_for
+    from pipeline.train.data import TrainingData, spread_evenly
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.paired_ctc", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--export", action="append", required=True, help="NAME=PATH of a student with a CTC head; "
+                   "the first is the one the others are compared with")
+    p.add_argument("--split", default="dev", choices=["dev", "heldout"])
+    p.add_argument("--samples", type=int, default=200, help="transcription clips, spread over the split")
+    p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    args = p.parse_args(argv)
+
+    cfg = load_config(args.config)
+    data = TrainingData(ShardSet(cfg.paths.shards), None, split=args.split, tasks=["transcribe"])
+    keys = spread_evenly(data.keys(), args.samples)
+    references = [target_for(data.rows[k]) for k in keys]
+    words = np.array([word_error_rate([r], [""]).reference_words for r in references])
+    results: dict = {"split": args.split, "clips": len(keys), "reference_words": int(words.sum()), "students": {}}
+    errors = {}
+    for spec in args.export:
+        name, path = spec.split("=", 1)
+        model = EncoderFreeModel.from_config(cfg, export_path=path)
+        heard = [model.ctc_transcribe([np.asarray(data.audio(k), dtype=np.float32)])[0].text
+                 for k in tqdm(keys, desc=f"{args.split}: {name}", unit="utt")]
+        per_utt = [word_error_rate([r], [h]) for r, h in zip(references, heard)]
+        errors[name] = np.array([w.substitutions + w.deletions + w.insertions for w in per_utt])
+        results["students"][name] = {"export": path, "wer": word_error_rate(references, heard).wer,
+                                     "examples": [[r, h] for r, h in zip(references[:4], heard[:4])]}
+    first, *others = list(errors)
+    for name in others:
+        results["students"][name]["vs_" + first] = gap = paired_gap(errors[first], errors[name], words)
+    for name, r in results["students"].items():
+        gap = r.get("vs_" + first)
+        versus = (f"  {100 * gap['gap']:+.1f} points vs {first} (95 % {100 * gap['low']:+.1f} .. {100 * gap['high']:+.1f}; "
+                  f"fewer errors on {100 * gap['fewer_errors']:.0f} % of clips, more on {100 * gap['more_errors']:.0f} %)"
+                  if gap else "")
+        print(f"{name:10s} {args.split} CTC WER {100 * r['wer']:.1f} % over {len(keys)} clips{versus}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
