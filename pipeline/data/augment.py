@@ -26,7 +26,7 @@ Usage::
     True
     >>> bool(np.array_equal(out, apply_augmentation(audio, Augmentation(gain_db=-6.0, noise_snr_db=20.0, seed=1))))
     True
-    >>> shift = draw_speaker_shift(random.Random(0), SpeakerShiftOdds(share=1.0))
+    >>> shift = draw_speaker_shift(random.Random(0), SpeakerShiftOdds(1.0, (0.88, 1.15), (0.8, 1.25)))
     >>> shift
     SpeakerShift(formant_ratio=1.085, pitch_factor=0.989, seed=556019485)
     >>> apply_speaker_shift(audio, shift).shape == audio.shape       # the timing stays
@@ -133,11 +133,12 @@ def apply_augmentation(audio: np.ndarray, aug: Augmentation, sample_rate: int = 
 
 @dataclass(frozen=True)
 class SpeakerShiftOdds:
-    """How often a clip gets another speaker's voice, and how far from its own (factors, 1.0 = unchanged)."""
+    """How often a clip gets another speaker's voice, and how far from its own (factors, 1.0 = unchanged); the
+    train config (``train.speaker_*``) holds the values."""
 
-    share: float = 0.0
-    formant_ratio: tuple[float, float] = (0.88, 1.15)
-    pitch_factor: tuple[float, float] = (0.8, 1.25)
+    share: float
+    formant_ratio: tuple[float, float]
+    pitch_factor: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class SpeakerShift:
     seed: int = 0
 
 
-def draw_speaker_shift(rng: random.Random, odds: SpeakerShiftOdds = SpeakerShiftOdds()) -> SpeakerShift | None:
+def draw_speaker_shift(rng: random.Random, odds: SpeakerShiftOdds) -> SpeakerShift | None:
     """One clip's speaker shift, or ``None`` (probability ``1 - odds.share``) to keep its own voice."""
     if rng.random() >= odds.share:
         return None

@@ -120,4 +120,4 @@ def test_speaker_shift_draw_follows_the_odds():
     shifted = [d for d in draws if d is not None]
     assert 110 < len(shifted) < 190
     assert all(0.9 <= d.formant_ratio <= 1.1 and 0.8 <= d.pitch_factor <= 1.2 for d in shifted)
-    assert draw_speaker_shift(random.Random(0), SpeakerShiftOdds(share=0.0)) is None
+    assert draw_speaker_shift(random.Random(0), SpeakerShiftOdds(0.0, (0.9, 1.1), (0.8, 1.2))) is None
