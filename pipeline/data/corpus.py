@@ -48,11 +48,9 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,6 +67,7 @@ from pipeline.data.qa import (  # noqa: F401  (QA facts live in qa.py; re-export
     spoken_qa_facts,
 )
 from pipeline.data.tts import SAMPLE_RATE, synthesize
+from pipeline.workers import worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +164,7 @@ def generate_corpus(
             num_samples.append(_render_star(job))
             bar.update()
     else:
-        # spawn, not fork: the parent may hold threads (tqdm, torch, ray) that fork would copy.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with worker_pool(workers) as pool:
             chunksize = max(1, min(16, len(jobs) // (4 * workers)))
             for count in pool.map(_render_star, jobs, chunksize=chunksize):
                 num_samples.append(count)

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from tqdm import tqdm
 from pipeline.config import IngestConfig
 from pipeline.data.audio import AUDIO_EXTENSIONS, AudioRejected, load_checked, to_flac_bytes
 from pipeline.data.shards import MANIFEST_COLUMNS, ShardSet, shard_name
+from pipeline.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def ingest(source: str | Path, shards_dir: str | Path, cfg: IngestConfig, progre
 
     prepared: list[tuple[InputItem, dict[str, Any], bytes]] = []
     if cfg.workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(cfg.workers) as pool:
+        with worker_pool(cfg.workers) as pool:
             known = [existing.get(item.key) for item in todo]
             results = pool.map(_prepare, todo, [cfg] * len(todo), known, chunksize=4)
             results = list(tqdm(results, total=len(todo), desc="ingest: decode", disable=not progress))
