@@ -51,12 +51,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,6 +69,7 @@ from pipeline.data.corpus_plan import evenly_spread
 from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
 from pipeline.data.manifest import MANIFEST_NAME, PlannedRow
 from pipeline.fs import atomic_write_text
+from pipeline.workers import worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -371,9 +371,7 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
     render_started = time.perf_counter()
     rejects: list[dict] = []
     new_audio_samples = 0
-    # spawn, not fork: the parent may hold threads (tqdm, torch) that fork would copy.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+    with worker_pool(cfg.workers) as pool:
         futures = {pool.submit(_render_part, by_part[p], str(out_dir)): p for p in todo}
         for future in as_completed(futures):
             part = futures[future]
