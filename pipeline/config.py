@@ -54,6 +54,14 @@ class ModelsConfig(_Section):
     trust_remote_code: bool = Field(False, description="run Python shipped with a model repository (arbitrary code)")
 
 
+class VoiceGrowth(_Section):
+    """Voices added when the corpus grew: rows from ``from_utterance`` on draw from these shares."""
+
+    from_utterance: int = Field(..., ge=1, description="the first row (index) that draws from these voices")
+    voices: dict[str, float] = Field(
+        ..., min_length=1, description="voice (engine:voice) -> share of those rows' train and dev rows, before the voice check")
+
+
 class CorpusConfig(_Section):
     """The synthesized speech corpus (``aura corpus``).
 
@@ -72,6 +80,8 @@ class CorpusConfig(_Section):
         {"pico:en-US": 0.50, "piper:joe": 0.30, "festival:ked": 0.08,
          "espeak:en-us": 0.04, "espeak:en-gb-x-rp": 0.04, "espeak:en-029": 0.04},
         description="training voice (engine:voice) -> share of train and dev rows, before the voice check")
+    voice_growth: list[VoiceGrowth] = Field(
+        [], description="voices added as the corpus grows (rows before each from_utterance keep the voices they had)")
     heldout_voices: list[str] = Field(
         ["pico:en-GB"], min_length=1, description="voices that speak only the held-out split (never trained on)")
     voice_check_utterances: int = Field(24, ge=1, description="clean clips per voice that Whisper transcribes")
@@ -101,6 +111,24 @@ class CorpusConfig(_Section):
     part_size: int = Field(500, ge=1, description="rows rendered (and written) together")
     wer_sample_per_voice: int = Field(
         40, ge=0, description="rendered (augmented) clips per voice and split that Whisper transcribes for the summary")
+
+    @model_validator(mode="after")
+    def _voices_consistent(self) -> "CorpusConfig":
+        starts = [g.from_utterance for g in self.voice_growth]
+        if starts != sorted(set(starts)):
+            raise ValueError(f"corpus.voice_growth: from_utterance must increase from one entry to the next, got {starts}")
+        trained = set(self.voices).union(*(g.voices for g in self.voice_growth))
+        if both := sorted(trained & set(self.heldout_voices)):
+            raise ValueError(f"corpus: {', '.join(both)} both trained on and held out")
+        return self
+
+    def voice_plans(self) -> list[tuple[int, dict[str, float]]]:
+        """``(first row, voice shares)`` for each stage of the corpus's growth, the configured voices first.
+
+        >>> CorpusConfig(voice_growth=[{"from_utterance": 100, "voices": {"kokoro:jm_kumo": 1.0}}]).voice_plans()[1]
+        (100, {'kokoro:jm_kumo': 1.0})
+        """
+        return [(0, dict(self.voices))] + [(g.from_utterance, dict(g.voices)) for g in self.voice_growth]
 
 
 class IngestConfig(_Section):

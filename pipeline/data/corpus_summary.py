@@ -122,7 +122,8 @@ def summarize(rows: list[dict], cfg: CorpusConfig, voice_check: dict, build: dic
         "voices": {v: {"engine": v.split(":", 1)[0], "hours": {s: round(h, 3) for s, h in voice_hours[v].items()},
                        "rows": dict(voice_rows[v]), "whisper_wer_clean": voice_wer.get(v),
                        "whisper_wer_as_built": (as_built_wer or {}).get(v, {}),
-                       "training_share": voice_check.get("shares", {}).get(v, 0.0)}
+                       # of the rows as built: with corpus.voice_growth a voice's planned share differs by stage
+                       "training_share": round(voice_rows[v].get("train", 0) / (by_split["train"] or 1), 4)}
                    for v in sorted(voice_hours)},
         "voices_per_engine": {e: sorted(v) for e, v in sorted(engines_of.items())},
         "training_voices": sorted(v for v in voice_hours if voice_hours[v]["train"] > 0),
@@ -174,7 +175,7 @@ def render_markdown(summary: dict) -> str:
                          f"{summary['distinct_sentences'].get(split, 0)} | {summary['distinct_questions'].get(split, 0)} | "
                          f"{summary['word_types'].get(split, 0)} |")
     lines += ["", "Whisper WER per voice: on clean clips (the voice check that set the shares) and on the corpus as "
-              "built (augmented rows).", "",
+              "built (augmented rows). Share: of the training rows.", "",
               "| voice | engine | train h | dev h | held-out h | share | WER clean | WER as built (train) | "
               "WER as built (held-out) |", "|---|---|---|---|---|---|---|---|---|"]
     for voice, v in summary["voices"].items():

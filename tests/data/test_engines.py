@@ -12,6 +12,7 @@ TEXT = "The library opens at nine in the morning."
 
 
 @pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("pico", "en-GB"), ("piper", "joe"),
+                                        ("kokoro", "jf_alpha"), ("kokoro", "jf_nezumi+jf_tebukuro"),
                                         ("festival", "ked"), ("espeak", "en-us")])
 def test_engine_speaks_16k_float(name, voice):
     audio = get_engine(name).synthesize(TEXT, voice)
@@ -20,7 +21,8 @@ def test_engine_speaks_16k_float(name, voice):
     assert 0.02 < np.abs(audio).max() <= 1.0
 
 
-@pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("piper", "joe"), ("festival", "ked"), ("espeak", "en-us")])
+@pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("piper", "joe"), ("kokoro", "jm_kumo"),
+                                        ("festival", "ked"), ("espeak", "en-us")])
 def test_speed_changes_duration(name, voice):
     engine = get_engine(name)
     slow, fast = engine.synthesize(TEXT, voice, speed=0.8), engine.synthesize(TEXT, voice, speed=1.25)
@@ -46,6 +48,15 @@ def test_pitch_factor_raises_pitch(name, voice):
     assert _f0(engine.synthesize(TEXT, voice, pitch=1.3)) > 1.1 * _f0(engine.synthesize(TEXT, voice, pitch=0.85))
 
 
+def test_kokoro_blend_is_a_speaker_between_its_two():
+    engine = get_engine("kokoro")
+    female, male = _f0(engine.synthesize(TEXT, "jf_alpha")), _f0(engine.synthesize(TEXT, "jm_kumo"))
+    blend = engine.synthesize(TEXT, "jf_alpha+jm_kumo")
+    assert 1.3 * male < _f0(blend) < female / 1.3
+    np.testing.assert_array_equal(blend, engine.synthesize(TEXT, "jf_alpha+jm_kumo"))  # deterministic
+    assert engine.phonemes("What is the capital of France?") == "wˌʌt ɪz ðə kˈæpɪTᵊl ʌv fɹˈæns?"
+
+
 def test_festival_batch_equals_single_calls():
     engine = get_engine("festival")
     requests = [SynthesisRequest("Good evening, everyone.", "ked", 1.1, 0.9), SynthesisRequest('He said "no".', "ked")]
@@ -59,6 +70,10 @@ def test_bad_voice_and_ranges_name_the_choices():
         get_engine("pico").synthesize(TEXT, "en-AU")
     with pytest.raises(ValueError, match="piper pitch 1.2 outside"):
         get_engine("piper").synthesize(TEXT, "joe", pitch=1.2)
+    with pytest.raises(ValueError, match="kokoro pitch 0.9 outside"):
+        get_engine("kokoro").synthesize(TEXT, "jf_alpha", pitch=0.9)
+    with pytest.raises(ValueError, match="kokoro has no voice 'af_heart'"):
+        get_engine("kokoro").synthesize(TEXT, "af_heart")
     with pytest.raises(ValueError, match="unknown TTS engine 'flite'"):
         get_engine("flite")
 

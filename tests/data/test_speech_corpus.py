@@ -148,3 +148,44 @@ def test_cached_voice_check_follows_the_config(tmp_path):
     assert loose.dropped == {"nosuch:voice": "unknown TTS engine 'nosuch'"}
     strict = speech_corpus.run_voice_check(CorpusConfig(voices=voices, drop_voice_wer=0.3), models, [], tmp_path)
     assert strict.shares == {"pico:en-US": 1.0} and "espeak:en-us" in strict.dropped
+
+
+def test_voice_growth_keeps_earlier_rows_and_voices_the_new_ones(plan):
+    cfg, rows = plan
+    kokoro = {"kokoro:jf_alpha": 0.5, "kokoro:jm_kumo": 0.5}
+    grown_cfg = CorpusConfig.model_validate({**cfg.model_dump(), "num_utterances": 4400, "voice_growth": [
+        {"from_utterance": 4000, "voices": kokoro}]})
+    grown = plan_speech_corpus(grown_cfg, SHARES, growth_shares=[kokoro], sentences=TEXTS,
+                               qa_facts=qa_facts(["capitals", "world_capitals", "opposites", "plurals"]))
+    assert grown[:4000] == rows
+    new = grown[4000:]
+    assert {r.voice for r in new if r.split != "heldout"} == set(kokoro)
+    assert {r.voice for r in new if r.split == "heldout"} == set(cfg.heldout_voices)
+    assert all(r.pitch == 1.0 for r in new if r.engine == "kokoro")
+    with pytest.raises(ValueError, match="1 corpus.voice_growth entries but 0 growth_shares"):
+        plan_speech_corpus(grown_cfg, SHARES, sentences=TEXTS, qa_facts=[])
+
+
+def test_voice_growth_config_is_checked():
+    with pytest.raises(ValueError, match="from_utterance must increase"):
+        CorpusConfig(voice_growth=[{"from_utterance": 200, "voices": {"pico:en-US": 1}},
+                                   {"from_utterance": 100, "voices": {"piper:joe": 1}}])
+    with pytest.raises(ValueError, match="pico:en-GB both trained on and held out"):
+        CorpusConfig(voice_growth=[{"from_utterance": 100, "voices": {"pico:en-GB": 1}}])
+
+
+def test_voice_check_measures_only_the_voices_added(tmp_path):
+    """Growing the voice list keeps the measured WERs (so planned rows keep their voices) and measures the new."""
+    (tmp_path / "voice_check.json").write_text(json.dumps({
+        "whisper": "bundled:whisper-tiny.en", "utterances_per_voice": 4,
+        "wer": {"pico:en-US": 0.1, "espeak:en-us": 0.4, "pico:en-GB": 0.1},
+        "shares": {}, "dropped": {}}))
+    cfg = CorpusConfig(voices={"pico:en-US": 0.5, "espeak:en-us": 0.5}, max_poor_voice_share=0.5, voice_growth=[
+        {"from_utterance": 100, "voices": {"pico:en-US": 0.5, "nosuch:voice": 0.5}}])
+    check = speech_corpus.run_voice_check(cfg, ModelsConfig(), ["One two three four."], tmp_path)
+    assert check.wer == {"espeak:en-us": 0.4, "nosuch:voice": None, "pico:en-GB": 0.1, "pico:en-US": 0.1}
+    assert check.shares == {"pico:en-US": 0.5, "espeak:en-us": 0.5}
+    assert check.growth_shares == [{"pico:en-US": 1.0}]
+    assert "unknown TTS engine 'nosuch'" in check.dropped["nosuch:voice"]
+    cached = json.loads((tmp_path / "voice_check.json").read_text())
+    assert cached["growth_shares"] == [{"pico:en-US": 1.0}] and cached["wer"]["nosuch:voice"] is None

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 A=.venv/bin/aura
 OUT=benchmarks/results/student
-$A corpus --config configs/speech.yaml                                     # ~19 min: 22,000 utterances
+$A corpus --config configs/speech.yaml --set corpus.num_utterances=22000 # ~19 min: 22,000 utterances
 $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 min
 $A precompute --config configs/speech.yaml                                 # ~11 min: the teacher, once
 $A train --config configs/student.yaml --stage distill --resume            # stage 1

@@ -11,7 +11,7 @@ A=.venv/bin/aura
 OUT=benchmarks/results/student_continued
 RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
 STEPS=${STEPS:-400}
-$A corpus --config configs/speech.yaml                                     # ~15-20 min: 22,000 utterances
+$A corpus --config configs/speech.yaml --set corpus.num_utterances=22000 # ~15-20 min: 22,000 utterances
 $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 min
 $A precompute --config configs/speech.yaml                                 # ~11 min: the teacher, once
 $A train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$RELEASED \
