@@ -160,14 +160,13 @@ def _unloads_cleanly(library: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _library_path() -> str:
-    """The path to load: the wheel's library, or a private copy if something else holds it open.
+    """The path to load: a private copy of the wheel's library that nothing else in the process opens.
 
-    Unloading is what resets the library's statics. If another component of this process keeps
-    the wheel's library loaded, dlclose would not unload it, so we load our own copy instead.
+    Unloading is what resets the library's statics, and dlclose only unloads a library nobody else holds
+    open. The wheel's own file is shared: a component loaded later (phonemizer, for Kokoro's G2P, keeps it
+    open) would silently stop our unloads, after this choice was made. A private copy cannot be shared.
     """
     library, _ = _wheel_paths()
-    if _unloads_cleanly(library):
-        return library
     private_dir = Path(tempfile.mkdtemp(prefix="aura-espeak-"))
     atexit.register(shutil.rmtree, private_dir, True)
     private = str(private_dir / Path(library).name)
@@ -176,7 +175,10 @@ def _library_path() -> str:
         if _unloads_cleanly(private):
             return private
     except EspeakUnavailableError:  # e.g. a temp dir mounted noexec
-        pass
+        if _unloads_cleanly(library):
+            logger.warning("cannot load a private copy of libespeak-ng from %s: using the wheel's; "
+                           "synthesize() output may vary if something else opens it", private_dir)
+            return library
     logger.warning("libespeak-ng stays loaded after dlclose: synthesize() output may vary "
                    "between calls with the same arguments")
     return library

@@ -108,6 +108,23 @@ print(tts._library_path() != espeakng_loader.get_library_path(), np.array_equal(
     assert result.stdout.split() == ["True", "True"]
 
 
+def test_stays_deterministic_when_something_opens_the_library_after_our_first_call():
+    # What Kokoro's G2P does: phonemizer opens the wheel's libespeak-ng and keeps it, after we chose
+    # which file to load. Our copy must still unload (and reset) between calls.
+    code = """
+import ctypes, espeakng_loader, numpy as np
+from pipeline.data import tts
+first = tts.synthesize('Is it raining in Paris?', voice='en-us+f3')
+held = ctypes.CDLL(espeakng_loader.get_library_path())
+again = tts.synthesize('Is it raining in Paris?', voice='en-us+f3')
+third = tts.synthesize('Is it raining in Paris?', voice='en-us+f3')
+print(np.array_equal(first, again), np.array_equal(again, third))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["True", "True"]
+
+
 def test_concurrent_threads_are_serialised_and_correct():
     texts = [f"Thread number {word} is speaking now." for word in ("one", "two", "three", "four")]
     expected = [synthesize(t, voice="en-us+f2") for t in texts]
