@@ -261,6 +261,12 @@ class TrainConfig(_Section):
         (0.88, 1.15), description="speaker shift: formant ratio drawn per clip (>1: a shorter vocal tract)")
     speaker_pitch_range: tuple[float, float] = Field(
         (0.8, 1.25), description="speaker shift: factor on the clip's pitch median, drawn per clip")
+    spec_freq_masks: int = Field(
+        0, ge=0, description="SpecAugment: bands of mel channels masked in each training clip the student hears "
+        "(pipeline.data.augment.SpecMasks; the targets stay the unmasked clip's). Drawn per clip and epoch")
+    spec_freq_width: int = Field(15, ge=1, description="SpecAugment: widest band, in mel channels")
+    spec_time_masks: int = Field(0, ge=0, description="SpecAugment: stretches of frames masked in each training clip")
+    spec_time_share: float = Field(0.05, gt=0, le=0.5, description="SpecAugment: longest stretch, share of the clip")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")
 
 

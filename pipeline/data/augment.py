@@ -1,5 +1,5 @@
-"""Per-utterance acoustic augmentation: gain, background noise, room reverberation, telephone band, and
-another speaker's voice.
+"""Per-utterance acoustic augmentation: gain, background noise, room reverberation, telephone band,
+another speaker's voice, and masked mel bands and stretches.
 
 Each utterance's augmentation is drawn once from its own seeded RNG (:func:`draw_augmentation`), stored
 in the manifest with the row, and applied by :func:`apply_augmentation` with maintained libraries:
@@ -11,6 +11,11 @@ like another speaker: Praat's *Change gender* (through ``parselmouth``) scales t
 tract's length) and the pitch while keeping the timing, sample for sample. Training uses it on the
 student's side only (``train.speaker_shift``): the student hears a new speaker, its targets (the
 teacher's states of the original clip, the transcript) stay, so it learns what does not depend on the voice.
+
+:class:`SpecMasks` (:func:`draw_spec_masks`, :func:`apply_spec_masks`) is SpecAugment's masking (Park et al.
+2019) on the student's log-mel: a few bands of mel channels and stretches of frames are replaced by the clip's
+mean, on the student's side only (``train.spec_freq_masks``, ``train.spec_time_masks``); the targets are the
+unmasked clip's, so no single band (a voice's formants, its pitch harmonics) or stretch can be relied on.
 
 Usage::
 
@@ -31,6 +36,14 @@ Usage::
     SpeakerShift(formant_ratio=1.085, pitch_factor=0.989, seed=556019485)
     >>> apply_speaker_shift(audio, shift).shape == audio.shape       # the timing stays
     True
+    >>> import torch
+    >>> masks = draw_spec_masks(random.Random(0), SpecMaskOdds(2, 10, 1, 0.1), n_mels=80, frames=200)
+    >>> masks
+    SpecMasks(bands=((53, 6), (33, 0)), stretches=((124, 16),))
+    >>> mel = torch.randn(80, 200)
+    >>> masked = apply_spec_masks(mel, masks, frames=200)
+    >>> bool((masked[53:59] == mel.mean()).all()), bool((masked[:53, :124] == mel[:53, :124]).all())
+    (True, True)
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import random
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 SAMPLE_RATE = 16_000
 
@@ -188,3 +202,47 @@ def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int
     if new_peak > 0:
         out = out * (peak / new_peak)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SpecMaskOdds:
+    """How many bands and stretches a clip gets and how wide they may be (``train.spec_*`` holds the values)."""
+
+    bands: int = 0
+    band_width: int = 15  # mel channels, at most
+    stretches: int = 0
+    stretch_share: float = 0.05  # of the clip's frames, at most
+
+
+@dataclass(frozen=True)
+class SpecMasks:
+    """``(first channel, channels)`` bands and ``(first frame, frames)`` stretches of one clip's mel."""
+
+    bands: tuple[tuple[int, int], ...] = ()
+    stretches: tuple[tuple[int, int], ...] = ()
+
+
+def draw_spec_masks(rng: random.Random, odds: SpecMaskOdds, n_mels: int, frames: int) -> SpecMasks:
+    """One clip's masks: widths uniform in ``[0, max]`` as in SpecAugment, positions uniform where they fit."""
+
+    def draw(count: int, widest: int, size: int) -> tuple[tuple[int, int], ...]:
+        spans = []
+        for _ in range(count):
+            width = rng.randint(0, max(0, min(widest, size)))
+            spans.append((rng.randint(0, size - width), width))
+        return tuple(spans)
+
+    return SpecMasks(bands=draw(odds.bands, odds.band_width, n_mels),
+                     stretches=draw(odds.stretches, int(odds.stretch_share * frames), frames))
+
+
+def apply_spec_masks(mel: torch.Tensor, masks: SpecMasks, frames: int) -> torch.Tensor:
+    """``mel (n_mels, T)`` with the bands and stretches set to the mean of its first ``frames`` frames (the clip;
+    the batch's padding after them is left alone). Returns a new tensor."""
+    out = mel.clone()
+    fill = mel[:, :frames].mean()
+    for start, width in masks.bands:
+        out[start : start + width, :frames] = fill
+    for start, width in masks.stretches:
+        out[:, start : start + width] = fill
+    return out

@@ -54,6 +54,7 @@ class Batch:
     rows: list[dict[str, Any]]  # manifest rows (text, task, question, answer, ...)
     targets: torch.Tensor | None = None  # (B, layers, max_frames, width), zero padded
     target_lengths: torch.Tensor | None = None  # (B,)
+    epoch: int | None = None  # set on training batches: per-clip augmentation is drawn per epoch
 
 
 class TrainingData:

@@ -90,7 +90,7 @@ class DistillRecipe(StudentRecipe):
         inference computes the audio states in), plus ``student.ctc_weight`` x the CTC loss."""
 
         student = self.engine.module
-        mel, token_lengths = student.patch_embedding.mel_batch(batch.audio)
+        mel, token_lengths = self.student_mel(batch)
         # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
         # on the submodules, so calling the module method directly is safe.
         out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),

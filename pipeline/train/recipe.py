@@ -10,7 +10,8 @@ it a method: the student it starts from, its loss, its evaluation.
 
 What :class:`StudentRecipe` provides:
     * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
-    * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``);
+    * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``)
+      and SpecAugment's masked mel bands and stretches (``train.spec_freq_masks``, ``train.spec_time_masks``);
     * only the student's trainable parts (patch embedding, LoRA, heads) in the optimizer, one AdamW group
       per part with its own learning rate; the teacher is never loaded: targets come from the zarr feature
       store, checked against the config's fingerprint before anything starts;
@@ -44,7 +45,8 @@ import torch.distributed as dist
 
 from pipeline.cluster import quiet_stdout
 from pipeline.config import AuraConfig
-from pipeline.data.augment import SpeakerShiftOdds, apply_speaker_shift, draw_speaker_shift
+from pipeline.data.augment import (SpeakerShiftOdds, SpecMaskOdds, apply_speaker_shift, apply_spec_masks,
+                                   draw_speaker_shift, draw_spec_masks)
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.data.shards import ShardSet
 from pipeline.layout import RunLayout
@@ -331,7 +333,25 @@ class StudentRecipe:
                 shift = draw_speaker_shift(random.Random(f"aura-speaker-shift:{cfg.seed}:{plan.epoch}:{key}"), odds)
                 if shift is not None:
                     batch.audio[i] = torch.from_numpy(apply_speaker_shift(batch.audio[i].numpy(), shift))
+        batch.epoch = plan.epoch
         return batch
+
+    def student_mel(self, batch, audio=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mel, token_lengths)`` the student hears for ``batch`` (or ``audio`` in its place). A training batch's
+        clips get ``train.spec_*_masks`` SpecAugment masks, drawn from the seed, the epoch and the clip (a resumed
+        run hears what the uninterrupted one did); evaluation batches and replaced audio stay as they are."""
+        embedding = self.engine.module.patch_embedding
+        mel, token_lengths = embedding.mel_batch(batch.audio if audio is None else audio)
+        cfg = self.cfg.train
+        if audio is None and batch.epoch is not None and (cfg.spec_freq_masks or cfg.spec_time_masks):
+            odds = SpecMaskOdds(cfg.spec_freq_masks, cfg.spec_freq_width, cfg.spec_time_masks, cfg.spec_time_share)
+            masked = []
+            for m, key, tokens in zip(mel, batch.keys, token_lengths.tolist()):
+                frames = tokens * embedding.stride
+                rng = random.Random(f"aura-spec-masks:{cfg.seed}:{batch.epoch}:{key}")
+                masked.append(apply_spec_masks(m, draw_spec_masks(rng, odds, m.shape[0], frames), frames))
+            mel = torch.stack(masked)
+        return mel, token_lengths
 
     def _reduce_weighted(self, sums: dict[str, float], count: float) -> dict[str, float]:
         names = sorted(sums)

@@ -48,9 +48,8 @@ class TasksRecipe(StudentRecipe):
         self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in TASKS}
         return student
 
-    def _layout(self, batch, audio):
-        student = self.engine.module
-        mel, token_lengths = student.patch_embedding.mel_batch(audio)
+    def _layout(self, batch, audio=None):
+        mel, token_lengths = self.student_mel(batch, audio)
         tasks = [row.get("task") or "transcribe" for row in batch.rows]
         layout = layout_speech_batch(
             [self._prompts[t][0] for t in tasks], token_lengths,
@@ -67,7 +66,7 @@ class TasksRecipe(StudentRecipe):
         student = self.engine.module
         use_distill = self.cfg.train.distill_weight > 0 and audio is None
         use_ctc = self.cfg.train.tasks_ctc_weight > 0 and audio is None
-        inputs = self._layout(batch, batch.audio if audio is None else audio)
+        inputs = self._layout(batch, audio)
         out = student(**inputs, return_layer_states=use_distill, return_ctc=use_ctc, logits="labels")
         self._last_out = out
         self._last_tokens = int(inputs["attention_mask"].sum())

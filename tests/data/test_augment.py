@@ -12,10 +12,14 @@ from pipeline.data.augment import (
     AugmentationOdds,
     SpeakerShift,
     SpeakerShiftOdds,
+    SpecMaskOdds,
+    SpecMasks,
     apply_augmentation,
     apply_speaker_shift,
+    apply_spec_masks,
     draw_augmentation,
     draw_speaker_shift,
+    draw_spec_masks,
 )
 from pipeline.data.engines import get_engine
 
@@ -121,3 +125,33 @@ def test_speaker_shift_draw_follows_the_odds():
     assert 110 < len(shifted) < 190
     assert all(0.9 <= d.formant_ratio <= 1.1 and 0.8 <= d.pitch_factor <= 1.2 for d in shifted)
     assert draw_speaker_shift(random.Random(0), SpeakerShiftOdds(0.0, (0.9, 1.1), (0.8, 1.2))) is None
+
+
+def test_spec_masks_fit_the_clip_and_follow_the_odds():
+    rng = random.Random(0)
+    odds = SpecMaskOdds(bands=2, band_width=20, stretches=3, stretch_share=0.1)
+    draws = [draw_spec_masks(rng, odds, n_mels=80, frames=300) for _ in range(300)]
+    assert all(len(d.bands) == 2 and len(d.stretches) == 3 for d in draws)
+    bands = [b for d in draws for b in d.bands]
+    stretches = [s for d in draws for s in d.stretches]
+    assert all(0 <= w <= 20 and 0 <= start <= 80 - w for start, w in bands)
+    assert all(0 <= w <= 30 and 0 <= start <= 300 - w for start, w in stretches)
+    assert max(w for _, w in bands) == 20 and 8 < np.mean([w for _, w in bands]) < 12  # uniform in [0, 20]
+    assert draw_spec_masks(random.Random(5), odds, 80, 300) == draw_spec_masks(random.Random(5), odds, 80, 300)
+    assert draw_spec_masks(rng, SpecMaskOdds(), 80, 300) == SpecMasks()  # off by default
+    assert draw_spec_masks(rng, odds, 80, frames=4).stretches[0][1] == 0  # too short to mask a share of
+
+
+def test_spec_masks_fill_with_the_clip_mean_and_leave_the_rest():
+    import torch
+
+    mel = torch.randn(80, 120)
+    frames = 100  # the batch's padding after frame 100 is not the clip's
+    masked = apply_spec_masks(mel, SpecMasks(bands=((10, 5),), stretches=((40, 7),)), frames)
+    fill = mel[:, :frames].mean()
+    assert (masked[10:15, :frames] == fill).all() and (masked[:, 40:47] == fill).all()
+    keep = torch.ones_like(mel, dtype=torch.bool)
+    keep[10:15, :frames] = False
+    keep[:, 40:47] = False
+    assert torch.equal(masked[keep], mel[keep])
+    assert torch.equal(apply_spec_masks(mel, SpecMasks(), frames), mel) and masked is not mel

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +20,7 @@ import torch
 from feature_store import FingerprintMismatch
 from pipeline.config import load_config
 from pipeline.data.shards import ShardSet
+from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.train.checkpoint import latest_checkpoint, list_checkpoints
 from pipeline.train.data import TrainingData, TrainingDataError
 from pipeline.train.distill import DistillRecipe
@@ -41,10 +43,12 @@ def _copy_workdir(src: Path, dst: Path) -> Path:
 
 
 def _train_args(workdir: Path, *extra: str) -> list[str]:
-    # Half the clips in another speaker's voice: a resumed run must hear exactly what the uninterrupted one did.
+    # Half the clips in another speaker's voice and SpecAugment masks on every clip: a resumed run must hear
+    # exactly what the uninterrupted one did.
     return ["train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
             "--set", "train.max_steps=12", "--set", "train.checkpoint_every=4", "--set", "train.eval_every=100",
-            "--set", "train.speaker_shift=0.5", *extra]
+            "--set", "train.speaker_shift=0.5", "--set", "train.spec_freq_masks=2", "--set", "train.spec_time_masks=2",
+            *extra]
 
 
 def _assert_same_losses(a: dict, b: dict, steps) -> None:
@@ -94,6 +98,34 @@ def test_the_student_hears_shifted_speakers_drawn_per_clip_and_epoch(tiny_workdi
     recipe.cfg.train.speaker_shift = 0.0
     plain = recipe.load_training_batch(PlannedBatch(epoch=0, position=0, keys=keys, shards=[])).audio
     assert all(torch.equal(o, p) for o, p in zip(own, plain))
+
+
+def test_spec_masks_reach_training_clips_only_drawn_per_clip_and_epoch(tiny_workdir):
+    workdir = tiny_workdir[0]
+    cfg = load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", "train.spec_freq_masks=2",
+                                                   "train.spec_time_masks=2", "train.spec_time_share=0.2"])
+    recipe = DistillRecipe(cfg, workdir / "checkpoints" / "distill")
+    recipe.data = TrainingData(ShardSet(workdir / "shards"), None, split="train")
+    # student_mel needs only the student's patch embedding (the front end that turns audio into mel)
+    embedding = AudioPatchEmbedding(n_mels=80, llm_width=8, stride=2 * cfg.store.pooling)
+    recipe.engine = types.SimpleNamespace(module=types.SimpleNamespace(patch_embedding=embedding))
+    keys = recipe.data.keys()[:3]
+    plain, lengths = recipe.student_mel(recipe.data.load(keys))  # an evaluation batch: no epoch, no masks
+
+    def heard(epoch, position=0):
+        return recipe.student_mel(recipe.load_training_batch(PlannedBatch(epoch=epoch, position=position, keys=keys,
+                                                                          shards=[])))[0]
+
+    first, again, later = heard(0), heard(0, position=5), heard(1)
+    assert first.shape == plain.shape and torch.equal(first, again)
+    assert not torch.equal(first, plain) and not torch.equal(first, later)
+    stride = recipe.engine.module.patch_embedding.stride
+    for i, tokens in enumerate(lengths.tolist()):
+        frames = tokens * stride
+        changed = first[i, :, :frames] != plain[i, :, :frames]
+        assert 0 < changed.float().mean() < 0.8  # a few bands and stretches, not the whole clip
+        assert torch.equal(first[i, :, frames:], plain[i, :, frames:])  # the batch's padding is left alone
+    assert torch.equal(recipe.student_mel(recipe.data.load(keys), audio=recipe.data.load(keys).audio)[0], plain)
 
 
 @pytest.mark.faults("training", "SIGKILL of the whole job (driver + Ray + workers) at a random step, then --resume")
