@@ -15,11 +15,12 @@ interleaved, on the release's shipped held-out clips (one batch):
 
 from __future__ import annotations
 
+from benchmarks import save_results
+
 import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"clips": len(audios), "reps": args.reps, "ctc_layer": model.ctc_layer, "layers": layers,
               "median_s": median, "ratio_to_ctc_read_out": {n: s / base for n, s in median.items()},
               "all_layers_over_head_layer": ratio, "layer_ratio": layers / model.ctc_layer}
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    save_results(args.out, result)
     return 0
 
 

@@ -10,8 +10,9 @@ same resampled clips for both), and the share of clips where it makes fewer / mo
 
 from __future__ import annotations
 
+from benchmarks import save_results
+
 import argparse
-import json
 
 import numpy as np
 
@@ -81,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"fewer errors on {100 * gap['fewer_errors']:.0f} % of clips, more on {100 * gap['more_errors']:.0f} %)"
                   if gap else "")
         print(f"{name:10s} {args.split} CTC WER {100 * r['wer']:.1f} % over {len(keys)} clips{versus}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+    save_results(args.out, results)
     return 0
 
 

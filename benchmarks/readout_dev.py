@@ -7,8 +7,9 @@ It is how ``--read-out auto`` was chosen; a student without a CTC head is measur
 
 from __future__ import annotations
 
+from benchmarks import save_results
+
 import argparse
-import json
 import time
 
 import numpy as np
@@ -55,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         results[read_out] = out
         print(f"{read_out:8s} dev WER {100 * out['wer']:.1f} %  QA {100 * out['qa_accuracy']:.1f} %  "
               f"({out['transcribe_s_per_utt']:.2f} / {out['spoken_qa_s_per_utt']:.2f} s per utterance)")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+    save_results(args.out, results)
     return 0
 
 
