@@ -206,6 +206,10 @@ class StudentConfig(_Section):
                           "store's training-split statistics, so that predicting the average scores cosine 0 "
                           "(on raw tiny.en states the training-mean vector scores 0.51-0.89)")
     bidirectional_audio: bool = Field(True, description="audio tokens attend to each other both ways (text stays causal)")
+    front_end_channels: int = Field(
+        0, ge=0, description="a convolutional front end on the log-mel before the patching (two 3-frame Conv1d with "
+        "GELU, this many channels, added to the mel as a residual whose output layer starts at zero: a student "
+        "without one loads into it unchanged); 0 = none")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "

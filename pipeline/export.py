@@ -76,6 +76,7 @@ def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidi
         "stride": patch.stride,  # mel frames per audio token = 2 (Whisper's conv stride) x pooling
         "pooling": patch.pooling,
         "hidden": patch.patchify.out_channels,
+        "front_end_channels": patch.front_end[0].out_channels if patch.front_end is not None else 0,
         "llm_width": patch.proj.out_features,
         "mel_settings": patch.mel_settings.model_dump(),
         "bidirectional_audio": bidirectional_audio,
@@ -94,7 +95,8 @@ def load_patch_embedding(directory: str | Path) -> tuple[AudioPatchEmbedding, di
     directory = Path(directory)
     config = json.loads((directory / PATCH_CONFIG).read_text())
     patch = AudioPatchEmbedding(config["n_mels"], config["llm_width"], config["stride"], hidden=config["hidden"],
-                                mel_settings=MelSettings(**config["mel_settings"]))
+                                mel_settings=MelSettings(**config["mel_settings"]),
+                                front_end_channels=config.get("front_end_channels", 0))
     patch.load_state_dict(load_file(str(directory / PATCH_WEIGHTS)))
     return patch.eval(), config
 
@@ -303,17 +305,23 @@ info = json.load(open(f"{export_dir}/aura.json"))
 
 
 class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B, T, llm_width)
-    def __init__(self, n_mels, hidden, llm_width, stride):
+    def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0):
         super().__init__()
         self.patchify = torch.nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
         self.norm = torch.nn.LayerNorm(hidden)
         self.proj = torch.nn.Linear(hidden, llm_width)
+        self.front_end = None  # optional: two 3-frame convolutions refining the mel as a residual
+        if front_end_channels:
+            self.front_end = torch.nn.Sequential(torch.nn.Conv1d(n_mels, front_end_channels, 3, padding=1),
+                                                 torch.nn.GELU(), torch.nn.Conv1d(front_end_channels, n_mels, 3, padding=1))
 
     def forward(self, mel):
+        if self.front_end is not None:
+            mel = mel + self.front_end(mel)
         return self.proj(self.norm(self.patchify(mel).transpose(1, 2)))
 
 
-patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"])
+patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0))
 patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
 
 # Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:

@@ -85,7 +85,7 @@ class AudioPatchEmbedding(nn.Module):
     """
 
     def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
-                 mel_settings: MelSettings | None = None):
+                 mel_settings: MelSettings | None = None, front_end_channels: int = 0):
         super().__init__()
         if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
             raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
@@ -97,6 +97,14 @@ class AudioPatchEmbedding(nn.Module):
         self.pooling = stride // WHISPER_CONV_STRIDE
         hidden = hidden or llm_width
         self.patchify = nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
+        self.front_end = None
+        if front_end_channels:
+            # Whisper's encoder starts with two 3-frame convolutions and GELU; here they refine the mel as a
+            # residual that starts at zero, so the embedding without it is where training begins.
+            self.front_end = nn.Sequential(nn.Conv1d(n_mels, front_end_channels, 3, padding=1), nn.GELU(),
+                                           nn.Conv1d(front_end_channels, n_mels, 3, padding=1))
+            nn.init.zeros_(self.front_end[2].weight)
+            nn.init.zeros_(self.front_end[2].bias)
         self.norm = nn.LayerNorm(hidden)
         self.proj = nn.Linear(hidden, llm_width)
 
@@ -119,5 +127,7 @@ class AudioPatchEmbedding(nn.Module):
             fill = mel_floor(mel).expand(mel.shape[0], mel.shape[1], want - mel.shape[-1])
             mel = torch.cat([mel, fill], dim=-1)
         mel = mel[..., :want].to(self.patchify.weight.dtype)
+        if self.front_end is not None:
+            mel = mel + self.front_end(mel)
         patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)
         return self.proj(self.norm(patches))

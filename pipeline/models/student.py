@@ -53,6 +53,7 @@ from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
 
 _FORMAT_VERSION = 1
+_FRONT_END = "patch_embedding.front_end."  # keys of the optional convolutional front end
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,7 +146,8 @@ class AuraStudent(nn.Module):
             peft_llm = get_peft_model(llm, lora)
 
         ref = next(llm.parameters())
-        patch = AudioPatchEmbedding(n_mels, width, WHISPER_CONV_STRIDE * pooling, mel_settings=mel_settings)
+        patch = AudioPatchEmbedding(n_mels, width, WHISPER_CONV_STRIDE * pooling, mel_settings=mel_settings,
+                                    front_end_channels=cfg.front_end_channels)
         heads = nn.ModuleDict({_head_key(j): DistillationHead(width, teacher_width) for j in layer_map})
         patch.to(device=ref.device, dtype=ref.dtype)
         heads.to(device=ref.device, dtype=ref.dtype)
@@ -423,13 +425,17 @@ class AuraStudent(nn.Module):
                 new.append(f"LoRA of layers {deeper[0] + 1}-{deeper[-1] + 1}")
             if self.ctc_head is not None and not any(k.startswith("ctc.") for k in tensors):
                 new.append("the CTC head")
+            if self.patch_embedding.front_end is not None and not any(k.startswith(_FRONT_END) for k in tensors):
+                new.append("the front end")
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
-                       and not (k.startswith("ctc.") and "the CTC head" in new)]
+                       and not (k.startswith("ctc.") and "the CTC head" in new)
+                       and not (k.startswith(_FRONT_END) and "the front end" in new)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")
         self.patch_embedding.load_state_dict(
-            {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")})
+            {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")},
+            strict="the front end" not in new)
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
         if self.ctc_head is not None and "the CTC head" not in new:
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})

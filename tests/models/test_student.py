@@ -460,6 +460,35 @@ def test_deeper_lora_starts_from_shallower_parts_unchanged(tmp_path):
 
 
 @torch.no_grad()
+def test_front_end_starts_as_the_student_without_it_and_learns(tmp_path):
+    """Parts without a front end load into a student with one (``new_parts``): it starts at zero, so the outputs are
+    the parts' own; its output layer gets a gradient at once; its weights travel with the student's file."""
+    plain = make_student("sdpa")
+    path = plain.save_trainable(tmp_path / "plain.safetensors")
+    batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
+    expected = plain(**batch, mel=mel, token_lengths=lengths)["logits"]
+
+    def with_front_end() -> AuraStudent:
+        return make_student("sdpa", front_end_channels=16)
+
+    with pytest.raises(ValueError, match="does not fit.*front_end"):
+        with_front_end().load_trainable(path)
+    student = with_front_end()
+    assert student.load_trainable(path, new_parts=True) == ["the front end"]
+    assert torch.equal(student(**batch, mel=mel, token_lengths=lengths)["logits"], expected)
+    with torch.enable_grad():
+        student(**batch, mel=mel, token_lengths=lengths)["logits"].square().mean().backward()
+    last = student.patch_embedding.front_end[2].weight
+    assert last.grad is not None and last.grad.abs().sum() > 0
+    last.add_(0.05)
+    changed = student(**batch, mel=mel, token_lengths=lengths)["logits"]
+    assert not torch.allclose(changed, expected)
+    saved = student.save_trainable(tmp_path / "front_end.safetensors")
+    assert torch.equal(AuraStudent.load(make_llm("sdpa"), saved).eval()(**batch, mel=mel, token_lengths=lengths)["logits"],
+                       changed)
+
+
+@torch.no_grad()
 def test_merged_llm_gives_the_same_logits(impl):
     """LoRA merged into the weights: logits of a text+audio sequence agree within 1e-5 (float32)."""
     s = make_student(impl)
