@@ -50,9 +50,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the corpus workers that augment audio need no torch
+    import torch
 
 SAMPLE_RATE = 16_000
 
