@@ -230,6 +230,8 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0, description="peak learning rate of the LoRA weights")
     lr_scale_patch_embedding: float = Field(1.0, gt=0, description="patch embedding's learning rate / lr")
     lr_scale_heads: float = Field(1.0, gt=0, description="distillation heads' learning rate / lr")
+    lr_scale_front_end: float = Field(
+        1.0, gt=0, description="the patch embedding's front end (student.front_end_channels): its learning rate / lr")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     warmup_steps: int = Field(10, ge=0, description="linear warmup, then linear decay to 0 at max_steps")
     max_steps: int = Field(200, ge=1, description="optimizer steps of stage 1 (and of stage 2 unless tasks_max_steps)")

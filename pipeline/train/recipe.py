@@ -69,14 +69,26 @@ def use_cuda() -> bool:
 
 def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     """The student's trainable parameters in one AdamW group per part (``lora``, ``patch_embedding``,
-    ``heads``), each with its learning rate: ``train.lr`` times the part's ``train.lr_scale_*``."""
-    scales = {"lora": 1.0, "patch_embedding": cfg.train.lr_scale_patch_embedding, "heads": cfg.train.lr_scale_heads}
+    ``front_end``, ``heads``), each with its learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
+
+    The front end (inside the patch embedding) has a group of its own: its output convolution starts at zero, so
+    at the patch embedding's rate it barely moves in a short run (benchmarks/results/front_end/).
+    """
+    train = cfg.train
+    scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
+              "heads": train.lr_scale_heads}
     parts: dict[str, list] = {name: [] for name in scales}
     for name, param in student.named_parameters():
-        if param.requires_grad:
-            part = name.split(".")[0] if name.startswith(("patch_embedding.", "heads.")) else "lora"
-            parts[part].append(param)
-    return [{"params": params, "lr": cfg.train.lr * scales[name], "name": name}
+        if not param.requires_grad:
+            continue
+        if name.startswith("patch_embedding.front_end."):
+            part = "front_end"
+        elif name.startswith(("patch_embedding.", "heads.")):
+            part = name.split(".")[0]
+        else:
+            part = "lora"
+        parts[part].append(param)
+    return [{"params": params, "lr": train.lr * scales[name], "name": name}
             for name, params in parts.items() if params]
 
 

@@ -49,6 +49,22 @@ def test_optimizer_groups_follow_the_parts():
     assert all(isinstance(p, torch.nn.Parameter) for g in groups.values() for p in g["params"])
 
 
+def test_the_front_end_has_its_own_learning_rate():
+    from pipeline.config import StudentConfig
+    from pipeline.models.student import AuraStudent
+    from pipeline.train.recipe import optimizer_groups
+    from tests.models.test_student import make_llm
+
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2, front_end_channels=8),
+                                   [2, 4], 24, 16, 1)
+    cfg = load_config("configs/tiny.yaml", ["train.lr=1e-3", "train.lr_scale_front_end=10"])
+    groups = {g["name"]: g for g in optimizer_groups(student, cfg)}
+    assert groups["front_end"]["lr"] == 1e-2 and groups["patch_embedding"]["lr"] == 1e-3
+    front_end = {id(p) for p in student.patch_embedding.front_end.parameters()}
+    assert {id(p) for p in groups["front_end"]["params"]} == front_end
+    assert not front_end & {id(p) for p in groups["patch_embedding"]["params"]}
+
+
 @pytest.mark.slow
 def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     """Stage 1 with the auxiliary CTC head, then stage 2 with the LM, distillation and CTC losses."""

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One stage-1 arm against the plain arm (issue 13): the student continued from the released parts with the recipe
+# of benchmarks/results/kokoro_voices/run.sh (distillation + 0.5 x CTC, lr 1e-3, warm-up 20, 16 clips a step, the
+# 27,000-row corpus of configs/speech.yaml) plus this arm's own overrides, then compared with the plain arm (same
+# budget and data, no overrides) on the same clips, paired: held-out (voice pico:en-GB, never trained on) and dev;
+# and `aura eval` (CTC read-out, 200 + 200 held-out clips).
+#   bash benchmarks/stage1_arm.sh RESULTS_DIR NAME RUN_DIR [--set key=value ...]
+#   STEPS=1200 bash benchmarks/stage1_arm.sh ...   # continues the run (the schedule stretches to the new end)
+# Every step resumes or skips finished work when run again. Writes RESULTS_DIR/{NAME_eval.csv, NAME_metrics.csv,
+# paired_{heldout,dev}_STEPS.json, eval_NAME_STEPS/}.
+set -euo pipefail
+[ $# -ge 3 ] || { echo "usage: $0 RESULTS_DIR NAME RUN_DIR [--set key=value ...]" >&2; exit 2; }
+OUT=$1 NAME=$2 RUN=$3
+shift 3
+cd "$(dirname "$0")/.."
+A=.venv/bin/aura
+RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+STEPS=${STEPS:-400}
+STEP=$(printf %06d "$STEPS")
+PLAIN=runs/speech/checkpoints_kokoro/distill/exports/step-$STEP.safetensors  # results/kokoro_voices
+EXPORT=$RUN/distill/exports/step-$STEP.safetensors
+$A train --config configs/student.yaml --stage distill --resume --set train.init_from=$RELEASED \
+  --set student.ctc_weight=0.5 --set paths.checkpoints=$RUN --set train.max_steps=$STEPS --set train.lr=1e-3 \
+  --set train.warmup_steps=20 --set train.checkpoint_every=100 --set train.eval_samples=120 \
+  --set train.eval_every=$STEPS "$@"
+cp $RUN/distill/eval.csv $OUT/${NAME}_eval.csv
+cp $RUN/distill/metrics.csv $OUT/${NAME}_metrics.csv
+for SPLIT in heldout dev; do
+  [ -f $OUT/paired_${SPLIT}_$STEPS.json ] || .venv/bin/python -m benchmarks.paired_ctc --config configs/student.yaml \
+    --split $SPLIT --samples 200 --export plain=$PLAIN --export $NAME=$EXPORT --out $OUT/paired_${SPLIT}_$STEPS.json
+done
+[ -f $OUT/eval_${NAME}_$STEPS/report.md ] || $A eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
+  --train-bridge never --no-cosine --export $EXPORT --out $OUT/eval_${NAME}_$STEPS
