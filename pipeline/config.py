@@ -210,6 +210,10 @@ class StudentConfig(_Section):
         0, ge=0, description="a convolutional front end on the log-mel before the patching (two 3-frame Conv1d with "
         "GELU, this many channels, added to the mel as a residual whose output layer starts at zero: a student "
         "without one loads into it unchanged); 0 = none")
+    front_end_clip_mean: bool = Field(
+        False, description="the front end also sees the clip's mean log-mel over its frames of sound (its voice's "
+        "and channel's average spectrum) beside every frame, so it can learn to take the voice out; needs "
+        "front_end_channels")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
@@ -217,6 +221,12 @@ class StudentConfig(_Section):
     ctc_layer: int | None = Field(
         None, ge=1, description="student layer (1-based output of a decoder layer) the CTC head reads; None = the "
         "deepest distilled layer")
+
+    @model_validator(mode="after")
+    def _front_end_parts(self) -> "StudentConfig":
+        if self.front_end_clip_mean and not self.front_end_channels:
+            raise ValueError("student.front_end_clip_mean needs a front end: set student.front_end_channels")
+        return self
 
 
 class TrainConfig(_Section):

@@ -77,6 +77,7 @@ def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidi
         "pooling": patch.pooling,
         "hidden": patch.patchify.out_channels,
         "front_end_channels": patch.front_end[0].out_channels if patch.front_end is not None else 0,
+        "front_end_clip_mean": patch.front_end_clip_mean,
         "llm_width": patch.proj.out_features,
         "mel_settings": patch.mel_settings.model_dump(),
         "bidirectional_audio": bidirectional_audio,
@@ -96,7 +97,8 @@ def load_patch_embedding(directory: str | Path) -> tuple[AudioPatchEmbedding, di
     config = json.loads((directory / PATCH_CONFIG).read_text())
     patch = AudioPatchEmbedding(config["n_mels"], config["llm_width"], config["stride"], hidden=config["hidden"],
                                 mel_settings=MelSettings(**config["mel_settings"]),
-                                front_end_channels=config.get("front_end_channels", 0))
+                                front_end_channels=config.get("front_end_channels", 0),
+                                front_end_clip_mean=config.get("front_end_clip_mean", False))
     patch.load_state_dict(load_file(str(directory / PATCH_WEIGHTS)))
     return patch.eval(), config
 
@@ -305,23 +307,33 @@ info = json.load(open(f"{export_dir}/aura.json"))
 
 
 class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B, T, llm_width)
-    def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0):
+    def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0, front_end_clip_mean=False):
         super().__init__()
         self.patchify = torch.nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
         self.norm = torch.nn.LayerNorm(hidden)
         self.proj = torch.nn.Linear(hidden, llm_width)
         self.front_end = None  # optional: two 3-frame convolutions refining the mel as a residual
+        self.clip_mean = front_end_clip_mean  # ... that also see the clip's mean mel over its frames of sound
         if front_end_channels:
-            self.front_end = torch.nn.Sequential(torch.nn.Conv1d(n_mels, front_end_channels, 3, padding=1),
-                                                 torch.nn.GELU(), torch.nn.Conv1d(front_end_channels, n_mels, 3, padding=1))
+            inputs = 2 * n_mels if front_end_clip_mean else n_mels
+            self.front_end = torch.nn.Sequential(torch.nn.Conv1d(inputs, front_end_channels, 3), torch.nn.GELU(),
+                                                 torch.nn.Conv1d(front_end_channels, n_mels, 3))
 
     def forward(self, mel):
         if self.front_end is not None:
-            mel = mel + self.front_end(mel)
+            floor = (mel.amax(dim=(1, 2), keepdim=True) - 2).clamp(min=-1.5)  # the clip's silence value
+            edge = floor.expand(-1, mel.shape[1], 2)
+            seen = torch.cat([edge, mel, edge], dim=-1)  # two frames of silence each side
+            if self.clip_mean:  # the clip's mean mel over its frames of sound, beside every frame
+                sound = (mel > floor).any(1, keepdim=True).float()
+                mean = (mel * sound).sum(-1, keepdim=True) / sound.sum(-1, keepdim=True).clamp(min=1)
+                seen = torch.cat([seen, mean.expand_as(seen)], dim=1)
+            mel = mel + self.front_end(seen)
         return self.proj(self.norm(self.patchify(mel).transpose(1, 2)))
 
 
-patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0))
+patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0),
+                       cfg.get("front_end_clip_mean", False))
 patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
 
 # Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:

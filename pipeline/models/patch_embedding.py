@@ -30,6 +30,23 @@ def mel_floor(mel: torch.Tensor) -> torch.Tensor:
     return torch.clamp(peak - 2.0, min=-1.5)
 
 
+def clip_mean_mel(mel: torch.Tensor) -> torch.Tensor:
+    """Each clip's mean log-mel over its frames that are not silence, shape ``(B, n_mels, 1)``.
+
+    Silence (digital zeros, and the padding of a batch) sits exactly at :func:`mel_floor` in every channel; a frame
+    with any channel above it counts. So the mean is the clip's own, whatever the batch pads it to: the average
+    spectrum of its voice and channel. A clip of silence alone gets zeros.
+
+    >>> mel = torch.full((1, 2, 4), -1.5)          # silence ...
+    >>> mel[0, :, 1:3] = torch.tensor([[0.5, 0.3], [-0.5, -0.3]])  # ... around two frames of sound
+    >>> [round(v, 3) for v in clip_mean_mel(mel).flatten().tolist()]
+    [0.4, -0.4]
+    """
+    floor = mel_floor(mel)
+    sound = (mel > floor).any(dim=-2, keepdim=True).to(mel.dtype)  # (B, 1, T)
+    return (mel * sound).sum(dim=-1, keepdim=True) / sound.sum(dim=-1, keepdim=True).clamp(min=1)
+
+
 def audio_mel_batch(audios: Sequence[np.ndarray | torch.Tensor], settings: MelSettings, pooling: int = 1
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-mel of a batch of raw 16 kHz mono utterances, cut to whole student tokens.
@@ -85,7 +102,8 @@ class AudioPatchEmbedding(nn.Module):
     """
 
     def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
-                 mel_settings: MelSettings | None = None, front_end_channels: int = 0):
+                 mel_settings: MelSettings | None = None, front_end_channels: int = 0,
+                 front_end_clip_mean: bool = False):
         super().__init__()
         if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
             raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
@@ -98,11 +116,16 @@ class AudioPatchEmbedding(nn.Module):
         hidden = hidden or llm_width
         self.patchify = nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
         self.front_end = None
+        if front_end_clip_mean and not front_end_channels:
+            raise ValueError("front_end_clip_mean needs a front end (front_end_channels > 0)")
+        self.front_end_clip_mean = front_end_clip_mean
         if front_end_channels:
             # Whisper's encoder starts with two 3-frame convolutions and GELU; here they refine the mel as a
-            # residual that starts at zero, so the embedding without it is where training begins.
-            self.front_end = nn.Sequential(nn.Conv1d(n_mels, front_end_channels, 3, padding=1), nn.GELU(),
-                                           nn.Conv1d(front_end_channels, n_mels, 3, padding=1))
+            # residual that starts at zero, so the embedding without it is where training begins. With the clip's
+            # mean mel beside each frame it can learn to take out what is the voice's rather than the word's.
+            inputs = 2 * n_mels if front_end_clip_mean else n_mels
+            self.front_end = nn.Sequential(nn.Conv1d(inputs, front_end_channels, 3), nn.GELU(),
+                                           nn.Conv1d(front_end_channels, n_mels, 3))
             nn.init.zeros_(self.front_end[2].weight)
             nn.init.zeros_(self.front_end[2].bias)
         self.norm = nn.LayerNorm(hidden)
@@ -116,6 +139,16 @@ class AudioPatchEmbedding(nn.Module):
         """``(mel, token_lengths)`` for raw 16 kHz utterances; see :func:`audio_mel_batch`."""
         return audio_mel_batch(audios, self.mel_settings, self.pooling)
 
+    def _front_end_input(self, mel: torch.Tensor) -> torch.Tensor:
+        """The mel with two frames of its silence on each side (the front end's 3-frame convolutions are unpadded:
+        a clip alone and the same clip padded with silence in a batch get the same tokens), and the clip's mean mel
+        beside every frame if ``front_end_clip_mean``."""
+        edge = mel_floor(mel).expand(mel.shape[0], mel.shape[1], 2)
+        framed = torch.cat([edge, mel, edge], dim=-1)
+        if not self.front_end_clip_mean:
+            return framed
+        return torch.cat([framed, clip_mean_mel(mel).expand_as(framed)], dim=1)
+
     def forward(self, mel: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
         """Tokens ``(B, num_tokens, llm_width)``; ``num_tokens`` defaults to ``ceil(T_mel / stride)``."""
         if mel.ndim != 3 or mel.shape[1] != self.n_mels:
@@ -128,6 +161,6 @@ class AudioPatchEmbedding(nn.Module):
             mel = torch.cat([mel, fill], dim=-1)
         mel = mel[..., :want].to(self.patchify.weight.dtype)
         if self.front_end is not None:
-            mel = mel + self.front_end(mel)
+            mel = mel + self.front_end(self._front_end_input(mel))
         patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)
         return self.proj(self.norm(patches))

@@ -147,7 +147,8 @@ class AuraStudent(nn.Module):
 
         ref = next(llm.parameters())
         patch = AudioPatchEmbedding(n_mels, width, WHISPER_CONV_STRIDE * pooling, mel_settings=mel_settings,
-                                    front_end_channels=cfg.front_end_channels)
+                                    front_end_channels=cfg.front_end_channels,
+                                    front_end_clip_mean=cfg.front_end_clip_mean)
         heads = nn.ModuleDict({_head_key(j): DistillationHead(width, teacher_width) for j in layer_map})
         patch.to(device=ref.device, dtype=ref.dtype)
         heads.to(device=ref.device, dtype=ref.dtype)

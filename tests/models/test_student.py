@@ -489,6 +489,36 @@ def test_front_end_starts_as_the_student_without_it_and_learns(tmp_path):
 
 
 @torch.no_grad()
+def test_front_end_with_the_clip_mean_starts_unchanged_and_sees_the_voice(tmp_path):
+    """With ``front_end_clip_mean`` the front end reads each frame beside the clip's mean mel: parts without a front
+    end still load and give their own outputs; once it is trained, a clip's tokens depend on its other frames (a
+    changed average spectrum changes an untouched frame's token) but not on the padding of its batch."""
+    from pipeline.config import StudentConfig
+    from pipeline.models.patch_embedding import AudioPatchEmbedding
+
+    with pytest.raises(ValueError, match="front_end_clip_mean needs a front end"):
+        StudentConfig(front_end_clip_mean=True)
+    plain = make_student("sdpa")
+    path = plain.save_trainable(tmp_path / "plain.safetensors")
+    batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
+    student = make_student("sdpa", front_end_channels=8, front_end_clip_mean=True)
+    assert student.load_trainable(path, new_parts=True) == ["the front end"]
+    assert torch.equal(student(**batch, mel=mel, token_lengths=lengths)["logits"],
+                       plain(**batch, mel=mel, token_lengths=lengths)["logits"])
+
+    torch.manual_seed(0)
+    patch = AudioPatchEmbedding(n_mels=16, llm_width=12, stride=2, front_end_channels=8, front_end_clip_mean=True)
+    for p in patch.front_end.parameters():
+        p.normal_(0, 0.3)
+    clip = torch.randn(1, 16, 12)
+    louder_tail = clip.clone()
+    louder_tail[..., 8:] += 1.0  # frames 0-5 untouched, the clip's mean moves
+    assert not torch.allclose(patch(louder_tail)[:, :2], patch(clip)[:, :2])
+    padded = torch.cat([clip, torch.full((1, 16, 8), float(clip.max() - 2))], dim=-1)  # silence at the floor
+    assert torch.allclose(patch(padded)[:, :6], patch(clip), atol=1e-6)
+
+
+@torch.no_grad()
 def test_merged_llm_gives_the_same_logits(impl):
     """LoRA merged into the weights: logits of a text+audio sequence agree within 1e-5 (float32)."""
     s = make_student(impl)
