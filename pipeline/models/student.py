@@ -53,7 +53,7 @@ from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
 
 _FORMAT_VERSION = 1
-_FRONT_END = "patch_embedding.front_end."  # keys of the optional convolutional front end
+FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,11 +426,11 @@ class AuraStudent(nn.Module):
                 new.append(f"LoRA of layers {deeper[0] + 1}-{deeper[-1] + 1}")
             if self.ctc_head is not None and not any(k.startswith("ctc.") for k in tensors):
                 new.append("the CTC head")
-            if self.patch_embedding.front_end is not None and not any(k.startswith(_FRONT_END) for k in tensors):
+            if self.patch_embedding.front_end is not None and not any(k.startswith(FRONT_END_KEYS) for k in tensors):
                 new.append("the front end")
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
-                       and not (k.startswith(_FRONT_END) and "the front end" in new)]
+                       and not (k.startswith(FRONT_END_KEYS) and "the front end" in new)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")

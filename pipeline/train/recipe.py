@@ -74,6 +74,8 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     The front end (inside the patch embedding) has a group of its own: its output convolution starts at zero, so
     at the patch embedding's rate it barely moves in a short run (benchmarks/results/front_end/).
     """
+    from pipeline.models.student import FRONT_END_KEYS
+
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
               "heads": train.lr_scale_heads}
@@ -81,7 +83,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith("patch_embedding.front_end."):
+        if name.startswith(FRONT_END_KEYS):
             part = "front_end"
         elif name.startswith(("patch_embedding.", "heads.")):
             part = name.split(".")[0]

@@ -15,11 +15,11 @@ cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/front_end
 for ARM in ${ARMS:-front_end front_end_lr10 front_end_clip_mean}; do
   case $ARM in
-    front_end) SCALE=1 RUN=runs/speech/checkpoints_front_end DIR=$OUT ;;
-    front_end_lr10) SCALE=10 RUN=runs/speech/checkpoints_front_end_lr10 DIR=$OUT/lr10 ;;
-    front_end_clip_mean) SCALE=10 RUN=runs/speech/checkpoints_front_end_clip_mean DIR=$OUT/clip_mean ;;
+    front_end) SCALE=1 CLIP_MEAN=false RUN=runs/speech/checkpoints_front_end DIR=$OUT ;;
+    front_end_lr10) SCALE=10 CLIP_MEAN=false RUN=runs/speech/checkpoints_front_end_lr10 DIR=$OUT/lr10 ;;
+    front_end_clip_mean) SCALE=10 CLIP_MEAN=true RUN=runs/speech/checkpoints_front_end_clip_mean DIR=$OUT/clip_mean ;;
   esac
   mkdir -p $DIR
   bash benchmarks/stage1_arm.sh $DIR $ARM $RUN --set student.front_end_channels=256 \
-    --set train.lr_scale_front_end=$SCALE --set student.front_end_clip_mean=$([ $ARM = front_end_clip_mean ] && echo true || echo false)
+    --set train.lr_scale_front_end=$SCALE --set student.front_end_clip_mean=$CLIP_MEAN
 done
