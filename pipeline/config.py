@@ -277,6 +277,13 @@ class TrainConfig(_Section):
         (0.88, 1.15), description="speaker shift: formant ratio drawn per clip (>1: a shorter vocal tract)")
     speaker_pitch_range: tuple[float, float] = Field(
         (0.8, 1.25), description="speaker shift: factor on the clip's pitch median, drawn per clip")
+    speaker_adversary_weight: float = Field(
+        0.0, ge=0, description="stage 1: a voice classifier on the audio states of layer speaker_adversary_layer, "
+        "trained on the training split's voices, whose gradient reaches the student reversed and scaled by this "
+        "weight (pipeline.models.adversary): states that carry less of who speaks; 0 = none")
+    speaker_adversary_layer: int | None = Field(
+        None, ge=1, description="student layer the speaker adversary reads; None = the CTC layer (student.ctc_layer), "
+        "else the deepest distilled layer")
     spec_freq_masks: int = Field(
         0, ge=0, description="SpecAugment: bands of mel channels masked in each training clip the student hears "
         "(pipeline.data.augment.SpecMasks; the targets stay the unmasked clip's). Drawn per clip and epoch")

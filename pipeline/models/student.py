@@ -292,7 +292,7 @@ class AuraStudent(nn.Module):
         return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings())}
 
     def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
-                        prefix_ids: Sequence[int] | None = None) -> dict:
+                        prefix_ids: Sequence[int] | None = None, audio_states_at: Sequence[int] = ()) -> dict:
         """Stage 1: ``[prefix_ids][audio tokens]``, layers run up to the deepest distilled layer (no norm, no lm_head).
 
         ``prefix_ids`` is the text in front of the audio in stage 2 and at inference
@@ -300,22 +300,31 @@ class AuraStudent(nn.Module):
         stages compute, since text after the audio cannot reach them. Without it the audio starts at position 0.
 
         Returns ``{"layer_states": {teacher_layer: (B, T, teacher_width)}, "token_mask": (B, T) bool}``
-        with ``T = max(token_lengths)``, and ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head.
+        with ``T = max(token_lengths)``, ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head, and
+        ``audio_states`` ``{m: (B, T, width)}``, the raw states of the student layers ``audio_states_at`` (each at
+        most the distilled depth) at the audio positions.
         """
+        deeper = [m for m in audio_states_at if not 1 <= m <= self.distill_depth]
+        if deeper:
+            raise ValueError(f"audio states of layer(s) {deeper}: stage 1 runs layers 1..{self.distill_depth}")
         token_lengths = token_lengths.to(mel.device)
         token_mask = torch.arange(int(token_lengths.max()), device=mel.device)[None] < token_lengths[:, None]
         dtype = self.decoder.embed_tokens.weight.dtype
+        collect = [*self.layer_map.values(), *([self.ctc_layer] if self.ctc_layer else []), *audio_states_at]
         if not prefix_ids:
             tokens = self.patch_embedding(mel, int(token_lengths.max()))
-            _, states = self.forward_layers(tokens.to(dtype), token_mask, token_mask, upto=self.distill_depth)
-            return {"layer_states": self._heads_at_audio(states, token_mask, token_mask), "token_mask": token_mask,
-                    **self._ctc_at_audio(states, token_mask, token_mask)}
-        layout = layout_speech_batch([list(prefix_ids)] * mel.shape[0], token_lengths.cpu())
-        layout = {k: v.to(mel.device) for k, v in layout.items()}
-        embeds = self.embed_sequence(layout["input_ids"], layout["audio_mask"], mel, token_lengths)
-        _, states = self.forward_layers(embeds, layout["audio_mask"], layout["attention_mask"], upto=self.distill_depth)
-        return {"layer_states": self._heads_at_audio(states, layout["audio_mask"], token_mask), "token_mask": token_mask,
-                **self._ctc_at_audio(states, layout["audio_mask"], token_mask)}
+            embeds, audio_mask, attention_mask = tokens.to(dtype), token_mask, token_mask
+        else:
+            layout = layout_speech_batch([list(prefix_ids)] * mel.shape[0], token_lengths.cpu())
+            layout = {k: v.to(mel.device) for k, v in layout.items()}
+            embeds = self.embed_sequence(layout["input_ids"], layout["audio_mask"], mel, token_lengths)
+            audio_mask, attention_mask = layout["audio_mask"], layout["attention_mask"]
+        _, states = self.forward_layers(embeds, audio_mask, attention_mask, upto=self.distill_depth, collect=collect)
+        out = {"layer_states": self._heads_at_audio(states, audio_mask, token_mask), "token_mask": token_mask,
+               **self._ctc_at_audio(states, audio_mask, token_mask)}
+        if audio_states_at:
+            out["audio_states"] = {m: self._audio_positions(states[m], audio_mask, token_mask) for m in audio_states_at}
+        return out
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio_mask: torch.Tensor | None = None,
                 mel: torch.Tensor | None = None, token_lengths: torch.Tensor | None = None,

@@ -10,7 +10,9 @@ LLM's tokens (:mod:`pipeline.models.ctc`), and its greedy transcript's WER judge
 
 Evaluation on the monitored split: per-layer cosine to the teacher beside the same cosine for a constant
 and a per-position mean predictor (a number that does not beat them says nothing about content), and
-the CTC head's WER. The loop, resume and export are :class:`pipeline.train.recipe.StudentRecipe`'s.
+the CTC head's WER; with ``train.speaker_adversary_weight > 0``, the speaker adversary's accuracy
+(``speaker_acc``, beside naming each rank's commonest voice, ``speaker_majority``). The loop, resume and
+export are :class:`pipeline.train.recipe.StudentRecipe`'s.
 
 Usage::
 
@@ -83,7 +85,44 @@ class DistillRecipe(StudentRecipe):
         frozen: stage 1's forward stops at the distilled depth, so it would get no gradient."""
         student = super().build_student()
         student.freeze_lora_from(student.distill_depth)
+        self.speaker_index: dict[str, int] = {}
+        if self.cfg.train.speaker_adversary_weight > 0:
+            self._add_speaker_adversary(student)
         return student
+
+    def _add_speaker_adversary(self, student) -> None:
+        """``student.speaker_adversary`` (:mod:`pipeline.models.adversary`) over the training split's voices. The
+        voice list is the run's (``speaker_voices.json`` in the run directory, kept on resume): voices that a
+        grown dataset adds later have no class and are left out of its loss."""
+        import json
+
+        from pipeline.fs import atomic_write_text
+        from pipeline.models.adversary import SpeakerAdversary
+
+        train = self.cfg.train
+        self.adversary_layer = train.speaker_adversary_layer or student.ctc_layer or student.distill_depth
+        if self.adversary_layer > student.distill_depth:
+            raise ValueError(f"train.speaker_adversary_layer={self.adversary_layer}: stage 1 runs the student's "
+                             f"layers 1..{student.distill_depth} only")
+        path = self.run_dir / "speaker_voices.json"
+        if path.is_file():
+            voices = json.loads(path.read_text())
+        else:
+            unnamed = [k for k in self.data.keys() if not self.data.rows[k].get("speaker")]
+            if unnamed:
+                raise ValueError(f"train.speaker_adversary_weight needs each training clip's voice: {len(unnamed)} "
+                                 f"manifest row(s) have no 'speaker' (e.g. {unnamed[0]!r})")
+            voices = sorted({self.data.rows[k]["speaker"] for k in self.data.keys()})
+            if self.rank == 0:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(path, json.dumps(voices, indent=1))
+        self.speaker_index = {voice: i for i, voice in enumerate(voices)}
+        ref = next(student.patch_embedding.parameters())
+        student.speaker_adversary = SpeakerAdversary(student.decoder.embed_tokens.weight.shape[1], len(voices)).to(
+            device=ref.device, dtype=ref.dtype)
+        if self.rank == 0:
+            print(f"speaker adversary on layer {self.adversary_layer}: {len(voices)} training voices, "
+                  f"reversed gradient x {train.speaker_adversary_weight}", flush=True)
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[Any, dict[str, torch.Tensor]]]:
         """The distillation loss over the distilled layers of ``[audio prefix][audio tokens]`` (the layout
@@ -93,13 +132,22 @@ class DistillRecipe(StudentRecipe):
         mel, token_lengths = self.student_mel(batch)
         # forward_distill stops at the deepest distilled layer; DeepSpeed's ZeRO-3 gather hooks sit
         # on the submodules, so calling the module method directly is safe.
+        adversary_at = (self.adversary_layer,) if self.speaker_index else ()
         out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),
-                                      prefix_ids=self.audio_prefix)
+                                      prefix_ids=self.audio_prefix, audio_states_at=adversary_at)
         targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
         self._last_out, self._last_targets = out, targets
         self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
         loss, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+        if adversary_at:
+            # The classifier's own loss is added in full (it learns to tell the voices); the student's states get
+            # its gradient reversed and scaled by the weight.
+            ids = torch.tensor([self.speaker_index.get(row.get("speaker"), -100) for row in batch.rows])
+            ce, accuracy = student.speaker_adversary(out["audio_states"][self.adversary_layer], out["token_mask"], ids,
+                                                     self.cfg.train.speaker_adversary_weight)
+            loss = loss + ce
+            per_layer["speaker"] = {"loss": ce, "accuracy": accuracy}
         return self._add_ctc(loss, per_layer, batch, out, token_lengths, self.cfg.student.ctc_weight)
 
     def reference_predictors(self):
@@ -121,6 +169,9 @@ class DistillRecipe(StudentRecipe):
         self.engine.eval()
         layers = self.store.fingerprint.layers
         sums = {f"{prefix}cos_L{layer}": 0.0 for layer in layers for prefix in ("", "const_", "posmean_")}
+        if self.speaker_index:
+            sums["speaker_acc"] = 0.0
+        voice_counts: dict[str, int] = {}
         count = 0
         ctc = CTCScore(self.tokenizer) if self.engine.module.ctc_head is not None else None
         for batch, weight in self.heldout_batches():
@@ -130,6 +181,10 @@ class DistillRecipe(StudentRecipe):
                 sums[f"cos_L{layer}"] += float(per_layer[layer]["cosine"]) * weight
             if ctc is not None:
                 ctc.add(batch, self._last_out, weight, float(per_layer["ctc"]["loss"]))
+            if self.speaker_index:
+                sums["speaker_acc"] += float(per_layer["speaker"]["accuracy"]) * weight
+                for row in batch.rows[:weight]:
+                    voice_counts[row.get("speaker")] = voice_counts.get(row.get("speaker"), 0) + 1
             for kind, prefix in (("constant", "const_"), ("position_mean", "posmean_")):
                 _, ref = distillation_loss(reference.predict(kind, mask), targets, mask)
                 for layer, values in ref.items():
@@ -141,4 +196,8 @@ class DistillRecipe(StudentRecipe):
             result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
         if ctc is not None:
             result.update(ctc.reduce())
+        if self.speaker_index:
+            # what naming the commonest voice of this rank's clips scores (the classifier's floor)
+            result["speaker_majority"] = self._reduce_weighted(
+                {"share": max(voice_counts.values(), default=0)}, sum(voice_counts.values()))["share"]
         return result

@@ -69,7 +69,8 @@ def use_cuda() -> bool:
 
 def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     """The student's trainable parameters in one AdamW group per part (``lora``, ``patch_embedding``,
-    ``front_end``, ``heads``), each with its learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
+    ``front_end``, ``heads``, and stage 1's ``speaker_adversary`` when it has one, at the heads' rate), each with its
+    learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
 
     The front end (inside the patch embedding) has a group of its own: its output convolution starts at zero, so
     at the patch embedding's rate it barely moves in a short run (benchmarks/results/front_end/).
@@ -78,14 +79,14 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
 
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
-              "heads": train.lr_scale_heads}
+              "heads": train.lr_scale_heads, "speaker_adversary": train.lr_scale_heads}
     parts: dict[str, list] = {name: [] for name in scales}
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
         if name.startswith(FRONT_END_KEYS):
             part = "front_end"
-        elif name.startswith(("patch_embedding.", "heads.")):
+        elif name.startswith(("patch_embedding.", "heads.", "speaker_adversary.")):
             part = name.split(".")[0]
         else:
             part = "lora"
@@ -432,8 +433,9 @@ class StudentRecipe:
         values = {"loss": float(loss.detach())}
         for layer, v in per_layer.items():
             values[f"loss_L{layer}"] = float(v["loss"].detach())
-            if "cosine" in v:
-                values[f"cos_L{layer}"] = float(v["cosine"].detach())
+            for name, short in (("cosine", "cos"), ("accuracy", "acc")):
+                if name in v:
+                    values[f"{short}_L{layer}"] = float(v[name].detach())
         values["tokens"] = float(self._last_tokens)  # sequence positions this rank ran (text + audio)
         values = self._mean_over_ranks(values)
         tokens = values.pop("tokens") * self.world

@@ -325,6 +325,20 @@ def test_logits_at_labels_only_give_the_full_loss():
 
 
 @torch.no_grad()
+def test_stage1_returns_the_raw_audio_states_of_asked_layers(student):
+    mel, lengths = random_mel(2, 5), torch.tensor([5, 3])
+    out = student.forward_distill(mel, lengths, prefix_ids=[5, 6], audio_states_at=(1, student.distill_depth))
+    width = student.decoder.embed_tokens.weight.shape[1]
+    assert {m: tuple(s.shape) for m, s in out["audio_states"].items()} == {1: (2, 5, width),
+                                                                           student.distill_depth: (2, 5, width)}
+    plain = student.forward_distill(mel, lengths, prefix_ids=[5, 6])
+    assert "audio_states" not in plain
+    for j in plain["layer_states"]:  # asking for states changes nothing else
+        assert torch.equal(plain["layer_states"][j], out["layer_states"][j])
+    with pytest.raises(ValueError, match="stage 1 runs layers"):
+        student.forward_distill(mel, lengths, audio_states_at=(student.distill_depth + 1,))
+
+
 def test_manual_layers_equal_the_llms_own_forward_when_causal(student):
     """Text only (plain causal + right padding): our mask, positions and rotary match transformers'."""
     input_ids = torch.randint(1, 128, (2, 9), generator=torch.Generator().manual_seed(7))

@@ -65,6 +65,25 @@ def test_the_front_end_has_its_own_learning_rate():
     assert not front_end & {id(p) for p in groups["patch_embedding"]["params"]}
 
 
+def test_the_speaker_adversary_trains_at_the_heads_rate_and_is_never_saved(tmp_path):
+    from pipeline.config import StudentConfig
+    from pipeline.models.adversary import SpeakerAdversary
+    from pipeline.models.student import AuraStudent
+    from pipeline.train.recipe import optimizer_groups
+    from tests.models.test_student import make_llm
+
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2), [2, 4], 24, 16, 1)
+    saved = set(student.trainable_state_dict())
+    student.speaker_adversary = SpeakerAdversary(student.decoder.embed_tokens.weight.shape[1], 3)
+    cfg = load_config("configs/tiny.yaml", ["train.lr=1e-3", "train.lr_scale_heads=2"])
+    groups = {g["name"]: g for g in optimizer_groups(student, cfg)}
+    assert groups["speaker_adversary"]["lr"] == 2e-3
+    assert {id(p) for p in groups["speaker_adversary"]["params"]} == {id(p) for p in student.speaker_adversary.parameters()}
+    assert set(student.trainable_state_dict()) == saved
+    again = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2), [2, 4], 24, 16, 1)
+    assert again.load_trainable(student.save_trainable(tmp_path / "s.safetensors")) == []
+
+
 @pytest.mark.slow
 def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     """Stage 1 with the auxiliary CTC head, then stage 2 with the LM, distillation and CTC losses."""

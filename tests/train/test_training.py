@@ -44,11 +44,11 @@ def _copy_workdir(src: Path, dst: Path) -> Path:
 
 def _train_args(workdir: Path, *extra: str) -> list[str]:
     # Half the clips in another speaker's voice and SpecAugment masks on every clip: a resumed run must hear
-    # exactly what the uninterrupted one did.
+    # exactly what the uninterrupted one did; and a speaker adversary, whose classifier must resume with it.
     return ["train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}",
             "--set", "train.max_steps=12", "--set", "train.checkpoint_every=4", "--set", "train.eval_every=100",
             "--set", "train.speaker_shift=0.5", "--set", "train.spec_freq_masks=2", "--set", "train.spec_time_masks=2",
-            *extra]
+            "--set", "train.speaker_adversary_weight=0.5", *extra]
 
 
 def _assert_same_losses(a: dict, b: dict, steps) -> None:
@@ -61,14 +61,40 @@ ZERO3 = ("--set", "train.zero_stage=3")
 
 
 @pytest.fixture(scope="module")
-def zero2_reference(tiny_workdir, tmp_path_factory) -> dict:
-    """Losses of an uninterrupted 12-step ZeRO-2 run (the reference of every ZeRO-2 fault trial)."""
+def zero2_full(tiny_workdir, tmp_path_factory) -> Path:
+    """The workdir of an uninterrupted 12-step ZeRO-2 run."""
     full = _copy_workdir(tiny_workdir[0], tmp_path_factory.mktemp("zero2") / "full")
     done = run_aura(*_train_args(full))
     assert done.returncode == 0, done.stderr[-3000:]
-    reference = _metrics(full / "checkpoints" / "distill")
+    return full
+
+
+@pytest.fixture(scope="module")
+def zero2_reference(zero2_full) -> dict:
+    """Losses of the uninterrupted ZeRO-2 run (the reference of every ZeRO-2 fault trial)."""
+    reference = _metrics(zero2_full / "checkpoints" / "distill")
     assert sorted(reference) == list(range(1, 13))
     return reference
+
+
+def test_the_speaker_adversary_learns_the_voices_in_training_and_stays_out_of_the_export(zero2_full, tiny_workdir):
+    import json
+
+    from safetensors import safe_open
+
+    run = zero2_full / "checkpoints" / "distill"
+    voices = json.loads((run / "speaker_voices.json").read_text())
+    train = TrainingData(ShardSet(tiny_workdir[0] / "shards"), None, split="train")
+    assert voices == sorted({train.rows[k]["speaker"] for k in train.keys()}) and len(voices) >= 2
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(0 <= float(r["acc_Lspeaker"]) <= 1 and float(r["loss_Lspeaker"]) > 0 for r in rows)
+    with open(run / "eval.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    assert all(0 <= float(r["speaker_acc"]) <= 1 and 0 < float(r["speaker_majority"]) <= 1 for r in evals)
+    with safe_open(str(run / "export" / "student.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not any("adversary" in k for k in keys)  # training-only: inference never needs it
 
 
 @pytest.fixture(scope="module")
