@@ -6,6 +6,7 @@
 # and `aura eval` (CTC read-out, 200 + 200 held-out clips).
 #   bash benchmarks/stage1_arm.sh RESULTS_DIR NAME RUN_DIR [--set key=value ...]
 #   STEPS=1200 bash benchmarks/stage1_arm.sh ...   # continues the run (the schedule stretches to the new end)
+#   PLAIN_RUN=runs/x bash benchmarks/stage1_arm.sh RESULTS plain runs/x   # trains a plain arm of its own (no pairing)
 # Every step resumes or skips finished work when run again. Writes RESULTS_DIR/{NAME_eval.csv, NAME_metrics.csv,
 # paired_{heldout,dev}_STEPS.json, eval_NAME_STEPS/}.
 set -euo pipefail
@@ -17,7 +18,8 @@ A=.venv/bin/aura
 RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
 STEPS=${STEPS:-400}
 STEP=$(printf %06d "$STEPS")
-PLAIN=runs/speech/checkpoints_kokoro/distill/exports/step-$STEP.safetensors  # results/kokoro_voices
+PLAIN_RUN=${PLAIN_RUN:-runs/speech/checkpoints_kokoro}  # the plain arm's run (results/kokoro_voices)
+PLAIN=$PLAIN_RUN/distill/exports/step-$STEP.safetensors
 EXPORT=$RUN/distill/exports/step-$STEP.safetensors
 $A train --config configs/student.yaml --stage distill --resume --set train.init_from=$RELEASED \
   --set student.ctc_weight=0.5 --set paths.checkpoints=$RUN --set train.max_steps=$STEPS --set train.lr=1e-3 \
@@ -26,6 +28,7 @@ $A train --config configs/student.yaml --stage distill --resume --set train.init
 cp $RUN/distill/eval.csv $OUT/${NAME}_eval.csv
 cp $RUN/distill/metrics.csv $OUT/${NAME}_metrics.csv
 for SPLIT in heldout dev; do
+  [ "$RUN" = "$PLAIN_RUN" ] && break  # the plain arm itself: nothing to pair with
   [ -f $OUT/paired_${SPLIT}_$STEPS.json ] || .venv/bin/python -m benchmarks.paired_ctc --config configs/student.yaml \
     --split $SPLIT --samples 200 --export plain=$PLAIN --export $NAME=$EXPORT --out $OUT/paired_${SPLIT}_$STEPS.json
 done

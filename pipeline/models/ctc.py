@@ -55,21 +55,50 @@ class TokenCTCHead(nn.Module):
         return F.log_softmax(logits.float(), dim=-1)
 
 
-def ctc_token_loss(log_probs: torch.Tensor, lengths: torch.Tensor, token_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+def ctc_token_loss(log_probs: torch.Tensor, lengths: torch.Tensor, token_ids: Sequence[Sequence[int]],
+                   batch_alphabet: bool | None = None) -> torch.Tensor:
     """CTC loss of ``(B, T, 1 + vocab)`` log-probabilities against each sample's LLM token ids, per target
     token (``reduction="mean"``: each sample's loss over its token count, averaged over the batch).
 
     A sample whose transcript cannot fit its frames (more tokens than CTC can place) contributes 0 rather
     than infinity (``zero_infinity``); samples with no tokens are left out.
+
+    ``batch_alphabet`` (default: on CUDA): CTC reads only the blank's and the transcripts' columns, so it runs on
+    those (a batch uses a few hundred of SmolLM2's 49,153) plus one column holding the rest of each frame's
+    probability mass. The loss and the gradients are the same as on the whole vocabulary (PyTorch's CTC gradient
+    assumes the columns sum to one per frame, hence the rest column). On an H200 the whole-vocabulary CTC kernel
+    was 58 % of a stage-1 step's GPU time (benchmarks/results/train_floor/); on CPU it is cheap and the extra
+    pass for the rest column costs more than it saves, so CPU keeps the whole vocabulary.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> logits = torch.randn(2, 6, 30, generator=g, dtype=torch.float64, requires_grad=True)
+    >>> lengths, ids = torch.tensor([6, 5]), [[3, 3, 7], [12]]
+    >>> full = ctc_token_loss(logits.log_softmax(-1), lengths, ids, batch_alphabet=False)
+    >>> part = ctc_token_loss(logits.log_softmax(-1), lengths, ids)
+    >>> grads = [torch.autograd.grad(loss, logits)[0] for loss in (full, part)]
+    >>> bool(torch.allclose(full, part)), bool(torch.allclose(*grads))
+    (True, True)
     """
     keep = [i for i, ids in enumerate(token_ids) if len(ids)]
     if not keep:
         return log_probs.sum() * 0.0
-    index = torch.tensor(keep, device=log_probs.device)
-    targets = torch.tensor([t + 1 for i in keep for t in token_ids[i]], dtype=torch.long, device=log_probs.device)
-    target_lengths = torch.tensor([len(token_ids[i]) for i in keep], dtype=torch.long, device=log_probs.device)
-    return F.ctc_loss(log_probs.index_select(0, index).transpose(0, 1), targets,
-                      lengths.to(log_probs.device).index_select(0, index), target_lengths,
+    device = log_probs.device
+    index = torch.tensor(keep, device=device)
+    log_probs = log_probs.index_select(0, index)
+    labels = [t + 1 for i in keep for t in token_ids[i]]  # CTC classes: blank 0, token v -> v + 1
+    if batch_alphabet if batch_alphabet is not None else device.type == "cuda":
+        used = sorted(set(labels))
+        columns = torch.tensor([CTC_BLANK, *used], device=device)
+        classes = {c: j + 1 for j, c in enumerate(used)}
+        labels = [classes[c] for c in labels]
+        picked = log_probs.index_select(-1, columns)
+        if len(columns) < log_probs.shape[-1]:
+            rest_mass = log_probs.index_fill(-1, columns, float("-inf")).logsumexp(-1, keepdim=True)
+            picked = torch.cat([picked, rest_mass], dim=-1)
+        log_probs = picked
+    targets = torch.tensor(labels, dtype=torch.long, device=device)
+    target_lengths = torch.tensor([len(token_ids[i]) for i in keep], dtype=torch.long, device=device)
+    return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths.to(device).index_select(0, index), target_lengths,
                       blank=CTC_BLANK, reduction="mean", zero_infinity=True)
 
 
