@@ -214,6 +214,12 @@ class StudentConfig(_Section):
         False, description="the front end also sees the clip's mean log-mel over its frames of sound (its voice's "
         "and channel's average spectrum) beside every frame, so it can learn to take the voice out; needs "
         "front_end_channels")
+    teacher_stem: bool = Field(
+        False, description="the patch embedding also reads the teacher's convolutional stem (Whisper's conv1 + conv2 "
+        "with GELU, copied from the teacher when a run starts and frozen: features learnt from Whisper's training "
+        "speech, not from these voices); each token's stem frames reach it through a projection that starts at "
+        "zero (a student without the stem loads into it unchanged) and trains at train.lr_scale_front_end. It is "
+        "part of the student at inference (0.5 M weights for tiny.en); no Whisper encoder layer runs")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
@@ -241,7 +247,8 @@ class TrainConfig(_Section):
     lr_scale_patch_embedding: float = Field(1.0, gt=0, description="patch embedding's learning rate / lr")
     lr_scale_heads: float = Field(1.0, gt=0, description="distillation heads' learning rate / lr")
     lr_scale_front_end: float = Field(
-        1.0, gt=0, description="the patch embedding's front end (student.front_end_channels): its learning rate / lr")
+        1.0, gt=0, description="the patch embedding's front end (student.front_end_channels) and the teacher stem's "
+        "projection (student.teacher_stem): their learning rate / lr")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     warmup_steps: int = Field(10, ge=0, description="linear warmup, then linear decay to 0 at max_steps")
     max_steps: int = Field(200, ge=1, description="optimizer steps of stage 1 (and of stage 2 unless tasks_max_steps)")

@@ -78,6 +78,7 @@ def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidi
         "hidden": patch.patchify.out_channels,
         "front_end_channels": patch.front_end[0].out_channels if patch.front_end is not None else 0,
         "front_end_clip_mean": patch.front_end_clip_mean,
+        "teacher_stem_width": patch.teacher_stem[0].out_channels if patch.teacher_stem is not None else 0,
         "llm_width": patch.proj.out_features,
         "mel_settings": patch.mel_settings.model_dump(),
         "bidirectional_audio": bidirectional_audio,
@@ -98,7 +99,8 @@ def load_patch_embedding(directory: str | Path) -> tuple[AudioPatchEmbedding, di
     patch = AudioPatchEmbedding(config["n_mels"], config["llm_width"], config["stride"], hidden=config["hidden"],
                                 mel_settings=MelSettings(**config["mel_settings"]),
                                 front_end_channels=config.get("front_end_channels", 0),
-                                front_end_clip_mean=config.get("front_end_clip_mean", False))
+                                front_end_clip_mean=config.get("front_end_clip_mean", False),
+                                teacher_stem_width=config.get("teacher_stem_width", 0))
     patch.load_state_dict(load_file(str(directory / PATCH_WEIGHTS)))
     return patch.eval(), config
 
@@ -307,7 +309,8 @@ info = json.load(open(f"{export_dir}/aura.json"))
 
 
 class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B, T, llm_width)
-    def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0, front_end_clip_mean=False):
+    def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0, front_end_clip_mean=False,
+                 teacher_stem_width=0):
         super().__init__()
         self.patchify = torch.nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
         self.norm = torch.nn.LayerNorm(hidden)
@@ -318,22 +321,33 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
             inputs = 2 * n_mels if front_end_clip_mean else n_mels
             self.front_end = torch.nn.Sequential(torch.nn.Conv1d(inputs, front_end_channels, 3), torch.nn.GELU(),
                                                  torch.nn.Conv1d(front_end_channels, n_mels, 3))
+        self.teacher_stem = None  # optional: Whisper's conv stem (weights in the file), its frames projected per token
+        if teacher_stem_width:
+            w = teacher_stem_width
+            self.teacher_stem = torch.nn.Sequential(torch.nn.Conv1d(n_mels, w, 3), torch.nn.GELU(),
+                                                    torch.nn.Conv1d(w, w, 3, stride=2), torch.nn.GELU())
+            self.stem_proj = torch.nn.Linear(w * stride // 2, hidden)
 
     def forward(self, mel):
+        floor = (mel.amax(dim=(1, 2), keepdim=True) - 2).clamp(min=-1.5)  # the clip's silence value
+        edge = floor.expand(-1, mel.shape[1], 2)
+        stem = None
+        if self.teacher_stem is not None:
+            frames = self.teacher_stem(torch.cat([edge, mel, edge], dim=-1)).transpose(1, 2)
+            stem = self.stem_proj(frames.reshape(frames.shape[0], mel.shape[-1] // self.patchify.stride[0], -1))
         if self.front_end is not None:
-            floor = (mel.amax(dim=(1, 2), keepdim=True) - 2).clamp(min=-1.5)  # the clip's silence value
-            edge = floor.expand(-1, mel.shape[1], 2)
             seen = torch.cat([edge, mel, edge], dim=-1)  # two frames of silence each side
             if self.clip_mean:  # the clip's mean mel over its frames of sound, beside every frame
                 sound = (mel > floor).any(1, keepdim=True).float()
                 mean = (mel * sound).sum(-1, keepdim=True) / sound.sum(-1, keepdim=True).clamp(min=1)
                 seen = torch.cat([seen, mean.expand_as(seen)], dim=1)
             mel = mel + self.front_end(seen)
-        return self.proj(self.norm(self.patchify(mel).transpose(1, 2)))
+        patches = self.patchify(mel).transpose(1, 2)
+        return self.proj(self.norm(patches if stem is None else patches + stem))
 
 
 patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0),
-                       cfg.get("front_end_clip_mean", False))
+                       cfg.get("front_end_clip_mean", False), cfg.get("teacher_stem_width", 0))
 patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
 
 # Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:

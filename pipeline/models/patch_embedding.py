@@ -92,6 +92,9 @@ class AudioPatchEmbedding(nn.Module):
     ``stride = 2 * pooling`` makes one token per stored teacher frame (Whisper: 100 mel frames/s,
     50 teacher frames/s). A mel whose length is not a multiple of the stride (or shorter than
     ``num_tokens * stride``) is padded on the right with its silence value (:func:`mel_floor`).
+    Options: a convolutional front end refining the mel (``front_end_channels``), and the teacher's own
+    convolutional stem, frozen, whose frames reach each token through a projection (``teacher_stem_width``;
+    weights from :meth:`copy_whisper_stem`).
 
     >>> embed = AudioPatchEmbedding(n_mels=80, llm_width=64, stride=2)
     >>> embed.num_tokens(16000), embed.num_tokens(16001)
@@ -103,7 +106,7 @@ class AudioPatchEmbedding(nn.Module):
 
     def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
                  mel_settings: MelSettings | None = None, front_end_channels: int = 0,
-                 front_end_clip_mean: bool = False):
+                 front_end_clip_mean: bool = False, teacher_stem_width: int = 0):
         super().__init__()
         if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
             raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
@@ -128,6 +131,17 @@ class AudioPatchEmbedding(nn.Module):
                                            nn.Conv1d(front_end_channels, n_mels, 3))
             nn.init.zeros_(self.front_end[2].weight)
             nn.init.zeros_(self.front_end[2].bias)
+        self.teacher_stem, self.stem_proj = None, None
+        if teacher_stem_width:
+            # Whisper's own stem (conv 3 -> GELU -> conv 3 stride 2 -> GELU), copied from the teacher and frozen: its
+            # features come from Whisper's training speech, not from the few voices the student trains on. The
+            # projection of each token's `pooling` stem frames starts at zero, so the embedding starts unchanged.
+            self.teacher_stem = nn.Sequential(nn.Conv1d(n_mels, teacher_stem_width, 3), nn.GELU(),
+                                              nn.Conv1d(teacher_stem_width, teacher_stem_width, 3, stride=2), nn.GELU())
+            self.teacher_stem.requires_grad_(False)
+            self.stem_proj = nn.Linear(teacher_stem_width * self.pooling, hidden)
+            nn.init.zeros_(self.stem_proj.weight)
+            nn.init.zeros_(self.stem_proj.bias)
         self.norm = nn.LayerNorm(hidden)
         self.proj = nn.Linear(hidden, llm_width)
 
@@ -139,12 +153,37 @@ class AudioPatchEmbedding(nn.Module):
         """``(mel, token_lengths)`` for raw 16 kHz utterances; see :func:`audio_mel_batch`."""
         return audio_mel_batch(audios, self.mel_settings, self.pooling)
 
-    def _front_end_input(self, mel: torch.Tensor) -> torch.Tensor:
-        """The mel with two frames of its silence on each side (the front end's 3-frame convolutions are unpadded:
-        a clip alone and the same clip padded with silence in a batch get the same tokens), and the clip's mean mel
-        beside every frame if ``front_end_clip_mean``."""
+    def copy_whisper_stem(self, encoder: nn.Module) -> None:
+        """Copy the stem (``conv1``, ``conv2``) of a Whisper encoder (e.g. ``model.model.encoder``) into
+        :attr:`teacher_stem`; it stays frozen."""
+        if self.teacher_stem is None:
+            raise ValueError("this patch embedding has no teacher stem (teacher_stem_width=0)")
+        for mine, whisper in ((self.teacher_stem[0], encoder.conv1), (self.teacher_stem[2], encoder.conv2)):
+            if mine.weight.shape != whisper.weight.shape:
+                raise ValueError(f"the teacher's stem {tuple(whisper.weight.shape)} does not fit this one "
+                                 f"{tuple(mine.weight.shape)}")
+            with torch.no_grad():
+                mine.weight.copy_(whisper.weight)
+                mine.bias.copy_(whisper.bias)
+
+    def stem_features(self, mel: torch.Tensor) -> torch.Tensor:
+        """The teacher stem's output ``(B, width, T_mel / 2)``: Whisper's, frame for frame, with the clip's silence
+        where Whisper's convolutions pad with zeros (at the end of a clip Whisper sees its window's silence too, so
+        only the first frame differs from the teacher's own)."""
+        return self.teacher_stem(self._silence_framed(mel))
+
+    @staticmethod
+    def _silence_framed(mel: torch.Tensor) -> torch.Tensor:
+        """The mel with two frames of its silence on each side: unpadded 3-frame convolutions then give one output
+        per frame (per two frames after a stride of 2), and a clip alone and the same clip padded with silence in a
+        batch get the same tokens."""
         edge = mel_floor(mel).expand(mel.shape[0], mel.shape[1], 2)
-        framed = torch.cat([edge, mel, edge], dim=-1)
+        return torch.cat([edge, mel, edge], dim=-1)
+
+    def _front_end_input(self, mel: torch.Tensor) -> torch.Tensor:
+        """The mel framed in silence (:meth:`_silence_framed`), and the clip's mean mel beside every frame if
+        ``front_end_clip_mean``."""
+        framed = self._silence_framed(mel)
         if not self.front_end_clip_mean:
             return framed
         return torch.cat([framed, clip_mean_mel(mel).expand_as(framed)], dim=1)
@@ -160,7 +199,13 @@ class AudioPatchEmbedding(nn.Module):
             fill = mel_floor(mel).expand(mel.shape[0], mel.shape[1], want - mel.shape[-1])
             mel = torch.cat([mel, fill], dim=-1)
         mel = mel[..., :want].to(self.patchify.weight.dtype)
+        stem = None
+        if self.teacher_stem is not None:  # reads the mel as Whisper would, before any front end
+            frames = self.stem_features(mel).transpose(1, 2)  # (B, tokens * pooling, width)
+            stem = self.stem_proj(frames.reshape(frames.shape[0], num_tokens, -1))
         if self.front_end is not None:
             mel = mel + self.front_end(self._front_end_input(mel))
         patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)
+        if stem is not None:
+            patches = patches + stem
         return self.proj(self.norm(patches))

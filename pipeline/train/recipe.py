@@ -72,10 +72,11 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     ``front_end``, ``heads``, and stage 1's ``speaker_adversary`` when it has one, at the heads' rate), each with its
     learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
 
-    The front end (inside the patch embedding) has a group of its own: its output convolution starts at zero, so
-    at the patch embedding's rate it barely moves in a short run (benchmarks/results/front_end/).
+    The front end (inside the patch embedding) and the teacher stem's projection have a group of their own: their
+    output layers start at zero, so at the patch embedding's rate they barely move in a short run
+    (benchmarks/results/front_end/).
     """
-    from pipeline.models.student import FRONT_END_KEYS
+    from pipeline.models.student import FRONT_END_KEYS, TEACHER_STEM_KEYS
 
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
@@ -84,7 +85,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith(FRONT_END_KEYS):
+        if name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS)):
             part = "front_end"
         elif name.startswith(("patch_embedding.", "heads.", "speaker_adversary.")):
             part = name.split(".")[0]
@@ -257,6 +258,14 @@ class StudentRecipe:
         self._spoken_ids: dict[str, list[int]] = {}
         student = AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
                                        n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
+        if student.patch_embedding.teacher_stem is not None:
+            # From the teacher itself (parts or checkpoints that carry the stem load over it unchanged).
+            from pipeline.models.sources import load_whisper
+
+            whisper, _, _ = load_whisper(self.cfg.models.teacher, self.cfg.models.cache_dir,
+                                         trust_remote_code=self.cfg.models.trust_remote_code)
+            student.patch_embedding.copy_whisper_stem(whisper.model.encoder)
+            del whisper
         start = starting_parts(self.cfg, self.stage)
         if start is not None:
             added = student.load_trainable(start, new_parts=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -530,6 +531,58 @@ def test_front_end_with_the_clip_mean_starts_unchanged_and_sees_the_voice(tmp_pa
     assert not torch.allclose(patch(louder_tail)[:, :2], patch(clip)[:, :2])
     padded = torch.cat([clip, torch.full((1, 16, 8), float(clip.max() - 2))], dim=-1)  # silence at the floor
     assert torch.allclose(patch(padded)[:, :6], patch(clip), atol=1e-6)
+
+
+@torch.no_grad()
+def test_teacher_stem_is_whispers_frozen_and_starts_as_the_student_without_it(tmp_path):
+    """The stem copied from a Whisper encoder gives Whisper's conv-stem frames (but at the ends, where Whisper's
+    convolutions pad with zeros and the stem with the clip's silence); parts without it load (``new_parts``) and give their own
+    outputs; the stem stays frozen while its projection learns; a clip alone and in a padded batch get the same
+    tokens; stem and projection travel with the student's file."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from pipeline.models.patch_embedding import AudioPatchEmbedding
+
+    torch.manual_seed(0)
+    encoder = WhisperEncoder(WhisperConfig(d_model=TEACHER_WIDTH, num_mel_bins=N_MELS, encoder_layers=1,
+                                           encoder_attention_heads=2, encoder_ffn_dim=32)).eval()
+    patch = AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=TEACHER_WIDTH)
+    patch.copy_whisper_stem(encoder)
+    mel = torch.randn(2, N_MELS, 16)
+    whisper = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel))))
+    # the ends differ only where Whisper's convolutions pad with zeros (inside its 30 s window the audio is
+    # followed by silence, as here)
+    assert torch.allclose(patch.stem_features(mel)[..., 1:-1], whisper[..., 1:-1], atol=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=8).copy_whisper_stem(encoder)
+
+    plain = make_student("sdpa")
+    path = plain.save_trainable(tmp_path / "plain.safetensors")
+    batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
+    expected = plain(**batch, mel=mel, token_lengths=lengths)["logits"]
+    student = make_student("sdpa", teacher_stem=True)
+    student.patch_embedding.copy_whisper_stem(encoder)
+    with pytest.raises(ValueError, match="does not fit.*teacher_stem"):
+        make_student("sdpa", teacher_stem=True).load_trainable(path)
+    assert student.load_trainable(path, new_parts=True) == ["the teacher stem"]
+    assert torch.equal(student.patch_embedding.teacher_stem[0].weight, encoder.conv1.weight)  # kept, not reset
+    assert torch.equal(student(**batch, mel=mel, token_lengths=lengths)["logits"], expected)
+    with torch.enable_grad():
+        student(**batch, mel=mel, token_lengths=lengths)["logits"].square().mean().backward()
+    stem, proj = student.patch_embedding.teacher_stem, student.patch_embedding.stem_proj
+    assert all(not p.requires_grad and p.grad is None for p in stem.parameters())
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+    proj.weight.normal_(0, 0.1)
+    changed = student(**batch, mel=mel, token_lengths=lengths)["logits"]
+    assert not torch.allclose(changed, expected)
+    clip = random_mel(1, 3)
+    padded = torch.cat([clip, (clip.max() - 2).clamp(min=-1.5).expand(1, N_MELS, 4)], dim=-1)
+    embed = student.patch_embedding
+    assert torch.allclose(embed(padded, 5)[:, :3], embed(clip, 3), atol=1e-6)
+    saved = student.save_trainable(tmp_path / "stem.safetensors")
+    assert torch.equal(AuraStudent.load(make_llm("sdpa"), saved).eval()(**batch, mel=mel, token_lengths=lengths)["logits"],
+                       changed)
 
 
 @torch.no_grad()
