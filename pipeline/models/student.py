@@ -55,6 +55,7 @@ from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_deco
 _FORMAT_VERSION = 1
 FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
+STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,17 +441,17 @@ class AuraStudent(nn.Module):
             if self.patch_embedding.front_end is not None and not any(k.startswith(FRONT_END_KEYS) for k in tensors):
                 new.append("the front end")
             if self.patch_embedding.teacher_stem is not None and not any(k.startswith(TEACHER_STEM_KEYS) for k in tensors):
-                new.append("the teacher stem")  # its frozen weights stay as copied (DistillRecipe: from the teacher)
+                new.append(STEM_PART)  # the frozen stem keeps what was copied into it (StudentRecipe.build_student)
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
                        and not (k.startswith(FRONT_END_KEYS) and "the front end" in new)
-                       and not (k.startswith(TEACHER_STEM_KEYS) and "the teacher stem" in new)]
+                       and not (k.startswith(TEACHER_STEM_KEYS) and STEM_PART in new)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")
         self.patch_embedding.load_state_dict(
             {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")},
-            strict="the front end" not in new and "the teacher stem" not in new)
+            strict="the front end" not in new and STEM_PART not in new)
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
         if self.ctc_head is not None and "the CTC head" not in new:
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})

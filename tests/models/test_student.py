@@ -543,6 +543,7 @@ def test_teacher_stem_is_whispers_frozen_and_starts_as_the_student_without_it(tm
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from pipeline.models.patch_embedding import AudioPatchEmbedding
+    from pipeline.models.student import STEM_PART
 
     torch.manual_seed(0)
     encoder = WhisperEncoder(WhisperConfig(d_model=TEACHER_WIDTH, num_mel_bins=N_MELS, encoder_layers=1,
@@ -565,7 +566,7 @@ def test_teacher_stem_is_whispers_frozen_and_starts_as_the_student_without_it(tm
     student.patch_embedding.copy_whisper_stem(encoder)
     with pytest.raises(ValueError, match="does not fit.*teacher_stem"):
         make_student("sdpa", teacher_stem=True).load_trainable(path)
-    assert student.load_trainable(path, new_parts=True) == ["the teacher stem"]
+    assert student.load_trainable(path, new_parts=True) == [STEM_PART]
     assert torch.equal(student.patch_embedding.teacher_stem[0].weight, encoder.conv1.weight)  # kept, not reset
     assert torch.equal(student(**batch, mel=mel, token_lengths=lengths)["logits"], expected)
     with torch.enable_grad():
