@@ -213,9 +213,10 @@ class KokoroEngine(TTSEngine):
         options.intra_op_num_threads = options.inter_op_num_threads = 1  # one engine per core, as for piper
         self._session = onnxruntime.InferenceSession(str(kokoro.model_path()), sess_options=options,
                                                      providers=["CPUExecutionProvider"])
-        # phonemizer warns on every sentence that its word count differs from eSpeak's (punctuation kept)
-        logging.getLogger("phonemizer").setLevel(logging.ERROR)
         self._g2p = EspeakFallback(british=False)
+        # phonemizer warns on every sentence that its word count differs from eSpeak's (punctuation kept); its
+        # backend resets its logger to WARNING when built, so quiet it after
+        self._g2p.backend.logger.setLevel(logging.ERROR)
 
     def voices(self) -> tuple[str, ...]:
         return self.SPEAKERS + self.BLENDS
