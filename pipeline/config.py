@@ -130,6 +130,15 @@ class CorpusConfig(_Section):
         """
         return [(0, dict(self.voices))] + [(g.from_utterance, dict(g.voices)) for g in self.voice_growth]
 
+    def voices_in_use(self) -> set[str]:
+        """The training voices of the stages that ``num_utterances`` reaches: a later stage's voices speak no row.
+
+        >>> CorpusConfig(num_utterances=100, voices={"pico:en-US": 1.0},
+        ...              voice_growth=[{"from_utterance": 100, "voices": {"kokoro:jm_kumo": 1.0}}]).voices_in_use()
+        {'pico:en-US'}
+        """
+        return {v for start, shares in self.voice_plans() if start < self.num_utterances for v in shares}
+
 
 class IngestConfig(_Section):
     """Turning audio files into webdataset shards (16 kHz mono FLAC + JSON) and a parquet manifest."""

@@ -132,7 +132,7 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
         raise ValueError(f"{len(cfg.voice_growth)} corpus.voice_growth entries but {len(growth_shares)} growth_shares")
     stages = [(0, voice_shares)] + [(g.from_utterance, shares) for g, shares in zip(cfg.voice_growth, growth_shares)]
     for start, shares in stages:
-        if not shares:
+        if not shares and start < cfg.num_utterances:
             raise ValueError(f"no training voice left for the rows from {start} on "
                              "(every voice failed the voice check or is missing)")
     rng = random.Random(f"aura-speech-corpus:{cfg.seed}")
@@ -296,17 +296,21 @@ def shares_after_check(base_shares: dict[str, float], wer: dict[str, float], cfg
 
 def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence[str], out_dir: Path,
                     progress: bool = True) -> VoiceCheck:
-    """Measure (or read the cached) Whisper WER per voice and derive the training shares."""
+    """Measure (or read the cached) Whisper WER per voice and derive the training shares.
+
+    Only the voices that speak a row are measured (those of growth stages ``num_utterances`` reaches, and the
+    held-out ones); the cache keeps every measurement made, so growing the corpus measures only new voices.
+    """
     from pipeline.eval.metrics import word_error_rate
 
     path = out_dir / VOICE_CHECK_NAME
-    voices = sorted({v for _, shares in cfg.voice_plans() for v in shares} | set(cfg.heldout_voices))
+    voices = sorted(cfg.voices_in_use() | set(cfg.heldout_voices))
     measured_before: dict[str, float | None] = {}
     if path.is_file():
         cached = VoiceCheck(**json.loads(path.read_text()))
         if cached.whisper == models.teacher:
             measured_before = {v: w for v, w in cached.wer.items() if w is not None}
-        if cached.whisper == models.teacher and set(cached.wer) == set(voices):
+        if cached.whisper == models.teacher and set(voices) <= set(cached.wer):
             # the measurement is cached; the shares follow the config as it is now
             unavailable = {v: r for v, r in cached.dropped.items() if v not in measured_before}
             return _check_from(cached.whisper, cached.utterances_per_voice, cached.wer, unavailable, cfg)
@@ -340,7 +344,8 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
         pairs = [(r, h) for r, h, o in zip(refs, hyps, owners) if o == voice]
         # None: not measured, its engine or voice is missing (the reason is in dropped)
         wer[voice] = round(word_error_rate([r for r, _ in pairs], [h for _, h in pairs]).wer, 4) if pairs else None
-    check = _check_from(models.teacher, len(texts), {v: wer.get(v) for v in voices}, dropped, cfg)
+    check = _check_from(models.teacher, len(texts), {v: wer.get(v) for v in sorted(set(voices) | set(wer))},
+                        dropped, cfg)
     atomic_write_text(path, json.dumps(check.to_dict(), indent=2) + "\n")
     return check
 

@@ -189,3 +189,19 @@ def test_voice_check_measures_only_the_voices_added(tmp_path):
     assert "unknown TTS engine 'nosuch'" in check.dropped["nosuch:voice"]
     cached = json.loads((tmp_path / "voice_check.json").read_text())
     assert cached["growth_shares"] == [{"pico:en-US": 1.0}] and cached["wer"]["nosuch:voice"] is None
+
+
+def test_voice_check_skips_voices_no_row_reaches(tmp_path):
+    """A growth stage beyond num_utterances is neither measured nor planned; the cache keeps what it measured."""
+    (tmp_path / "voice_check.json").write_text(json.dumps({
+        "whisper": "bundled:whisper-tiny.en", "utterances_per_voice": 4,
+        "wer": {"pico:en-US": 0.1, "espeak:en-us": 0.4, "pico:en-GB": 0.1, "piper:joe": 0.12},
+        "shares": {}, "dropped": {}}))
+    cfg = CorpusConfig(num_utterances=100, voices={"pico:en-US": 0.5, "espeak:en-us": 0.5}, max_poor_voice_share=0.5,
+                       voice_growth=[{"from_utterance": 100, "voices": {"nosuch:voice": 1.0}}])
+    check = speech_corpus.run_voice_check(cfg, ModelsConfig(), ["One two three four."], tmp_path)
+    assert "nosuch:voice" not in check.wer and not check.dropped  # never synthesised: no engine was asked
+    assert check.wer["piper:joe"] == 0.12 and check.growth_shares == [{}]
+    rows = plan_speech_corpus(cfg, check.shares, growth_shares=check.growth_shares, sentences=TEXTS,
+                              qa_facts=qa_facts(["capitals", "plurals"]))
+    assert len(rows) == 100 and {r.voice for r in rows if r.split != "heldout"} <= set(check.shares)
