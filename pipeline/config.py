@@ -253,7 +253,9 @@ class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on a GPU, fp32 on CPU")
     batch_size: int = Field(4, ge=1, description="per worker")
     lr: float = Field(1e-3, gt=0, description="peak learning rate of the LoRA weights")
-    lr_scale_patch_embedding: float = Field(1.0, gt=0, description="patch embedding's learning rate / lr")
+    lr_scale_patch_embedding: float = Field(
+        1.0, ge=0, description="patch embedding's learning rate / lr (0 keeps it as it starts, e.g. to train only a "
+        "teacher stem's projection beside it)")
     lr_scale_heads: float = Field(1.0, gt=0, description="distillation heads' learning rate / lr")
     lr_scale_front_end: float = Field(
         1.0, gt=0, description="the patch embedding's front end (student.front_end_channels) and the teacher stem's "

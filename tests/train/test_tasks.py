@@ -65,6 +65,30 @@ def test_the_front_end_has_its_own_learning_rate():
     assert not front_end & {id(p) for p in groups["patch_embedding"]["params"]}
 
 
+def test_a_zero_learning_rate_keeps_the_patch_embedding_and_trains_the_stem_projection():
+    import torch
+
+    from pipeline.config import StudentConfig
+    from pipeline.models.student import AuraStudent
+    from pipeline.train.recipe import optimizer_groups
+    from tests.models.test_student import make_llm
+
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2, teacher_stem=True),
+                                   [2, 4], 24, 16, 1)
+    cfg = load_config("configs/tiny.yaml", ["train.lr=1e-3", "train.lr_scale_patch_embedding=0"])
+    groups = optimizer_groups(student, cfg)
+    assert {g["name"]: g["lr"] for g in groups}["patch_embedding"] == 0.0
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.1)  # decoupled decay scales with lr: none at 0
+    before = {k: v.clone() for k, v in student.patch_embedding.named_parameters()}
+    for param in student.parameters():
+        if param.requires_grad:
+            param.grad = torch.ones_like(param)
+    optimizer.step()
+    after = dict(student.patch_embedding.named_parameters())
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"stem_proj.weight", "stem_proj.bias"}
+
+
 def test_the_speaker_adversary_trains_at_the_heads_rate_and_is_never_saved(tmp_path):
     from pipeline.config import StudentConfig
     from pipeline.models.adversary import SpeakerAdversary
