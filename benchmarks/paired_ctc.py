@@ -50,19 +50,21 @@ def main(argv: list[str] | None = None) -> int:
                    "the first is the one the others are compared with")
     p.add_argument("--split", default="dev", choices=["dev", "heldout"])
     p.add_argument("--samples", type=int, default=200, help="transcription clips, spread over the split")
+    p.add_argument("--shards", default=None, help="clips from this shard set instead of the config's "
+                   "(e.g. an unseen-voice dev set, python -m benchmarks.unseen_voice_dev)")
     p.add_argument("--voices", default=None, help="only clips of voices that start with this (e.g. kokoro:)")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
 
     cfg = load_config(args.config)
-    data = TrainingData(ShardSet(cfg.paths.shards), None, split=args.split, tasks=["transcribe"])
+    data = TrainingData(ShardSet(args.shards or cfg.paths.shards), None, split=args.split, tasks=["transcribe"])
     keys = [k for k in data.keys() if args.voices is None or str(data.rows[k].get("speaker") or "").startswith(args.voices)]
     if not keys:
         raise SystemExit(f"no {args.split} transcription clips of voices {args.voices!r}")
     keys = spread_evenly(keys, args.samples)
     references = [target_for(data.rows[k]) for k in keys]
     words = np.array([word_error_rate([r], [""]).reference_words for r in references])
-    results: dict = {"split": args.split, "voices": args.voices, "clips": len(keys), "reference_words": int(words.sum()), "students": {}}
+    results: dict = {"split": args.split, "shards": args.shards, "voices": args.voices, "clips": len(keys), "reference_words": int(words.sum()), "students": {}}
     errors = {}
     for spec in args.export:
         name, path = spec.split("=", 1)
