@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One stage-1 arm against the plain arm (issue 13): the student continued from the released parts with the recipe
+# One stage-1 arm against the plain arm (issue 13): the student continued from the released parts (INIT) with the recipe
 # of benchmarks/results/kokoro_voices/run.sh (distillation + 0.5 x CTC, lr 1e-3, warm-up 20, 16 clips a step, the
 # 27,000-row corpus of configs/speech.yaml) plus this arm's own overrides, then compared with the plain arm (same
 # budget and data, no overrides) on the same clips, paired: held-out (voice pico:en-GB, never trained on) and dev;
@@ -16,13 +16,15 @@ OUT=$1 NAME=$2 RUN=$3
 shift 3
 cd "$(dirname "$0")/.."
 A=.venv/bin/aura
-RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+# Every arm recorded with this script started from the release of 2026-12-03 (replaced by the stem student on
+# 2026-12-04); INIT=path starts a new arm elsewhere.
+INIT=${INIT:-$(bash benchmarks/release_at.sh 535718a)}
 STEPS=${STEPS:-400}
 STEP=$(printf %06d "$STEPS")
 PLAIN_RUN=${PLAIN_RUN:-runs/speech/checkpoints_kokoro}  # the plain arm's run (results/kokoro_voices)
 PLAIN=$PLAIN_RUN/distill/exports/step-$STEP.safetensors
 EXPORT=$RUN/distill/exports/step-$STEP.safetensors
-$A train --config configs/student.yaml --stage distill --resume --set train.init_from=$RELEASED \
+$A train --config configs/student.yaml --stage distill --resume --set train.init_from=$INIT \
   --set student.ctc_weight=0.5 --set paths.checkpoints=$RUN --set train.max_steps=$STEPS --set train.lr=1e-3 \
   --set train.warmup_steps=20 --set train.checkpoint_every=100 --set train.eval_samples=120 \
   --set train.eval_every=$STEPS "$@"

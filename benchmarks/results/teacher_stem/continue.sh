@@ -9,7 +9,7 @@ STEPS=${STEPS:-800}
 STEP=$(printf %06d "$STEPS")
 RUN=runs/speech/checkpoints_teacher_stem
 .venv/bin/aura train --config configs/student.yaml --stage distill --resume \
-  --set train.init_from=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors \
+  --set train.init_from="$(bash benchmarks/release_at.sh 535718a)" \
   --set student.ctc_weight=0.5 --set paths.checkpoints=$RUN --set train.max_steps=$STEPS --set train.lr=1e-3 \
   --set train.warmup_steps=20 --set train.checkpoint_every=100 --set train.eval_samples=120 \
   --set train.eval_every=$STEPS --set student.teacher_stem=true --set train.lr_scale_front_end=10
