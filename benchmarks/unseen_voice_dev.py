@@ -3,13 +3,17 @@
 The dev split's voices are the training voices, so dev says little about the choice that matters most now:
 what carries to a *new* voice. The held-out voice answers that, but it must never be tuned against. This set
 takes the dev rows (texts and QA facts never trained on), gives each a voice from ``--voices`` (none of them a
-training voice of ``corpus.voices_in_use()``, a held-out voice or a reserved one), renders it with the row's
+training voice, a held-out voice or a reserved one), renders it with the row's
 own speed and augmentation, and ingests the clips into their own shards (split ``dev``), so that a choice
 (an arm, a checkpoint) can be made on unseen voices without touching held-out::
 
     python -m benchmarks.unseen_voice_dev --config configs/student.yaml --out runs/speech/unseen_voice_dev
     python -m benchmarks.paired_ctc --config configs/student.yaml --shards runs/speech/unseen_voice_dev/shards \\
         --export a=...safetensors --export b=...safetensors
+
+A training voice is one of the config's corpus (``corpus.voices_in_use()``) or one that a training row of the
+workdir's shards has: the trainer reads every committed shard there, so a corpus grown by another config that shares
+the workdir (``configs/speech.yaml``'s Kokoro rows) trains on voices the config does not name.
 
 Run again, it renders and ingests only what is missing. A row an engine cannot speak is listed in
 ``rejects.jsonl`` (file, key, reason) and left out.
@@ -24,7 +28,7 @@ from dataclasses import fields
 from pathlib import Path
 
 # Kokoro-82M's five speakers: a neural engine and speakers that configs/student.yaml's 22,000 rows never use
-# (configs/speech.yaml's growth trains on them from row 24,000 on: pass other voices for a student that heard them).
+# (configs/speech.yaml's growth speaks rows 24,000 on with them: the voice check refuses them once those rows are ingested).
 KOKORO_SPEAKERS = ("kokoro:jf_alpha", "kokoro:jf_gongitsune", "kokoro:jf_nezumi", "kokoro:jf_tebukuro",
                    "kokoro:jm_kumo")
 # The voices the project keeps for evaluation only (README): never rendered here.
@@ -47,6 +51,21 @@ def voices_refused(voices: list[str], trained: set[str], heldout: set[str]) -> d
         elif any(name in voice.lower() for name in RESERVED):
             refused[voice] = "reserved for evaluation"
     return refused
+
+
+def voices_trained_on(cfg) -> set[str]:
+    """The voices a student trained with ``cfg`` hears: its corpus's and those of the training rows already ingested
+    into its workdir's shards (what the trainer reads, whichever config grew it).
+
+    >>> from pipeline.config import AuraConfig
+    >>> sorted(voices_trained_on(AuraConfig.model_validate({"workdir": "/nonexistent", "corpus": {
+    ...     "builder": "multi-engine", "voices": {"pico:en-US": 1.0}}})))
+    ['pico:en-US']
+    """
+    from pipeline.data.shards import ShardSet
+
+    manifest = ShardSet(cfg.paths.shards).read_manifest().select(["speaker", "split"]).to_pylist()
+    return cfg.corpus.voices_in_use() | {r["speaker"] for r in manifest if (r["split"] or "train") == "train"}
 
 
 def revoice(row: dict, voices: list[str], seed: int) -> dict:
@@ -87,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     voices = [v for v in args.voices.split(",") if v]
-    if refused := voices_refused(voices, cfg.corpus.voices_in_use(), set(cfg.corpus.heldout_voices)):
+    if refused := voices_refused(voices, voices_trained_on(cfg), set(cfg.corpus.heldout_voices)):
         raise SystemExit("unseen-voice dev set: " + "; ".join(f"{v} is {why}" for v, why in refused.items()))
     for voice in voices:
         engine, engine_voice = voice.split(":", 1) if ":" in voice else (voice, "")

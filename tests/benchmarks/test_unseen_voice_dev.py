@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks import unseen_voice_dev
-from pipeline.data.shards import ShardSet
+from pipeline.data.shards import MANIFEST_SCHEMA, ShardSet
 
 
 def _corpus(tmp_path):
@@ -48,4 +48,19 @@ def test_a_voice_the_engine_lacks_is_refused_before_anything_is_rendered(tmp_pat
     with pytest.raises(SystemExit, match="espeak has no voice 'no-such-accent'"):
         unseen_voice_dev.main(["--config", str(config), "--out", str(tmp_path / "out"), "--voices",
                                "espeak:no-such-accent"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_voice_of_a_training_row_in_the_workdir_shards_is_refused_though_the_config_lacks_it(tmp_path):
+    # The trainer reads every committed shard of the workdir: a corpus grown there by another config trains on
+    # voices this config does not name, and a set in those voices would not be unseen.
+    import pyarrow as pa
+
+    config = _corpus(tmp_path)
+    row = {name: None for name in MANIFEST_SCHEMA.names} | {
+        "key": "sc0-0024000", "shard": "shard-000000", "index": 0, "split": "train", "speaker": "kokoro:jm_kumo"}
+    ShardSet(tmp_path / "shards").write_manifest(pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA))
+    with pytest.raises(SystemExit, match="kokoro:jm_kumo is a training voice"):
+        unseen_voice_dev.main(["--config", str(config), "--out", str(tmp_path / "out"), "--voices",
+                               "kokoro:jm_kumo,kokoro:jf_alpha"])
     assert not (tmp_path / "out").exists()
