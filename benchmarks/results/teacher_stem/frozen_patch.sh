@@ -5,8 +5,8 @@
 # plain arm of run.sh at the same budget; STEPS=800 continues both comparisons (plain continued by plain_800.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-OUT=benchmarks/results/teacher_stem/frozen_patch
+OUT=${OUT:-benchmarks/results/teacher_stem/frozen_patch}  # OUT=dir writes this run's files elsewhere
 mkdir -p $OUT
-export PLAIN_RUN=runs/speech/checkpoints_plain22k
+export PLAIN_RUN=${PLAIN_RUN:-runs/speech/checkpoints_plain22k}
 bash benchmarks/stage1_arm.sh $OUT frozen_patch runs/speech/checkpoints_teacher_stem_frozen_patch \
   --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0
