@@ -110,26 +110,76 @@ class TTSEngine:
                 raise ValueError(f"{self.name} {what} {value} outside [{low}, {high}]")
 
 
+def _pico_serve() -> None:
+    """:class:`PicoEngine`'s own process: one JSON request per stdin line, answered on stdout with the PCM's
+    length (8 bytes, little-endian; negative: an error message of that length follows) and the 16-bit PCM."""
+    import sys
+
+    from py_nanotts import NanoTTS
+
+    from pipeline.workers import _exit_with_parent
+
+    _exit_with_parent(os.getppid())
+    tts, out = NanoTTS(), sys.stdout.buffer
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer = tts.speak(request["text"], voice=request["voice"], speed=request["speed"], pitch=request["pitch"])
+            out.write(len(answer).to_bytes(8, "little", signed=True) + answer)
+        except Exception as err:  # noqa: BLE001 - reported to the caller, which raises it
+            message = f"{type(err).__name__}: {err}".encode()
+            out.write((-len(message)).to_bytes(8, "little", signed=True) + message)
+        out.flush()
+
+
 class PicoEngine(TTSEngine):
-    """SVOX Pico through ``py-nanotts``: two English voices, fast (about 200x real time per core)."""
+    """SVOX Pico through ``py-nanotts``: two English voices, fast (about 200x real time per core).
+
+    Pico reads memory it never wrote: the same text came out with another trailing silence (0.64 s against
+    0.26 s) and other low bits once the process's heap had been used by something else (loading Piper or
+    Kokoro did it), so a corpus depended on which rows a worker had rendered before. It therefore runs in a
+    process of its own whose allocator fills the memory it hands out with a fixed byte (glibc's
+    ``MALLOC_PERTURB_``): the same request gives the same samples whatever ran before.
+    """
 
     name = "pico"
     speed_range = (0.5, 2.0)
     pitch_range = (0.5, 2.0)
+    _MALLOC_PERTURB = "165"
 
     def __init__(self):
         try:
-            from py_nanotts import NanoTTS
+            import py_nanotts  # noqa: F401
         except ImportError:
             raise EngineUnavailable("the pico engine needs the PyPI package py-nanotts (pip install py-nanotts)") from None
-        self._tts = NanoTTS()
+        import sys
+        import threading
+
+        self._server = subprocess.Popen(
+            [sys.executable, "-c", "from pipeline.data.engines import _pico_serve; _pico_serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MALLOC_PERTURB_": self._MALLOC_PERTURB})
+        self._lock = threading.Lock()  # one request at a time on the pipe
 
     def voices(self) -> tuple[str, ...]:
         return ("en-GB", "en-US")
 
+    def _speak(self, text: str, voice: str, speed: float, pitch: float) -> bytes:
+        request = json.dumps({"text": text, "voice": voice, "speed": speed, "pitch": pitch}) + "\n"
+        with self._lock:
+            self._server.stdin.write(request.encode())
+            self._server.stdin.flush()
+            header = self._server.stdout.read(8)
+            if len(header) < 8:
+                raise RuntimeError(f"the pico process exited (code {self._server.poll()})")
+            size = int.from_bytes(header, "little", signed=True)
+            payload = self._server.stdout.read(abs(size))
+        if size < 0:
+            raise SynthesisFailed(f"pico failed for {text!r}: {payload.decode(errors='replace')}")
+        return payload
+
     def synthesize(self, text, voice, speed=1.0, pitch=1.0):
         self._check(voice, speed, pitch)
-        pcm = np.frombuffer(self._tts.speak(text, voice=voice, speed=speed, pitch=pitch), dtype=np.int16)
+        pcm = np.frombuffer(self._speak(text, voice, speed, pitch), dtype=np.int16)
         if pcm.size == 0:
             raise SynthesisFailed(f"pico returned no audio for {text!r}")
         return _to_float(pcm, SAMPLE_RATE)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import engines
-from pipeline.data.engines import ENGINES, EngineUnavailable, SynthesisRequest, get_engine
+from pipeline.data.engines import ENGINES, EngineUnavailable, SynthesisFailed, SynthesisRequest, get_engine
 
 TEXT = "The library opens at nine in the morning."
 
@@ -109,3 +109,27 @@ def test_missing_python_engine_names_the_pypi_package(monkeypatch):
 def test_available_engines_reports_each():
     status = engines.available_engines()
     assert set(status) == set(ENGINES) and all(reason is None for reason in status.values())
+
+
+def test_pico_gives_the_same_samples_after_another_engine_has_used_the_process():
+    # Pico reads memory it never wrote: in a fresh process, loading Piper changed the next Pico clip's trailing
+    # silence (44,224 -> 38,144 samples for one sentence). Its own process, with a fixed allocator fill, must not.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import hashlib; from pipeline.data.engines import get_engine\n"
+            "def clip(): return hashlib.sha256(get_engine('pico').synthesize("
+            "'Which city is the capital of Singapore?', 'en-US', 1.044, 1.085).tobytes()).hexdigest()\n"
+            "before = clip(); get_engine('piper'); print(before == clip())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True"
+
+
+def test_a_pico_failure_names_the_text_and_the_engine_keeps_serving():
+    engine = get_engine("pico")
+    with pytest.raises(SynthesisFailed, match="pico"):
+        engine.synthesize("\ud800", "en-US")  # a lone surrogate: not encodable text
+    assert len(engine.synthesize(TEXT, "en-US")) > 16000
