@@ -80,16 +80,15 @@ def _sentences(seed: int, count: int) -> list[str]:
 
 def pico_clips(count: int, seed: int) -> tuple[list[np.ndarray], list[str], str]:
     """``count`` clips of MIN_S..MAX_S seconds (16 kHz float32) with their texts."""
-    from py_nanotts import NanoTTS
+    from pipeline.data.engines import get_engine
 
-    tts = NanoTTS()
+    pico = get_engine("pico")
     rng = random.Random(seed)
     audio, texts = [], []
     for text in _sentences(seed, 20 * count):
         voice = rng.choice(["en-US", "en-GB"])
         speed = rng.choice([0.9, 1.0, 1.1, 1.2])
-        pcm = tts.speak(text, voice=voice, speed=speed)
-        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        x = pico.synthesize(text, voice, speed=speed)
         if MIN_S <= len(x) / 16000 <= MAX_S:
             audio.append(x)
             texts.append(text)
