@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the stage 2 after the stem stage costs the CTC read-out on new voices, tuned on the unseen-voice dev set
-# (issue 13): the released run's own stage-2 exports at 50 / 100 / 150 steps, and a CTC-heavier stage 2
-# (train.tasks_ctc_weight 1.0 instead of 0.3, otherwise run.sh's), all paired with the stem stage's export on the
-# 220 unseen-voice clips. The listening test of the generated answers (dev, 120 clips) is in each run's eval.csv.
+# (issue 13): the released run's own stage-2 exports at 50 / 100 / 150 steps, and stage 2s that differ from
+# run.sh's in one setting: the CTC term at 1.0 instead of 0.3 (ctc1), the stem's projection at the base learning
+# rate instead of x10 (front1); all paired with the stem stage's export on the 220 unseen-voice clips. The
+# listening test of the generated answers (dev, 120 clips) is in each run's eval.csv.
 #   bash benchmarks/results/student_stem/stage2_variants.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -10,14 +11,26 @@ P=.venv/bin/python
 OUT=benchmarks/results/student_stem
 STAGE1=runs/speech/checkpoints_teacher_stem_frozen_patch/distill/exports/step-000400.safetensors
 RELEASE_RUN=runs/speech/checkpoints_stem_release/tasks/exports
-RUN=runs/speech/checkpoints_stem_release_ctc1
-.venv/bin/aura train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$STAGE1 \
-  --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
-  --set student.ctc_weight=0.5 --set train.tasks_ctc_weight=1.0 --set paths.checkpoints=$RUN \
-  --set train.tasks_max_steps=150 --set train.checkpoint_every=50 --set train.eval_samples=120 --set train.eval_every=150
-cp $RUN/tasks/eval.csv $OUT/ctc1_tasks_eval.csv
+variant() {  # NAME --set ... : run.sh's stage 2 with these overrides, into runs/speech/checkpoints_stem_release_NAME
+  local NAME=$1 RUN=runs/speech/checkpoints_stem_release_$1
+  shift
+  .venv/bin/aura train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$STAGE1 \
+    --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
+    --set student.ctc_weight=0.5 --set train.tasks_ctc_weight=0.3 --set paths.checkpoints=$RUN \
+    --set train.tasks_max_steps=150 --set train.checkpoint_every=50 --set train.eval_samples=120 \
+    --set train.eval_every=150 "$@"
+  cp $RUN/tasks/eval.csv $OUT/${NAME}_tasks_eval.csv
+}
+variant ctc1 --set train.tasks_ctc_weight=1.0
 [ -f $OUT/paired_unseen_stage2.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml \
   --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 --export stage1=$STAGE1 \
   --export ctc03_50=$RELEASE_RUN/step-000050.safetensors --export ctc03_100=$RELEASE_RUN/step-000100.safetensors \
-  --export ctc03_150=$RELEASE_RUN/step-000150.safetensors --export ctc1_150=$RUN/tasks/exports/step-000150.safetensors \
+  --export ctc03_150=$RELEASE_RUN/step-000150.safetensors \
+  --export ctc1_150=runs/speech/checkpoints_stem_release_ctc1/tasks/exports/step-000150.safetensors \
   --out $OUT/paired_unseen_stage2.json
+variant front1 --set train.lr_scale_front_end=1
+[ -f $OUT/paired_unseen_front1.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml \
+  --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 --export stage1=$STAGE1 \
+  --export front1_50=runs/speech/checkpoints_stem_release_front1/tasks/exports/step-000050.safetensors \
+  --export front1_150=runs/speech/checkpoints_stem_release_front1/tasks/exports/step-000150.safetensors \
+  --export ctc03_150=$RELEASE_RUN/step-000150.safetensors --out $OUT/paired_unseen_front1.json
