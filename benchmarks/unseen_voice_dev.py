@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_config
     from pipeline.data.engines import get_engine
     from pipeline.data.ingest import ingest
-    from pipeline.data.speech_corpus import PlannedSpeech, _render_part, _row_json
+    from pipeline.data.speech_corpus import PlannedSpeech, render_part, manifest_line
     from pipeline.fs import atomic_write_text
     from pipeline.workers import worker_pool
 
@@ -125,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     lines, rejects = [], []
     with worker_pool(args.workers or cfg.corpus.workers) as pool, \
             tqdm(total=len(planned), desc="unseen-voice dev set", unit="utt") as bar:
-        for chunk, results in zip(chunks, pool.map(_render_part, chunks, [str(args.out)] * len(chunks))):
+        for chunk, results in zip(chunks, pool.map(render_part, chunks, [str(args.out)] * len(chunks))):
             for row, (key, result) in zip(chunk, results):
                 if isinstance(result, str):
                     rejects.append({"file": row.audio, "key": key, "reason": result, "voice": row.voice})
                 else:
-                    lines.append(_row_json(row, result))
+                    lines.append(manifest_line(row, result))
             bar.update(len(chunk))
     atomic_write_text(args.out / "rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
     atomic_write_text(args.out / "manifest.jsonl", "".join(line + "\n" for line in lines))

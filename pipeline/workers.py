@@ -23,8 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 _PR_SET_PDEATHSIG = 1
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: the kernel sends SIGKILL to this worker when its parent exits."""
+def exit_with_parent(parent_pid: int) -> None:
+    """For a worker process (a pool initializer, a helper process): the kernel sends SIGKILL to it when its parent exits."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -35,4 +35,4 @@ def _exit_with_parent(parent_pid: int) -> None:
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """A spawn-context pool of ``workers`` processes that die with the calling process."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+                               initializer=exit_with_parent, initargs=(os.getpid(),))

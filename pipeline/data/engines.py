@@ -117,9 +117,9 @@ def _pico_serve() -> None:
 
     from py_nanotts import NanoTTS
 
-    from pipeline.workers import _exit_with_parent
+    from pipeline.workers import exit_with_parent
 
-    _exit_with_parent(os.getppid())
+    exit_with_parent(os.getppid())
     tts, out = NanoTTS(), sys.stdout.buffer
     for line in sys.stdin:
         request = json.loads(line)

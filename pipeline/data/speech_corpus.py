@@ -209,7 +209,7 @@ def plan_speech_corpus(cfg: CorpusConfig, voice_shares: dict[str, float], *,
 # Rendering (in worker processes)
 
 
-def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int | str]]:
+def render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int | str]]:
     """Render one part: each row's ``(key, num_samples)``, or ``(key, reason)`` when it failed."""
     out = Path(out_dir)
     results: dict[str, int | str] = {}
@@ -243,7 +243,8 @@ def _render_part(rows: list[PlannedSpeech], out_dir: str) -> list[tuple[str, int
     return [(row.key, results[row.key]) for row in rows]
 
 
-def _row_json(row: PlannedSpeech, num_samples: int) -> str:
+def manifest_line(row: PlannedSpeech, num_samples: int) -> str:
+    """The corpus manifest's JSON line for ``row`` rendered with ``num_samples`` samples."""
     data = asdict(row)
     data.pop("part")
     data.update(sample_rate=SAMPLE_RATE, num_samples=num_samples, duration=round(num_samples / SAMPLE_RATE, 4))
@@ -403,7 +404,7 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
     rejects: list[dict] = []
     new_audio_samples = 0
     with worker_pool(cfg.workers) as pool:
-        futures = {pool.submit(_render_part, by_part[p], str(out_dir)): p for p in todo}
+        futures = {pool.submit(render_part, by_part[p], str(out_dir)): p for p in todo}
         for future in as_completed(futures):
             part = futures[future]
             rows = {r.key: r for r in by_part[part]}
@@ -413,7 +414,7 @@ def build_speech_corpus(out_dir: Path, cfg: CorpusConfig, models: ModelsConfig, 
                     part_rejects.append({"file": rows[key].audio, "key": key, "reason": result,
                                          "text": rows[key].text, "voice": rows[key].voice})
                 else:
-                    lines.append(_row_json(rows[key], result))
+                    lines.append(manifest_line(rows[key], result))
                     new_audio_samples += result
             atomic_write_text(out_dir / "parts" / f"part-{part:05d}.rejects.jsonl",
                                "".join(json.dumps(r) + "\n" for r in part_rejects))
