@@ -15,10 +15,7 @@ RELEASED=$(bash benchmarks/release_at.sh 535718a)  # the release this candidate 
 STAGE1=${STAGE1:-runs/speech/checkpoints_teacher_stem_frozen_patch/distill/exports/step-000400.safetensors}
 RUN=runs/speech/checkpoints_stem_release
 EXPORT=$RUN/tasks/export/student.safetensors
-$A train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$STAGE1 \
-  --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
-  --set student.ctc_weight=0.5 --set train.tasks_ctc_weight=0.3 --set paths.checkpoints=$RUN \
-  --set train.tasks_max_steps=150 --set train.checkpoint_every=50 --set train.eval_samples=120 --set train.eval_every=150
+STAGE1=$STAGE1 bash $OUT/stage2.sh $RUN
 cp $RUN/tasks/eval.csv $OUT/tasks_eval.csv
 cp $RUN/tasks/metrics.csv $OUT/tasks_metrics.csv
 [ -f $OUT/paired_unseen.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml \

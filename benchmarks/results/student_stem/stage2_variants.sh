@@ -11,14 +11,10 @@ P=.venv/bin/python
 OUT=benchmarks/results/student_stem
 STAGE1=runs/speech/checkpoints_teacher_stem_frozen_patch/distill/exports/step-000400.safetensors
 RELEASE_RUN=runs/speech/checkpoints_stem_release/tasks/exports
-variant() {  # NAME --set ... : run.sh's stage 2 with these overrides, into runs/speech/checkpoints_stem_release_NAME
+variant() {  # NAME --set ... : stage2.sh with these overrides, into runs/speech/checkpoints_stem_release_NAME
   local NAME=$1 RUN=runs/speech/checkpoints_stem_release_$1
   shift
-  .venv/bin/aura train --config configs/student.yaml --stage tasks --resume --set train.tasks_init_from=$STAGE1 \
-    --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
-    --set student.ctc_weight=0.5 --set train.tasks_ctc_weight=0.3 --set paths.checkpoints=$RUN \
-    --set train.tasks_max_steps=150 --set train.checkpoint_every=50 --set train.eval_samples=120 \
-    --set train.eval_every=150 "$@"
+  STAGE1=$STAGE1 bash $OUT/stage2.sh $RUN "$@"
   cp $RUN/tasks/eval.csv $OUT/${NAME}_tasks_eval.csv
 }
 variant ctc1 --set train.tasks_ctc_weight=1.0
