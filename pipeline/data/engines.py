@@ -37,7 +37,9 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +115,6 @@ class TTSEngine:
 def _pico_serve() -> None:
     """:class:`PicoEngine`'s own process: one JSON request per stdin line, answered on stdout with the PCM's
     length (8 bytes, little-endian; negative: an error message of that length follows) and the 16-bit PCM."""
-    import sys
-
     from py_nanotts import NanoTTS
 
     from pipeline.workers import exit_with_parent
@@ -152,9 +152,6 @@ class PicoEngine(TTSEngine):
             import py_nanotts  # noqa: F401
         except ImportError:
             raise EngineUnavailable("the pico engine needs the PyPI package py-nanotts (pip install py-nanotts)") from None
-        import sys
-        import threading
-
         self._server = subprocess.Popen(
             [sys.executable, "-c", "from pipeline.data.engines import _pico_serve; _pico_serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MALLOC_PERTURB_": self._MALLOC_PERTURB})
