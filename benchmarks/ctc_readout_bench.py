@@ -8,6 +8,8 @@ interleaved, on the release's shipped held-out clips (one batch):
   the same prefix with ``upto=ctc_layer`` and ``upto=None`` (what the read-out cost before it stopped early);
   the floor of their ratio is the ratio of layers run;
 * ``ctc read-out``: the whole :meth:`ctc_transcribe` (patch embedding, prefix, decoder, head, greedy CTC path);
+* ``ctc read-out, beam + LLM``: the same with the prefix beam search and the LLM as its LM (``--beam``,
+  ``--lm-weight``, ``--length-bonus``; :class:`pipeline.models.ctc.CTCSearch`), one clip after another;
 * ``generate``: the greedy generated transcript (``--new-tokens`` at most), the other read-out.
 
     python -m benchmarks.ctc_readout_bench --reps 5
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pipeline.infer import EncoderFreeModel
+    from pipeline.models.ctc import CTCSearch
     from pipeline.models.sequence import run_decoder_layers
     from pipeline.prompts import instruction_for
     from pipeline.released import RELEASE_DIR
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--llm", default="bundled:smollm2-135m-instruct")
     p.add_argument("--reps", type=int, default=5, help="interleaved repetitions after one warm-up")
     p.add_argument("--new-tokens", type=int, default=32, help="most tokens the generated read-out decodes")
+    p.add_argument("--beam", type=int, default=6, help="the fused read-out's beam")
+    p.add_argument("--lm-weight", type=float, default=0.3, help="the fused read-out's LM weight")
+    p.add_argument("--length-bonus", type=float, default=2.0, help="the fused read-out's score per token")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
 
@@ -54,8 +60,15 @@ def main(argv: list[str] | None = None) -> int:
                                           model.llm.config._attn_implementation, upto=upto)
         return run
 
+    def fused():
+        model.ctc_search = CTCSearch(args.beam, args.lm_weight, args.length_bonus)
+        try:
+            return model.ctc_transcribe(audios)
+        finally:
+            model.ctc_search = CTCSearch()
+
     workloads = {"decoder to the head's layer": decoder(model.ctc_layer), "decoder, all layers": decoder(None),
-                 "ctc read-out": lambda: model.ctc_transcribe(audios),
+                 "ctc read-out": lambda: model.ctc_transcribe(audios), "ctc read-out, beam + LLM": fused,
                  "generate": lambda: model.generate(audios, instruction, max_new_tokens=args.new_tokens)}
     for fn in workloads.values():  # warm-up
         fn()
@@ -73,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = median["decoder, all layers"] / median["decoder to the head's layer"]
     print(f"  all layers / to the head's layer: {ratio:.2f}x (floor, the layers run: {layers / model.ctc_layer:.2f}x)")
     result = {"clips": len(audios), "reps": args.reps, "ctc_layer": model.ctc_layer, "layers": layers,
+              "fused_search": {"beam": args.beam, "lm_weight": args.lm_weight, "length_bonus": args.length_bonus},
               "median_s": median, "ratio_to_ctc_read_out": {n: s / base for n, s in median.items()},
               "all_layers_over_head_layer": ratio, "layer_ratio": layers / model.ctc_layer}
     save_results(args.out, result)

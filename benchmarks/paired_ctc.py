@@ -13,6 +13,7 @@ from __future__ import annotations
 from benchmarks import save_results
 
 import argparse
+from dataclasses import asdict
 
 import numpy as np
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data.shards import ShardSet
     from pipeline.eval.metrics import word_error_rate
     from pipeline.infer import EncoderFreeModel
+    from pipeline.models.ctc import CTCSearch
     from pipeline.prompts import target_for
     from pipeline.train.data import TrainingData, spread_evenly
 
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--export", action="append", required=True, help="NAME=PATH of a student with a CTC head; "
                    "the first is the one the others are compared with")
+    p.add_argument("--search", action="append", default=[], help="NAME=BEAM,LM_WEIGHT,LENGTH_BONUS: that export's "
+                   "CTC read-out decodes with this beam search (pipeline.models.ctc.CTCSearch) instead of the config's "
+                   "eval.ctc_*; the same file under two names compares two decodings")
     p.add_argument("--split", default="dev", choices=["dev", "heldout"])
     p.add_argument("--samples", type=int, default=200, help="transcription clips, spread over the split")
     p.add_argument("--shards", default=None, help="clips from this shard set instead of the config's "
@@ -66,14 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     words = np.array([word_error_rate([r], [""]).reference_words for r in references])
     results: dict = {"split": args.split, "shards": args.shards, "voices": args.voices, "clips": len(keys), "reference_words": int(words.sum()), "students": {}}
     errors = {}
+    searches = {}
+    for spec in args.search:
+        name, values = spec.split("=", 1)
+        beam, lm_weight, length_bonus = values.split(",")
+        searches[name] = CTCSearch(int(beam), float(lm_weight), float(length_bonus))
     for spec in args.export:
         name, path = spec.split("=", 1)
         model = EncoderFreeModel.from_config(cfg, export_path=path)
+        if name in searches:
+            model.ctc_search = searches[name]
         heard = [model.ctc_transcribe([np.asarray(data.audio(k), dtype=np.float32)])[0].text
                  for k in tqdm(keys, desc=f"{args.split}: {name}", unit="utt")]
         per_utt = [word_error_rate([r], [h]) for r, h in zip(references, heard)]
         errors[name] = np.array([w.substitutions + w.deletions + w.insertions for w in per_utt])
-        results["students"][name] = {"export": path, "wer": word_error_rate(references, heard).wer,
+        results["students"][name] = {"export": path, "ctc_search": asdict(model.ctc_search),
+                                     "wer": word_error_rate(references, heard).wer,
                                      "examples": [[r, h] for r, h in zip(references[:4], heard[:4])]}
     first, *others = list(errors)
     for name in others:

@@ -315,6 +315,10 @@ class EvalConfig(_Section):
     """Held-out evaluation and the report."""
 
     max_new_tokens: int = Field(48, ge=1, description="longest answer generated")
+    ctc_beam: int = Field(1, ge=1, description="CTC read-out: prefixes its beam search keeps; 1 = the greedy path")
+    ctc_lm_weight: float = Field(
+        0.0, ge=0, description="CTC read-out: weight of the LLM itself (adapters off) as its beam search's LM")
+    ctc_length_bonus: float = Field(0.0, description="CTC read-out: its beam search's score per transcript token")
     max_samples: int | None = Field(None, ge=1, description="held-out utterances evaluated; None = all")
     num_threads: int | None = Field(
         None, ge=1, description="torch threads of the evaluation process, which runs alone (None = every core it "
@@ -458,6 +462,9 @@ def fields_help(sections: Sequence[str]) -> str:
     >>> print(fields_help(["eval"]))
     config fields (--set KEY=VALUE):
       eval.max_new_tokens = 48  longest answer generated
+      eval.ctc_beam = 1  CTC read-out: prefixes its beam search keeps; 1 = the greedy path
+      eval.ctc_lm_weight = 0.0  CTC read-out: weight of the LLM itself (adapters off) as its beam search's LM
+      eval.ctc_length_bonus = 0.0  CTC read-out: its beam search's score per transcript token
       eval.max_samples = None  held-out utterances evaluated; None = all
       eval.num_threads = None  torch threads of the evaluation process, which runs alone (None = every core it may use, whatever OMP_NUM_THREADS says)
     """

@@ -7,6 +7,7 @@ text, token counts, latency and time to first token (:class:`GenerationResult`).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from dataclasses import asdict, dataclass, field
@@ -213,3 +214,39 @@ def text_only_generate(llm: nn.Module, tokenizer, prompts: Sequence[str], max_ne
                         max_new_tokens=max_new_tokens, stop_token_ids=stop_token_ids(tokenizer, llm),
                         pad_token_id=padding_token_id(tokenizer), start_time=start)
     return generation_results(tokenizer, out, [len(r) for r in rows], [0] * len(rows))
+
+
+class LLMPrefixScorer:
+    """A causal LM as the language model of :func:`pipeline.models.ctc.ctc_beam_search`: the log-probabilities of
+    the token after a prefix of LLM token ids, the text starting after ``start_id`` (the end-of-text token: a
+    transcript read as a document of its own). Each prefix's KV cache is kept, so scoring an extension runs one
+    token; call :meth:`reset` between clips.
+
+    >>> scorer = LLMPrefixScorer(llm, start_id=tokenizer.eos_token_id, end_id=tokenizer.eos_token_id)  # doctest: +SKIP
+    >>> scorer.next_log_probs((tokenizer.encode("The")[0],)).shape                                   # doctest: +SKIP
+    torch.Size([49152])
+    """
+
+    def __init__(self, llm: nn.Module, start_id: int, end_id: int):
+        self.llm, self.start_id, self.end_id = llm, int(start_id), int(end_id)
+        self._cache_arg = cache_kwarg(llm)
+        self._seen: dict[tuple[int, ...], tuple[torch.Tensor, object]] = {}
+
+    def reset(self) -> None:
+        self._seen.clear()
+
+    @torch.inference_mode()
+    def next_log_probs(self, prefix: tuple[int, ...]) -> torch.Tensor:
+        if prefix in self._seen:
+            return self._seen[prefix][0]
+        device = self.llm.get_input_embeddings().weight.device
+        if prefix:
+            self.next_log_probs(prefix[:-1])
+            past = copy.deepcopy(self._seen[prefix[:-1]][1])  # the forward extends a cache in place
+            ids = torch.tensor([[prefix[-1]]], device=device)
+        else:
+            past, ids = None, torch.tensor([[self.start_id]], device=device)
+        out = self.llm(input_ids=ids, use_cache=True, **{self._cache_arg: past})
+        log_probs = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
+        self._seen[prefix] = (log_probs, out.past_key_values)
+        return log_probs

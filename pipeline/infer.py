@@ -38,6 +38,7 @@ they differ only in what they put in front of the answer; devices and dtypes: :m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ from torch import nn
 from pipeline.config import AuraConfig
 from pipeline.decoding import (
     GenerationResult,
+    LLMPrefixScorer,
     generation_results,
     greedy_decode,
     padding_token_id,
@@ -57,7 +59,7 @@ from pipeline.decoding import (
     text_only_generate,
 )
 from pipeline.layout import RunLayout
-from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids
+from pipeline.models.ctc import CTCSearch, TokenCTCHead, ctc_beam_search, ctc_greedy_ids
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import (
     build_attention_mask,
@@ -144,6 +146,7 @@ class EncoderFreeModel:
         self._prompt_cache: dict[str, tuple[list[int], list[int]]] = {}
         self.ctc_head = ctc_head.eval() if ctc_head is not None else None
         self.ctc_layer = ctc_layer
+        self.ctc_search = CTCSearch()  # the CTC read-out's decoding (from_config: the config's eval.ctc_*)
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -190,8 +193,10 @@ class EncoderFreeModel:
         >>> model = EncoderFreeModel.from_config(load_config("configs/demo.yaml"), dtype="bfloat16")  # doctest: +SKIP
         """
         path = Path(export_path) if export_path is not None else trained_export_path(cfg)
-        return cls.from_export(cfg.models.llm, path, cache_dir=cfg.models.cache_dir, device=device, dtype=dtype,
-                               trust_remote_code=cfg.models.trust_remote_code)
+        model = cls.from_export(cfg.models.llm, path, cache_dir=cfg.models.cache_dir, device=device, dtype=dtype,
+                                trust_remote_code=cfg.models.trust_remote_code)
+        model.ctc_search = CTCSearch(cfg.eval.ctc_beam, cfg.eval.ctc_lm_weight, cfg.eval.ctc_length_bonus)
+        return model
 
     # -- properties --------------------------------------------------------------------------------
 
@@ -291,7 +296,8 @@ class EncoderFreeModel:
     def ctc_transcribe(self, audios: Sequence[np.ndarray | torch.Tensor]) -> list[GenerationResult]:
         """Transcripts read off the audio states by the student's CTC head (one trained with
         ``student.ctc_weight > 0``): the prefix runs up to ``ctc_layer``, the head scores each audio state against
-        the LLM's own output embedding, and the greedy CTC path is the transcript. No decoding loop, no Whisper.
+        the LLM's own output embedding, and the greedy CTC path is the transcript, or, as :attr:`ctc_search` says,
+        a prefix beam search with the LLM itself (adapters off) as its language model. No Whisper.
 
         >>> model.ctc_transcribe([audio])[0].text   # doctest: +SKIP
         'hello world'
@@ -308,13 +314,33 @@ class EncoderFreeModel:
         audio = torch.zeros(len(audios), int(lengths.max()), hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
         for b in range(len(audios)):
             audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
-        ids = ctc_greedy_ids(self.ctc_head(audio, self.llm.get_output_embeddings()), lengths)
+        log_probs = self.ctc_head(audio, self.llm.get_output_embeddings())
+        ids = ctc_greedy_ids(log_probs, lengths) if self.ctc_search.greedy else self._ctc_beam_ids(log_probs, lengths)
         latency = time.perf_counter() - start
         prompt_tokens = prefix["attention_mask"].sum(1).tolist()
         return [GenerationResult(text=self.tokenizer.decode(i, skip_special_tokens=True).strip(),
                                  num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
                                  time_to_first_token_s=latency, token_ids=list(i))
                 for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
+
+    def _ctc_beam_ids(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """:func:`ctc_beam_search` per clip; with an LM weight, the LLM with its adapters off is the LM (text through
+        the LoRA layers is not the LLM's any more)."""
+        search = self.ctc_search
+        scorer = None
+        if search.lm_weight:
+            if self.adapters is None:
+                raise ValueError("the CTC beam search's LM is the LLM with its adapters off: it needs the LoRA unmerged")
+            end = self.tokenizer.eos_token_id
+            scorer = LLMPrefixScorer(self.llm, start_id=end, end_id=end)  # a transcript read as a document
+        out = []
+        with self.adapters.disable_adapter() if scorer is not None else contextlib.nullcontext():
+            for b, length in enumerate(lengths.tolist()):
+                if scorer is not None:
+                    scorer.reset()
+                out.append(ctc_beam_search(log_probs[b, :length], beam=search.beam, lm=scorer,
+                                           lm_weight=search.lm_weight, length_bonus=search.length_bonus))
+        return out
 
     def answer_via_ctc(self, audios: Sequence[np.ndarray | torch.Tensor], instructions: Sequence[str] | str,
                        max_new_tokens: int = 48) -> list[GenerationResult]:

@@ -369,6 +369,38 @@ def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
         AuraCTCSystem(EncoderFreeModel.from_student(plain, tokenizer, merge=True))
 
 
+@torch.no_grad()
+def test_ctc_beam_search_read_out_uses_the_llm_with_its_adapters_off(llm_dir):
+    """The read-out's beam search (``model.ctc_search``) per sample of a padded batch equals
+    :func:`ctc_beam_search` on the student's own stage-1 log-probs, with the LLM as LM scored with the adapters off
+    (the adapters are on again afterwards); a merged model has no adapters to switch off and says so."""
+    from pipeline.decoding import LLMPrefixScorer
+    from pipeline.models.ctc import CTCSearch, ctc_beam_search
+    from pipeline.prompts import audio_prefix_ids
+
+    student, tokenizer = make_ctc_student(llm_dir)
+    audios = [noise_audio(0.5, 11), noise_audio(0.9, 12)]
+    mel, lengths = student.patch_embedding.mel_batch(audios)
+    log_probs = student.forward_distill(mel, lengths, prefix_ids=audio_prefix_ids(tokenizer))["ctc_log_probs"]
+    search = CTCSearch(beam=4, lm_weight=0.7, length_bonus=0.5)
+    with student.llm.disable_adapter():
+        scorer = LLMPrefixScorer(student.base_llm, tokenizer.eos_token_id, tokenizer.eos_token_id)
+        expected = []
+        for b, n in enumerate(lengths.tolist()):
+            scorer.reset()
+            expected.append(ctc_beam_search(log_probs[b, :n], beam=4, lm=scorer, lm_weight=0.7, length_bonus=0.5))
+    with_lora = student.base_llm(input_ids=torch.tensor([[1, 2, 3]])).logits
+
+    model = EncoderFreeModel.from_student(student, tokenizer, merge=False)
+    model.ctc_search = search
+    assert [r.token_ids for r in model.ctc_transcribe(audios)] == expected
+    assert torch.equal(student.base_llm(input_ids=torch.tensor([[1, 2, 3]])).logits, with_lora)  # adapters on again
+    merged = EncoderFreeModel.from_student(make_ctc_student(llm_dir)[0], tokenizer, merge=True)
+    merged.ctc_search = search
+    with pytest.raises(ValueError, match="adapters off"):
+        merged.ctc_transcribe(audios)
+
+
 def test_read_out_auto_is_the_ctc_head_when_there_is_one(run_config, audio_dir, llm_dir, tmp_path, capsys):
     from pipeline.infer import EncoderFreeModel
 

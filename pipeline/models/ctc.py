@@ -25,7 +25,9 @@ Index 0 of the CTC vocabulary is the blank; LLM token ``v`` is index ``v + 1``.
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -110,3 +112,94 @@ def ctc_greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[
         path = torch.unique_consecutive(best[b, :length]).tolist()
         out.append([c - 1 for c in path if c != CTC_BLANK])
     return out
+
+
+@dataclass(frozen=True)
+class CTCSearch:
+    """How the CTC read-out turns log-probabilities into a transcript (``eval.ctc_*`` in the config): the greedy path
+    (the default), or :func:`ctc_beam_search` with ``beam`` prefixes and, with ``lm_weight > 0``, the LLM as its
+    language model.
+
+    >>> CTCSearch().greedy, CTCSearch(beam=8, lm_weight=0.5, length_bonus=3.0).greedy
+    (True, False)
+    """
+
+    beam: int = 1
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.beam == 1 and not self.lm_weight and not self.length_bonus
+
+
+class PrefixLM(Protocol):
+    """A language model over LLM token ids for :func:`ctc_beam_search` (e.g. :class:`pipeline.decoding.LLMPrefixScorer`)."""
+
+    end_id: int
+
+    def next_log_probs(self, prefix: tuple[int, ...]) -> torch.Tensor:
+        """Log-probabilities ``(vocab,)`` of the token after ``prefix`` (LLM token ids)."""
+        ...
+
+
+def _log_add(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a if b == -math.inf else a + math.log1p(math.exp(b - a))
+
+
+def ctc_beam_search(log_probs: torch.Tensor, *, beam: int = 8, lm: PrefixLM | None = None, lm_weight: float = 0.0,
+                    length_bonus: float = 0.0, candidates: int = 16, prune: float = 8.0,
+                    blank_skip: float = 0.95) -> list[int]:
+    """The most probable transcript of one clip's CTC log-probabilities ``(T, 1 + vocab)`` by prefix beam search
+    (Hannun et al., 2014): each prefix sums over all of its paths (ending in a blank or not), and, with a language
+    model, scores ``log P_ctc + lm_weight * log P_lm + length_bonus * tokens`` (shallow fusion; the end of the
+    sentence is scored by the LM too). Per frame only the ``candidates`` likeliest tokens within ``prune`` nats of
+    the frame's best are tried, and none where the blank's probability exceeds ``blank_skip`` (most frames of a
+    peaky CTC read-out: it saves most of the LM's calls). Returns LLM token ids. ``beam=1`` without an LM is close to, not always equal to,
+    the greedy path (:func:`ctc_greedy_ids`), which takes the best path rather than the best transcript.
+
+    Two frames each half "a", half blank: the greedy path "a a" -> "a" has probability 1/4, but "a" alone has 3/4
+    (paths "a a", "a _", "_ a"), and the beam search finds what the paths add up to:
+
+    >>> import math, torch
+    >>> half = torch.full((2, 3), -math.inf); half[:, 0] = half[:, 1] = math.log(0.5)
+    >>> ctc_beam_search(half, beam=4)
+    [0]
+    """
+    if log_probs.ndim != 2:
+        raise ValueError(f"expected (frames, 1 + vocab) log-probabilities, got {tuple(log_probs.shape)}")
+    log_probs = log_probs.float().cpu()
+    top_values, top_ids = log_probs[:, 1:].topk(min(candidates, log_probs.shape[1] - 1), dim=-1)
+    blanks = log_probs[:, CTC_BLANK].tolist()
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (ends in blank, not)
+    for t, blank in enumerate(blanks):
+        frame = log_probs[t]
+        best = max(blank, float(top_values[t, 0]))
+        tokens = [] if blank > math.log(blank_skip) else [
+            (int(c), float(v)) for v, c in zip(top_values[t].tolist(), top_ids[t].tolist()) if v > best - prune]
+        grown: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (ends_blank, ends_token) in beams.items():
+            total = _log_add(ends_blank, ends_token)
+            stay = grown.setdefault(prefix, [-math.inf, -math.inf])
+            stay[0] = _log_add(stay[0], total + blank)
+            if prefix:  # the last token again, with no blank between: the same prefix
+                stay[1] = _log_add(stay[1], ends_token + float(frame[prefix[-1] + 1]))
+            lm_next = lm.next_log_probs(prefix) if tokens and lm is not None and lm_weight else None
+            for token, value in tokens:
+                bonus = length_bonus + (lm_weight * float(lm_next[token]) if lm_next is not None else 0.0)
+                # a repeated token needs a blank between the two to count twice
+                before = ends_blank if prefix and token == prefix[-1] else total
+                entry = grown.setdefault(prefix + (token,), [-math.inf, -math.inf])
+                entry[1] = _log_add(entry[1], before + value + bonus)
+        ranked = sorted(grown.items(), key=lambda item: -_log_add(*item[1]))[:beam]
+        beams = {prefix: (scores[0], scores[1]) for prefix, scores in ranked}
+
+    def final(prefix: tuple[int, ...]) -> float:
+        score = _log_add(*beams[prefix])
+        if lm is not None and lm_weight:
+            score += lm_weight * float(lm.next_log_probs(prefix)[lm.end_id])
+        return score
+
+    return list(max(beams, key=final))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.models.ctc import TokenCTCHead, ctc_greedy_ids, ctc_token_loss
+from pipeline.models.ctc import TokenCTCHead, ctc_beam_search, ctc_greedy_ids, ctc_token_loss
 from pipeline.models.student import AuraStudent
 from tests.models.test_student import (
     TEACHER_LAYERS,
@@ -114,3 +114,50 @@ def test_students_without_a_ctc_head_are_unchanged():
     assert "ctc_log_probs" not in s.forward_distill(random_mel(1, 4), torch.tensor([4]))
     with pytest.raises(ValueError, match="outside the LLM's layers"):
         make_student("sdpa", ctc_weight=1.0, ctc_layer=9)
+
+
+class TableLM:
+    """A language model that likes one token after each prefix (and the end after the whole sentence)."""
+
+    def __init__(self, sentence: list[int], vocab: int = 6, end_id: int = 5):
+        self.sentence, self.vocab, self.end_id = sentence, vocab, end_id
+
+    def next_log_probs(self, prefix):
+        liked = self.sentence[len(prefix)] if len(prefix) < len(self.sentence) else self.end_id
+        scores = torch.full((self.vocab,), -5.0)
+        scores[liked] = 0.0
+        return scores.log_softmax(-1)
+
+
+def test_beam_search_reads_what_the_paths_add_up_to_and_the_lm_breaks_ties():
+    """Without an LM a clear path comes out as greedy reads it (blanks between repeats count twice); the search
+    sums a transcript's paths (greedy's best path can lose to them); with an LM, acoustically even choices follow
+    the LM, and a weight of 0 ignores it."""
+    clear = peaked([1, 1, 0, 3, 0, 3, 2]).squeeze(0)
+    assert ctc_beam_search(clear, beam=4) == ctc_greedy_ids(clear[None], torch.tensor([7]))[0] == [0, 2, 2, 1]
+    # the blank is each frame's best (0.4): the best path says nothing, P("") = 0.16; but "a" has three paths,
+    # 0.35 x 0.35 + 2 x 0.35 x 0.4 = 0.40, more than "b" (0.26)
+    spread = torch.log(torch.tensor([[0.4, 0.35, 0.25, 0, 0, 0, 0]] * 2).clamp(min=1e-9))
+    assert ctc_greedy_ids(spread[None], torch.tensor([2]))[0] == []
+    assert ctc_beam_search(spread, beam=8) == [0]
+    even = torch.log(torch.tensor([[0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0]]).clamp(min=1e-9))  # token 0 or 3?
+    assert ctc_beam_search(even, beam=4, lm=TableLM([3]), lm_weight=1.0) == [3]
+    assert ctc_beam_search(even, beam=4, lm=TableLM([0]), lm_weight=1.0) == [0]
+    assert ctc_beam_search(clear, beam=4, lm=TableLM([4, 4, 4, 4]), lm_weight=0.0) == [0, 2, 2, 1]
+    with pytest.raises(ValueError, match="frames, 1 \\+ vocab"):
+        ctc_beam_search(clear[None])
+
+
+def test_llm_prefix_scorer_gives_a_full_forwards_log_probs():
+    """The KV-cached scores of each extension equal one forward of the whole prefix after the start token."""
+    from pipeline.decoding import LLMPrefixScorer
+
+    llm = make_llm("sdpa").eval()
+    scorer = LLMPrefixScorer(llm, start_id=1, end_id=2)
+    for prefix in [(), (5,), (5, 7), (5, 9), (5, 7, 3)]:
+        with torch.no_grad():
+            full = llm(input_ids=torch.tensor([[1, *prefix]])).logits[0, -1].float().log_softmax(-1)
+        assert torch.allclose(scorer.next_log_probs(prefix), full, atol=1e-5)
+    assert scorer.next_log_probs((5, 7)) is scorer.next_log_probs((5, 7))  # cached
+    scorer.reset()
+    assert not scorer._seen
