@@ -7,14 +7,15 @@ text, token counts, latency and time to first token (:class:`GenerationResult`).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from transformers import DynamicCache
 
 from pipeline.models.sequence import build_attention_mask, layout_speech_batch, position_ids_from_mask
 from pipeline.runtime import synchronize
@@ -219,8 +220,10 @@ def text_only_generate(llm: nn.Module, tokenizer, prompts: Sequence[str], max_ne
 class LLMPrefixScorer:
     """A causal LM as the language model of :func:`pipeline.models.ctc.ctc_beam_search`: the log-probabilities of
     the token after a prefix of LLM token ids, the text starting after ``start_id`` (the end-of-text token: a
-    transcript read as a document of its own). Each prefix's KV cache is kept, so scoring an extension runs one
-    token; call :meth:`reset` between clips.
+    transcript read as a document of its own). Each prefix's keys and values are kept, so scoring an extension runs
+    one token, and :meth:`next_log_probs_many` runs a beam's new prefixes as one batch (their caches left-padded to
+    the longest): one token of a 135 M LLM on a CPU is bound by reading its weights, so a batch of six costs about
+    what one does. Call :meth:`reset` between clips.
 
     >>> scorer = LLMPrefixScorer(llm, start_id=tokenizer.eos_token_id, end_id=tokenizer.eos_token_id)  # doctest: +SKIP
     >>> scorer.next_log_probs((tokenizer.encode("The")[0],)).shape                                   # doctest: +SKIP
@@ -230,23 +233,56 @@ class LLMPrefixScorer:
     def __init__(self, llm: nn.Module, start_id: int, end_id: int):
         self.llm, self.start_id, self.end_id = llm, int(start_id), int(end_id)
         self._cache_arg = cache_kwarg(llm)
-        self._seen: dict[tuple[int, ...], tuple[torch.Tensor, object]] = {}
+        # prefix -> (log-probs of the next token, per layer (keys, values) of shape (heads, tokens, head_dim))
+        self._seen: dict[tuple[int, ...], tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = {}
 
     def reset(self) -> None:
         self._seen.clear()
 
-    @torch.inference_mode()
     def next_log_probs(self, prefix: tuple[int, ...]) -> torch.Tensor:
-        if prefix in self._seen:
-            return self._seen[prefix][0]
+        return self.next_log_probs_many([prefix])[0]
+
+    @torch.inference_mode()
+    def next_log_probs_many(self, prefixes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
+        """:meth:`next_log_probs` of each prefix; those not scored yet run together (their parents first)."""
+        todo = list(dict.fromkeys(p for p in prefixes if p not in self._seen))
+        parents = [p[:-1] for p in todo if p and p[:-1] not in self._seen]
+        if parents:
+            self.next_log_probs_many(parents)
+        if () in todo:
+            self._run([()])
+            todo.remove(())
+        if todo:
+            self._run(todo)
+        return [self._seen[p][0] for p in prefixes]
+
+    def _run(self, prefixes: list[tuple[int, ...]]) -> None:
         device = self.llm.get_input_embeddings().weight.device
-        if prefix:
-            self.next_log_probs(prefix[:-1])
-            past = copy.deepcopy(self._seen[prefix[:-1]][1])  # the forward extends a cache in place
-            ids = torch.tensor([[prefix[-1]]], device=device)
-        else:
-            past, ids = None, torch.tensor([[self.start_id]], device=device)
-        out = self.llm(input_ids=ids, use_cache=True, **{self._cache_arg: past})
-        log_probs = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
-        self._seen[prefix] = (log_probs, out.past_key_values)
-        return log_probs
+        if prefixes == [()]:
+            ids, past, mask, positions = torch.tensor([[self.start_id]], device=device), None, None, None
+        else:  # each prefix's last token after its parent's cache, the caches left-padded to the longest
+            caches = [self._seen[p[:-1]][1] for p in prefixes]
+            lengths = [c[0][0].shape[1] for c in caches]
+            longest = max(lengths)
+            layers = []
+            for layer in range(len(caches[0])):
+                keys, values = [], []
+                for cache, n in zip(caches, lengths):
+                    k, v = cache[layer]
+                    keys.append(F.pad(k, (0, 0, longest - n, 0)))
+                    values.append(F.pad(v, (0, 0, longest - n, 0)))
+                layers.append((torch.stack(keys), torch.stack(values)))
+            past = DynamicCache(ddp_cache_data=layers)
+            mask = torch.zeros(len(prefixes), longest + 1, dtype=torch.long, device=device)
+            for i, n in enumerate(lengths):
+                mask[i, longest - n:] = 1
+            ids = torch.tensor([[p[-1]] for p in prefixes], device=device)
+            positions = torch.tensor([[n] for n in lengths], device=device)
+        out = self.llm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                       **{self._cache_arg: past})
+        log_probs = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
+        cache = out.past_key_values
+        for i, prefix in enumerate(prefixes):
+            n = 1 if not prefix else lengths[i] + 1
+            kept = [(layer.keys[i, :, -n:], layer.values[i, :, -n:]) for layer in cache.layers]
+            self._seen[prefix] = (log_probs[i], kept)

@@ -142,6 +142,10 @@ class PrefixLM(Protocol):
         """Log-probabilities ``(vocab,)`` of the token after ``prefix`` (LLM token ids)."""
         ...
 
+    def next_log_probs_many(self, prefixes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
+        """:meth:`next_log_probs` of each prefix (a model may run them as one batch)."""
+        ...
+
 
 def _log_add(a: float, b: float) -> float:
     if a < b:
@@ -180,15 +184,15 @@ def ctc_beam_search(log_probs: torch.Tensor, *, beam: int = 8, lm: PrefixLM | No
         tokens = [] if blank > math.log(blank_skip) else [
             (int(c), float(v)) for v, c in zip(top_values[t].tolist(), top_ids[t].tolist()) if v > best - prune]
         grown: dict[tuple[int, ...], list[float]] = {}
+        lm_next = dict(zip(beams, lm.next_log_probs_many(list(beams)))) if tokens and lm is not None and lm_weight else {}
         for prefix, (ends_blank, ends_token) in beams.items():
             total = _log_add(ends_blank, ends_token)
             stay = grown.setdefault(prefix, [-math.inf, -math.inf])
             stay[0] = _log_add(stay[0], total + blank)
             if prefix:  # the last token again, with no blank between: the same prefix
                 stay[1] = _log_add(stay[1], ends_token + float(frame[prefix[-1] + 1]))
-            lm_next = lm.next_log_probs(prefix) if tokens and lm is not None and lm_weight else None
             for token, value in tokens:
-                bonus = length_bonus + (lm_weight * float(lm_next[token]) if lm_next is not None else 0.0)
+                bonus = length_bonus + (lm_weight * float(lm_next[prefix][token]) if lm_next else 0.0)
                 # a repeated token needs a blank between the two to count twice
                 before = ends_blank if prefix and token == prefix[-1] else total
                 entry = grown.setdefault(prefix + (token,), [-math.inf, -math.inf])
@@ -196,10 +200,12 @@ def ctc_beam_search(log_probs: torch.Tensor, *, beam: int = 8, lm: PrefixLM | No
         ranked = sorted(grown.items(), key=lambda item: -_log_add(*item[1]))[:beam]
         beams = {prefix: (scores[0], scores[1]) for prefix, scores in ranked}
 
+    ends = dict(zip(beams, lm.next_log_probs_many(list(beams)))) if lm is not None and lm_weight else {}
+
     def final(prefix: tuple[int, ...]) -> float:
         score = _log_add(*beams[prefix])
-        if lm is not None and lm_weight:
-            score += lm_weight * float(lm.next_log_probs(prefix)[lm.end_id])
+        if ends:
+            score += lm_weight * float(ends[prefix][lm.end_id])
         return score
 
     return list(max(beams, key=final))

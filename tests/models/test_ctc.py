@@ -128,6 +128,9 @@ class TableLM:
         scores[liked] = 0.0
         return scores.log_softmax(-1)
 
+    def next_log_probs_many(self, prefixes):
+        return [self.next_log_probs(p) for p in prefixes]
+
 
 def test_beam_search_reads_what_the_paths_add_up_to_and_the_lm_breaks_ties():
     """Without an LM a clear path comes out as greedy reads it (blanks between repeats count twice); the search
@@ -154,10 +157,19 @@ def test_llm_prefix_scorer_gives_a_full_forwards_log_probs():
 
     llm = make_llm("sdpa").eval()
     scorer = LLMPrefixScorer(llm, start_id=1, end_id=2)
-    for prefix in [(), (5,), (5, 7), (5, 9), (5, 7, 3)]:
+    prefixes = [(), (5,), (5, 7), (5, 9), (5, 7, 3)]
+    for prefix in prefixes:
         with torch.no_grad():
             full = llm(input_ids=torch.tensor([[1, *prefix]])).logits[0, -1].float().log_softmax(-1)
         assert torch.allclose(scorer.next_log_probs(prefix), full, atol=1e-5)
     assert scorer.next_log_probs((5, 7)) is scorer.next_log_probs((5, 7))  # cached
+    # a batch of new prefixes of different lengths (caches left-padded), parents scored first as needed
+    scorer.reset()
+    batch = [(5, 7, 3), (8,), (5, 9), (2, 4, 6, 8)]
+    together = scorer.next_log_probs_many(batch)
+    for prefix, scores in zip(batch, together):
+        with torch.no_grad():
+            full = llm(input_ids=torch.tensor([[1, *prefix]])).logits[0, -1].float().log_softmax(-1)
+        assert torch.allclose(scores, full, atol=1e-5), prefix
     scorer.reset()
     assert not scorer._seen
