@@ -368,6 +368,20 @@ def _cosine_table(results: dict) -> list[str]:
     return rows
 
 
+def _ctc_search_note(search: dict | None) -> str:
+    """How a CTC read-out was decoded, when not by its greedy path (``eval.ctc_*``).
+
+    >>> _ctc_search_note({"beam": 1, "lm_weight": 0.0, "length_bonus": 0.0}), _ctc_search_note(None)
+    ('', '')
+    >>> _ctc_search_note({"beam": 6, "lm_weight": 0.3, "length_bonus": 2.0})
+    '; CTC read-outs by beam search (beam 6) with the LLM as language model (weight 0.3, 2.0 per token)'
+    """
+    if not search or (search["beam"] == 1 and not search["lm_weight"] and not search["length_bonus"]):
+        return ""
+    lm = f" with the LLM as language model (weight {search['lm_weight']}" if search["lm_weight"] else " (no LM"
+    return f"; CTC read-outs by beam search (beam {search['beam']}){lm}, {search['length_bonus']} per token)"
+
+
 def render_markdown(results: dict, plots: dict[str, str]) -> str:
     dataset = results.get("dataset", {})
     models = results.get("models", {})
@@ -378,7 +392,8 @@ def render_markdown(results: dict, plots: dict[str, str]) -> str:
         f"({dataset.get('transcribe', 0)} transcription, {dataset.get('spoken_qa', 0)} spoken QA, "
         f"{format_value(dataset.get('audio_seconds'), 1)} s of audio). Teacher `{models.get('teacher')}`, LLM `{models.get('llm')}`; "
         f"device {results.get('device')} ({results.get('dtype')}); greedy decoding, at most "
-        f"{results.get('max_new_tokens')} new tokens; one utterance per request.",
+        f"{results.get('max_new_tokens')} new tokens{_ctc_search_note(results.get('ctc_search'))}; one utterance "
+        "per request.",
         "",
         "## Systems",
         "",

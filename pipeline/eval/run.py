@@ -294,6 +294,8 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = DEFAULT_SYSTEMS, max_samp
         "models": {"teacher": cfg.models.teacher, "llm": cfg.models.llm},
         "device": device_t.type, "dtype": str(dtype_t).removeprefix("torch."),
         "max_new_tokens": cfg.eval.max_new_tokens, "qa_window": QA_WINDOW,
+        "ctc_search": {"beam": cfg.eval.ctc_beam, "lm_weight": cfg.eval.ctc_lm_weight,
+                       "length_bonus": cfg.eval.ctc_length_bonus},
         "memory_method": ("torch.cuda.max_memory_allocated" if device_t.type == "cuda"
                           else "process RSS high-water mark (VmHWM, reset per system)"),
         "dataset": {"name": "heldout", "utterances": len(items),
