@@ -138,12 +138,9 @@ class PrefixLM(Protocol):
 
     end_id: int
 
-    def next_log_probs(self, prefix: tuple[int, ...]) -> torch.Tensor:
-        """Log-probabilities ``(vocab,)`` of the token after ``prefix`` (LLM token ids)."""
-        ...
-
     def next_log_probs_many(self, prefixes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
-        """:meth:`next_log_probs` of each prefix (a model may run them as one batch)."""
+        """Per prefix of LLM token ids, the log-probabilities ``(vocab,)`` of the token after it (a model may run
+        them as one batch)."""
         ...
 
 

@@ -122,14 +122,14 @@ class TableLM:
     def __init__(self, sentence: list[int], vocab: int = 6, end_id: int = 5):
         self.sentence, self.vocab, self.end_id = sentence, vocab, end_id
 
-    def next_log_probs(self, prefix):
-        liked = self.sentence[len(prefix)] if len(prefix) < len(self.sentence) else self.end_id
-        scores = torch.full((self.vocab,), -5.0)
-        scores[liked] = 0.0
-        return scores.log_softmax(-1)
-
     def next_log_probs_many(self, prefixes):
-        return [self.next_log_probs(p) for p in prefixes]
+        out = []
+        for prefix in prefixes:
+            liked = self.sentence[len(prefix)] if len(prefix) < len(self.sentence) else self.end_id
+            scores = torch.full((self.vocab,), -5.0)
+            scores[liked] = 0.0
+            out.append(scores.log_softmax(-1))
+        return out
 
 
 def test_beam_search_reads_what_the_paths_add_up_to_and_the_lm_breaks_ties():
