@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     def fused():
-        model.ctc_search = CTCSearch(args.beam, args.lm_weight, args.length_bonus)
+        greedy, model.ctc_search = model.ctc_search, CTCSearch(args.beam, args.lm_weight, args.length_bonus)
         try:
             return model.ctc_transcribe(audios)
         finally:
-            model.ctc_search = CTCSearch()
+            model.ctc_search = greedy
 
     workloads = {"decoder to the head's layer": decoder(model.ctc_layer), "decoder, all layers": decoder(None),
                  "ctc read-out": lambda: model.ctc_transcribe(audios), "ctc read-out, beam + LLM": fused,
