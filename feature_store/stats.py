@@ -4,6 +4,8 @@ distillation loss can compare standardised targets (:class:`TargetStats`)."""
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,6 +71,14 @@ class TargetStats:
     frames: int
     samples: int
     shards: int
+
+    @classmethod
+    def from_npz(cls, source: bytes | str | os.PathLike[str]) -> "TargetStats":
+        """Statistics as a store writes them (``target_stats.npz``: its bytes, or a copy's path, e.g. the one beside
+        a released student, whose target space a run that goes on from it keeps)."""
+        with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as f:
+            return cls([int(layer) for layer in f["layers"]], f["mean"], f["std"], int(f["frames"]), int(f["samples"]),
+                       int(f["shards"]))
 
     def positions(self, layers: Sequence[int] | None) -> list[int]:
         if layers is None:

@@ -464,10 +464,10 @@ class FeatureStore:
         if payload is not None:
             try:
                 with np.load(io.BytesIO(payload), allow_pickle=False) as f:
-                    if (str(f["digest"]) == self._stats_digest(commits)
-                            and list(f["layers"]) == list(self.fingerprint.layers)):
-                        return TargetStats(list(self.fingerprint.layers), f["mean"], f["std"],
-                                           int(f["frames"]), int(f["samples"]), int(f["shards"]))
+                    current = (str(f["digest"]) == self._stats_digest(commits)
+                               and list(f["layers"]) == list(self.fingerprint.layers))
+                if current:
+                    return TargetStats.from_npz(payload)
             except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):
                 pass  # a damaged cache is just recomputed
         return self.aggregate_target_stats()

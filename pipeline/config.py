@@ -272,6 +272,10 @@ class TrainConfig(_Section):
         "training where the run's checkpoints are gone (another machine, a new sitting)")
     tasks_init_from: Path | None = Field(
         None, description="stage 2 starts from these trained parts instead of the stage-1 export (see init_from)")
+    target_stats_from: Path | None = Field(
+        None, description="standardise the teacher's targets with this feature store's per-channel statistics instead "
+        "of paths.store's: parts trained on one corpus (init_from) keep their target space when they go on learning "
+        "from another (e.g. a new voice's untranscribed audio)")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
     log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")
@@ -373,7 +377,7 @@ class AuraConfig(_Section):
     def _derive_paths(self) -> "AuraConfig":
         # Absolute paths: Ray Train runs workers in its own working directory.
         object.__setattr__(self, "workdir", self.workdir.absolute())
-        for name in ("init_from", "tasks_init_from"):
+        for name in ("init_from", "tasks_init_from", "target_stats_from"):
             if getattr(self.train, name) is not None:
                 object.__setattr__(self.train, name, getattr(self.train, name).absolute())
         for name in PathsConfig.model_fields:

@@ -6,7 +6,7 @@ none of them depends on the teacher job (:mod:`pipeline.precompute`) that fills 
 
 from __future__ import annotations
 
-from feature_store import FeatureStore, StoreFingerprint
+from feature_store import FeatureStore, StoreFingerprint, TargetStats
 from pipeline.config import AuraConfig
 from pipeline.data.mel import frame_rate_hz, mel_settings_of
 
@@ -40,3 +40,18 @@ def teacher_fingerprint(cfg: AuraConfig) -> StoreFingerprint:
 def open_store_for(cfg: AuraConfig, mode: str = "r") -> FeatureStore:
     """Open the config's store, refusing one whose fingerprint differs (the message names the field)."""
     return FeatureStore.open(cfg.paths.store, teacher_fingerprint(cfg), mode=mode)
+
+
+
+def reference_target_stats(cfg: AuraConfig) -> TargetStats | None:
+    """The statistics that standardise the targets when they are not the config's store's own
+    (``train.target_stats_from``: a feature store, opened read-only with the same fingerprint check, or a
+    ``target_stats.npz`` file such as the one beside the released student); ``None`` when unset."""
+    path = cfg.train.target_stats_from
+    if path is None:
+        return None
+    if path.is_dir():
+        return FeatureStore.open(path, teacher_fingerprint(cfg), mode="r").target_stats()
+    if path.is_file():
+        return TargetStats.from_npz(path)
+    raise FileNotFoundError(f"train.target_stats_from: no feature store or target_stats.npz at {path}")

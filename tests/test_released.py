@@ -17,7 +17,11 @@ from tests.models.test_student import make_llm
 def test_pack_release_writes_fp16_with_its_facts(tmp_path, monkeypatch):
     student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2), [2, 4], 24, 16, 1)
     export = student.save_trainable(tmp_path / "export" / "student.safetensors")
-    out = released.pack_release(export, tmp_path / "release", "random:llama-tiny", {"steps": 7})
+    stats = tmp_path / "store.zarr" / "target_stats.npz"
+    stats.parent.mkdir()
+    stats.write_bytes(b"the training store's statistics")
+    out = released.pack_release(export, tmp_path / "release", "random:llama-tiny", {"steps": 7}, target_stats=stats)
+    assert (out.parent / "target_stats.npz").read_bytes() == stats.read_bytes()
     from safetensors import safe_open
 
     with safe_open(str(out), framework="pt") as handle:
@@ -40,6 +44,11 @@ def test_the_shipped_release_is_small_and_names_its_llm():
     assert path.stat().st_size <= 25 * 2**20
     assert released.released_student("bundled:smollm2-135m-instruct") == path
     assert (released.RELEASE_DIR / "MODEL_CARD.md").is_file()
+    # the statistics its targets were standardised with, for runs that go on from it (train.target_stats_from)
+    from feature_store import TargetStats
+
+    stats = TargetStats.from_npz(released.RELEASE_DIR / "target_stats.npz")
+    assert stats.layers == [1, 2, 3, 4] and stats.mean.shape == stats.std.shape == (4, 384) and stats.samples > 20000
 
 
 def test_the_shipped_student_hears_held_out_clips():

@@ -13,6 +13,7 @@ released student when the config's workdir holds no trained export and none is g
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 RELEASE_DIR = Path(__file__).resolve().parent / "aura-smollm2-135m-whisper-tiny-en"
@@ -30,9 +31,12 @@ def released_student(llm_spec: str) -> Path | None:
     return path if meta.get("llm") == llm_spec else None
 
 
-def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict) -> Path:
+def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict,
+                 target_stats: str | Path | None = None) -> Path:
     """Write ``export``'s tensors in fp16 to ``out_dir/student.safetensors``, with its student metadata and
-    ``facts`` (``llm`` = ``llm_spec``, data, budget, results) as ``aura_release`` metadata."""
+    ``facts`` (``llm`` = ``llm_spec``, data, budget, results) as ``aura_release`` metadata; ``target_stats`` (the
+    training store's ``target_stats.npz``) is copied beside it: a run that goes on from the release without that
+    store keeps its target space with it (``train.target_stats_from``)."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
@@ -47,4 +51,6 @@ def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: 
     out = Path(out_dir) / "student.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=metadata)
+    if target_stats is not None:
+        shutil.copyfile(target_stats, out.parent / "target_stats.npz")
     return out

@@ -159,6 +159,8 @@ class StudentRecipe:
     def setup(self) -> None:
         import deepspeed
 
+        from pipeline.store import reference_target_stats
+
         cfg = self.cfg
         if not use_cuda():
             # DeepSpeed's shared-memory all-reduce, a C++ op compiled on a host's first run (~50 s on 2 cores),
@@ -174,7 +176,7 @@ class StudentRecipe:
         torch.manual_seed(cfg.train.seed)
 
         self.store = self._open_store()
-        self.prepare_targets = TargetPreparer(self.store, cfg.student, self.device)
+        self.prepare_targets = TargetPreparer(self.store, cfg.student, self.device, stats=reference_target_stats(cfg))
         self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
         self.data.check_complete()
         self.heldout = self._monitor_data()

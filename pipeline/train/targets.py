@@ -63,17 +63,21 @@ class TargetPreparer:
     """Stored ``(B, layers, frames, width)`` targets -> ``({layer: (B, T, width)}, lengths)`` in the student's space.
 
     Averaged by :func:`target_pooling` (``student.pooling`` over the store's), then standardised per channel
-    when ``student.standardize_targets`` is on (statistics read from the store on first use).
+    when ``student.standardize_targets`` is on (with ``stats``, or the store's own statistics, read on first use:
+    other statistics keep the target space of parts trained on another corpus, ``train.target_stats_from``).
     :meth:`to_teacher_space` undoes both for a prediction, e.g. for Whisper's decoder.
     """
 
-    def __init__(self, store, student: StudentConfig, device: torch.device | str = "cpu"):
+    def __init__(self, store, student: StudentConfig, device: torch.device | str = "cpu", stats=None):
         self.store = store
         self.layers = list(store.fingerprint.layers)
+        if stats is not None and list(stats.layers) != self.layers:
+            raise ValueError(f"target statistics of teacher layers {list(stats.layers)} for targets of layers "
+                             f"{self.layers}")
         self.pool = target_pooling(student.pooling, store.fingerprint.pooling)
         self.standardize = student.standardize_targets
         self.device = torch.device(device)
-        self._stats = None
+        self._stats = stats
 
     @property
     def stats(self):

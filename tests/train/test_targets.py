@@ -107,6 +107,24 @@ def test_target_preparer_pools_then_standardises(whisper_like):
         target_pooling(3, 2)
 
 
+def test_target_preparer_standardises_with_statistics_given(whisper_like, tmp_path):
+    """train.target_stats_from: parts trained on one corpus keep its target space on another corpus's targets, with
+    that corpus's statistics from its store or from a target_stats.npz file."""
+    from pipeline.config import StudentConfig
+    from pipeline.train.targets import TargetPreparer
+
+    y, stats = whisper_like
+    own = TargetStats([3], stats.mean + 3.0, stats.std * 2.0, 1, 1, 1)  # the new corpus's own, unlike the first's
+    np.savez(tmp_path / "target_stats.npz", mean=stats.mean, std=stats.std, frames=stats.frames, samples=stats.samples,
+             shards=stats.shards, layers=np.asarray(stats.layers))
+    saved = TargetStats.from_npz(tmp_path / "target_stats.npz")
+    prepare = TargetPreparer(_store((3,), 1, own), StudentConfig(pooling=1), stats=saved)
+    targets, _ = prepare(y[:1, None], torch.tensor([30]))
+    torch.testing.assert_close(targets[3], standardised_targets({3: y[:1]}, stats)[3])
+    with pytest.raises(ValueError, match=r"statistics of teacher layers \[3\] for targets of layers \[2, 4\]"):
+        TargetPreparer(_store((2, 4), 1, own), StudentConfig(pooling=1), stats=saved)
+
+
 def test_to_teacher_space_fixes_the_scale_and_undoes_standardising_and_pooling(whisper_like):
     from pipeline.config import StudentConfig
     from pipeline.train.targets import TargetPreparer
@@ -122,3 +140,18 @@ def test_to_teacher_space_fixes_the_scale_and_undoes_standardising_and_pooling(w
     torch.testing.assert_close(back.norm(dim=-1), torch.full((15,), 4.0), atol=1e-4, rtol=0)
     torch.testing.assert_close(torch.nn.functional.cosine_similarity(back, targets[3][0], dim=-1),
                                torch.ones(15), atol=1e-5, rtol=0)
+
+
+def test_reference_target_stats_reads_a_stats_file_and_names_a_missing_one(whisper_like, tmp_path):
+    from pipeline.config import load_config
+    from pipeline.store import reference_target_stats
+
+    _, stats = whisper_like
+    assert reference_target_stats(load_config("configs/tiny.yaml")) is None  # the store's own statistics
+    path = tmp_path / "target_stats.npz"
+    np.savez(path, mean=stats.mean, std=stats.std, frames=stats.frames, samples=stats.samples, shards=stats.shards,
+             layers=np.asarray(stats.layers))
+    read = reference_target_stats(load_config("configs/tiny.yaml", [f"train.target_stats_from={path}"]))
+    assert read.layers == [3] and np.array_equal(read.std, stats.std)
+    with pytest.raises(FileNotFoundError, match="train.target_stats_from: no feature store or target_stats.npz at"):
+        reference_target_stats(load_config("configs/tiny.yaml", [f"train.target_stats_from={tmp_path / 'gone'}"]))
