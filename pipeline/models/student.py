@@ -76,6 +76,20 @@ def _lora_layer(key: str) -> int:
     return int(key.split(".layers.", 1)[1].split(".", 1)[0])
 
 
+def parts_ctc_layer(path: str | Path) -> int | None:
+    """The student layer the CTC head of a :meth:`AuraStudent.save_trainable` file reads, or ``None`` when the
+    file has no CTC head."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        if not any(k.startswith("ctc.") for k in f.keys()):
+            return None
+        metadata = json.loads((f.metadata() or {}).get("aura_student", "{}"))
+    if metadata.get("ctc_layer") is None:
+        raise ValueError(f"{path}: a CTC head without the layer it reads (no ctc_layer in its metadata)")
+    return int(metadata["ctc_layer"])
+
+
 class AuraStudent(nn.Module):
     """A frozen causal LLM (Llama family) + audio patch embedding + LoRA on layers ``[0, K)`` + heads.
 
@@ -112,13 +126,16 @@ class AuraStudent(nn.Module):
 
     @classmethod
     def from_llm(cls, llm: nn.Module, cfg: StudentConfig, teacher_layers: Sequence[int], teacher_width: int,
-                 n_mels: int, pooling: int, mel_settings: MelSettings | None = None) -> "AuraStudent":
+                 n_mels: int, pooling: int, mel_settings: MelSettings | None = None,
+                 carried_ctc_layer: int | None = None) -> "AuraStudent":
         """Wrap ``llm`` (modified in place: peft injects LoRA) into a student.
 
         K = ``cfg.lora_layers`` or the deepest mapped student layer; the layer map is ``cfg.layer_map``
         (validated) or :func:`default_layer_map` to ``cfg.distill_depth`` (None: half the LLM, at least
         one student layer per teacher layer). All LLM weights are frozen except LoRA; patch
-        embedding and heads are created in the LLM's dtype and device and are trainable.
+        embedding and heads are created in the LLM's dtype and device and are trainable. A CTC head is made
+        when ``cfg.ctc_weight > 0``, or at ``carried_ctc_layer`` when that is given (a head the parts a run starts
+        from have, kept for the read-out by a run that does not train it: :func:`parts_ctc_layer`).
         """
         from peft import LoraConfig, get_peft_model
 
@@ -156,8 +173,8 @@ class AuraStudent(nn.Module):
         patch.to(device=ref.device, dtype=ref.dtype)
         heads.to(device=ref.device, dtype=ref.dtype)
         ctc_head, ctc_layer = None, None
-        if cfg.ctc_weight > 0:
-            ctc_layer = cfg.ctc_layer or max(layer_map.values())
+        if cfg.ctc_weight > 0 or carried_ctc_layer is not None:
+            ctc_layer = (cfg.ctc_layer or max(layer_map.values())) if cfg.ctc_weight > 0 else carried_ctc_layer
             ctc_head = TokenCTCHead(width).to(device=ref.device, dtype=ref.dtype)
         metadata = {
             "format_version": _FORMAT_VERSION,
@@ -188,8 +205,10 @@ class AuraStudent(nn.Module):
         cfg = StudentConfig.model_validate(meta["student"]).model_copy(
             update={"layer_map": {int(j): m for j, m in meta["layer_map"].items()}, "lora_layers": meta["lora_layers"],
                     "ctc_layer": meta.get("ctc_layer")})
+        # ctc_layer is set whenever the file has a head, also one carried by a run that did not train it
         student = cls.from_llm(llm, cfg, meta["teacher_layers"], meta["teacher_width"], meta["n_mels"],
-                               meta["pooling"], MelSettings(**meta["mel_settings"]))
+                               meta["pooling"], MelSettings(**meta["mel_settings"]),
+                               carried_ctc_layer=meta.get("ctc_layer"))
         student.load_trainable(path)
         return student
 
@@ -295,7 +314,8 @@ class AuraStudent(nn.Module):
         return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings())}
 
     def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
-                        prefix_ids: Sequence[int] | None = None, audio_states_at: Sequence[int] = ()) -> dict:
+                        prefix_ids: Sequence[int] | None = None, audio_states_at: Sequence[int] = (),
+                        with_ctc: bool = True) -> dict:
         """Stage 1: ``[prefix_ids][audio tokens]``, layers run up to the deepest distilled layer (no norm, no lm_head).
 
         ``prefix_ids`` is the text in front of the audio in stage 2 and at inference
@@ -303,7 +323,8 @@ class AuraStudent(nn.Module):
         stages compute, since text after the audio cannot reach them. Without it the audio starts at position 0.
 
         Returns ``{"layer_states": {teacher_layer: (B, T, teacher_width)}, "token_mask": (B, T) bool}``
-        with ``T = max(token_lengths)``, ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head, and
+        with ``T = max(token_lengths)``, ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head (and
+        ``with_ctc``: a training step that does not train the head skips its vocabulary-wide projection), and
         ``audio_states`` ``{m: (B, T, width)}``, the raw states of the student layers ``audio_states_at`` (each at
         most the distilled depth) at the audio positions.
         """
@@ -313,7 +334,8 @@ class AuraStudent(nn.Module):
         token_lengths = token_lengths.to(mel.device)
         token_mask = torch.arange(int(token_lengths.max()), device=mel.device)[None] < token_lengths[:, None]
         dtype = self.decoder.embed_tokens.weight.dtype
-        collect = [*self.layer_map.values(), *([self.ctc_layer] if self.ctc_layer else []), *audio_states_at]
+        with_ctc = with_ctc and self.ctc_head is not None
+        collect = [*self.layer_map.values(), *([self.ctc_layer] if with_ctc else []), *audio_states_at]
         if not prefix_ids:
             tokens = self.patch_embedding(mel, int(token_lengths.max()))
             embeds, audio_mask, attention_mask = tokens.to(dtype), token_mask, token_mask
@@ -324,7 +346,7 @@ class AuraStudent(nn.Module):
             audio_mask, attention_mask = layout["audio_mask"], layout["attention_mask"]
         _, states = self.forward_layers(embeds, audio_mask, attention_mask, upto=self.distill_depth, collect=collect)
         out = {"layer_states": self._heads_at_audio(states, audio_mask, token_mask), "token_mask": token_mask,
-               **self._ctc_at_audio(states, audio_mask, token_mask)}
+               **(self._ctc_at_audio(states, audio_mask, token_mask) if with_ctc else {})}
         if audio_states_at:
             out["audio_states"] = {m: self._audio_positions(states[m], audio_mask, token_mask) for m in audio_states_at}
         return out

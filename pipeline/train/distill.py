@@ -85,6 +85,8 @@ class DistillRecipe(StudentRecipe):
         frozen: stage 1's forward stops at the distilled depth, so it would get no gradient."""
         student = super().build_student()
         student.freeze_lora_from(student.distill_depth)
+        if student.ctc_head is not None and self.cfg.student.ctc_weight == 0:
+            student.ctc_head.requires_grad_(False)  # carried from the starting parts for the read-out, not trained
         self.speaker_index: dict[str, int] = {}
         if self.cfg.train.speaker_adversary_weight > 0:
             self._add_speaker_adversary(student)
@@ -134,7 +136,8 @@ class DistillRecipe(StudentRecipe):
         # on the submodules, so calling the module method directly is safe.
         adversary_at = (self.adversary_layer,) if self.speaker_index else ()
         out = student.forward_distill(mel.to(self.device, self._dtype), token_lengths.to(self.device),
-                                      prefix_ids=self.audio_prefix, audio_states_at=adversary_at)
+                                      prefix_ids=self.audio_prefix, audio_states_at=adversary_at,
+                                      with_ctc=self.cfg.student.ctc_weight > 0 or not student.training)
         targets, target_lengths = self.prepare_targets(batch.targets, batch.target_lengths)
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
         self._last_out, self._last_targets = out, targets

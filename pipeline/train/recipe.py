@@ -249,7 +249,7 @@ class StudentRecipe:
         the trained parts it starts from loaded (:func:`starting_parts`: ``init_from``, or
         stage 1's export for stage 2). A checkpoint of this run, when there is one, replaces them (resume)."""
         from pipeline.models.sources import load_llm
-        from pipeline.models.student import AuraStudent
+        from pipeline.models.student import AuraStudent, parts_ctc_layer
         from pipeline.prompts import audio_prefix_ids
 
         fp = self.store.fingerprint
@@ -258,8 +258,13 @@ class StudentRecipe:
                                        trust_remote_code=self.cfg.models.trust_remote_code)
         self.audio_prefix = audio_prefix_ids(self.tokenizer)
         self._spoken_ids: dict[str, list[int]] = {}
+        start = starting_parts(self.cfg, self.stage)
+        # A CTC head of the starting parts stays (for the read-out and the CTC metrics) in a run whose config trains
+        # none; the stage freezes a head no loss reaches.
+        carried_ctc_layer = parts_ctc_layer(start) if start is not None and self.cfg.student.ctc_weight == 0 else None
         student = AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
-                                       n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool)
+                                       n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool,
+                                       carried_ctc_layer=carried_ctc_layer)
         if student.patch_embedding.teacher_stem is not None:
             # From the teacher itself (parts or checkpoints that carry the stem load over it unchanged).
             from pipeline.models.sources import load_whisper
@@ -268,7 +273,6 @@ class StudentRecipe:
                                          trust_remote_code=self.cfg.models.trust_remote_code)
             student.patch_embedding.copy_whisper_stem(whisper.model.encoder)
             del whisper
-        start = starting_parts(self.cfg, self.stage)
         if start is not None:
             added = student.load_trainable(start, new_parts=True)
             if added and self.rank == 0:
@@ -320,8 +324,8 @@ class StudentRecipe:
         return [self._spoken_ids[key] for key in batch.keys]
 
     def _add_ctc(self, loss, per_layer, batch, out, token_lengths, weight: float):
-        """``loss + weight x CTC loss`` when the forward returned CTC log-probs (``per_layer["ctc"]`` logs it);
-        both stages call it only with ``weight > 0``."""
+        """``loss + weight x CTC loss`` when the forward returned CTC log-probs (``per_layer["ctc"]`` logs it): not
+        without a CTC head, nor in a training step of a stage that does not train the head it carries."""
         from pipeline.models.ctc import ctc_token_loss
 
         if "ctc_log_probs" not in out:

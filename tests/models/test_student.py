@@ -475,6 +475,29 @@ def test_deeper_lora_starts_from_shallower_parts_unchanged(tmp_path):
 
 
 @torch.no_grad()
+def test_a_ctc_head_is_carried_by_a_student_that_does_not_train_one(tmp_path):
+    """Parts with a CTC head, loaded by a student whose config trains none (student.ctc_weight=0, e.g. distillation
+    on untranscribed audio): the head comes back at the layer it read, so the read-out survives the run."""
+    from pipeline.models.student import parts_ctc_layer
+
+    with_ctc = make_student("sdpa", ctc_weight=0.5, ctc_layer=2)
+    path = with_ctc.save_trainable(tmp_path / "ctc.safetensors")
+    plain_path = make_student("sdpa").save_trainable(tmp_path / "plain.safetensors")
+    assert parts_ctc_layer(path) == 2 and parts_ctc_layer(plain_path) is None
+    cfg = StudentConfig(lora_rank=4, lora_alpha=8.0, distill_depth=3)  # ctc_weight 0
+    carried = AuraStudent.from_llm(make_llm("sdpa"), cfg, TEACHER_LAYERS, TEACHER_WIDTH, N_MELS, 1,
+                                   carried_ctc_layer=parts_ctc_layer(path))
+    assert carried.load_trainable(path) == [] and carried.ctc_layer == 2
+    mel, lengths = random_mel(2, 4), torch.tensor([4, 3])
+    expected = with_ctc.forward_distill(mel, lengths)["ctc_log_probs"]
+    torch.testing.assert_close(carried.eval().forward_distill(mel, lengths)["ctc_log_probs"], expected)
+    assert "ctc_log_probs" not in carried.forward_distill(mel, lengths, with_ctc=False)  # a step that trains no head
+    again = AuraStudent.load(make_llm("sdpa"), carried.save_trainable(tmp_path / "carried.safetensors"))
+    assert again.ctc_layer == 2
+    torch.testing.assert_close(again.eval().forward_distill(mel, lengths)["ctc_log_probs"], expected)
+
+
+@torch.no_grad()
 def test_front_end_starts_as_the_student_without_it_and_learns(tmp_path):
     """Parts without a front end load into a student with one (``new_parts``): it starts at zero, so the outputs are
     the parts' own; its output layer gets a gradient at once; its weights travel with the student's file."""

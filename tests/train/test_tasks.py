@@ -7,6 +7,7 @@ import csv
 import shutil
 
 import pytest
+import torch
 
 from pipeline.config import load_config
 from pipeline.train.launch import stage_config
@@ -146,3 +147,20 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     again = list(csv.DictReader(open(other / "checkpoints" / "tasks" / "eval.csv")))
     assert {k: float(v) for k, v in again[0].items()} == pytest.approx({k: float(v) for k, v in rows[0].items()})
+
+    # Stage 1 again from those parts with no CTC term (student.ctc_weight=0: distillation alone, e.g. on a new voice's
+    # untranscribed audio), its targets standardised with another store's statistics: the head is carried unchanged
+    # and still read out in the evaluation, while the rest learns.
+    from safetensors.torch import load_file
+
+    adapt = other / "adapt"
+    done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={other}", "--set", "train.max_steps=2",
+                    "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2", "--set", f"paths.checkpoints={adapt}",
+                    "--set", f"train.init_from={start}", "--set", f"train.target_stats_from={workdir / 'store.zarr'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, after = load_file(str(start)), load_file(str(adapt / "distill" / "export" / "student.safetensors"))
+    ctc_keys = [k for k in before if k.startswith("ctc.")]
+    assert ctc_keys and all(torch.equal(before[k], after[k]) for k in ctc_keys)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
+    assert all(float(r["ctc_wer"]) >= 0 for r in csv.DictReader(open(adapt / "distill" / "eval.csv")))
+    assert "loss_Lctc" not in list(csv.DictReader(open(adapt / "distill" / "metrics.csv")))[-1]
