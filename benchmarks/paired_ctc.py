@@ -57,13 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=200, help="transcription clips, spread over the split")
     p.add_argument("--shards", default=None, help="clips from this shard set instead of the config's "
                    "(e.g. an unseen-voice dev set, python -m benchmarks.unseen_voice_dev)")
-    p.add_argument("--voices", default=None, help="only clips of voices that start with this (e.g. kokoro:)")
+    p.add_argument("--voices", default=None, help="only clips of voices that start with one of these, comma-separated "
+                   "(e.g. kokoro: or kokoro:jf_alpha,kokoro:jm_kumo)")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
 
     cfg = load_config(args.config)
     data = TrainingData(ShardSet(args.shards or cfg.paths.shards), None, split=args.split, tasks=["transcribe"])
-    keys = [k for k in data.keys() if args.voices is None or str(data.rows[k].get("speaker") or "").startswith(args.voices)]
+    prefixes = tuple(args.voices.split(",")) if args.voices else ("",)
+    keys = [k for k in data.keys() if str(data.rows[k].get("speaker") or "").startswith(prefixes)]
     if not keys:
         raise SystemExit(f"no {args.split} transcription clips of voices {args.voices!r}")
     keys = spread_evenly(keys, args.samples)

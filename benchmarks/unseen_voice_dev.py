@@ -15,6 +15,13 @@ A training voice is one of the config's corpus (``corpus.voices_in_use()``) or o
 workdir's shards has: the trainer reads every committed shard there, so a corpus grown by another config that shares
 the workdir (``configs/speech.yaml``'s Kokoro rows) trains on voices the config does not name.
 
+With ``--split train --rows N --untranscribed`` it speaks N training rows instead and leaves their words out of
+the manifest: a new voice's untranscribed audio, what a student can be adapted to with the teacher alone
+(``student.ctc_weight=0``, ``train.target_stats_from``; ``benchmarks/results/voice_adaptation/``)::
+
+    python -m benchmarks.unseen_voice_dev --config configs/student.yaml --split train --rows 600 --untranscribed \
+        --voices kokoro:jf_alpha,kokoro:jf_gongitsune,kokoro:jm_kumo --out runs/speech/voice_adaptation
+
 Run again, it renders and ingests only what is missing. A row an engine cannot speak is listed in
 ``rejects.jsonl`` (file, key, reason) and left out.
 """
@@ -87,6 +94,26 @@ def revoice(row: dict, voices: list[str], seed: int) -> dict:
             "pitch": row["pitch"] if has_pitch(engine) else 1.0}
 
 
+# What a manifest row says in words: left out of an untranscribed set (the audio and how it was made stay).
+WORD_FIELDS = ("text", "question", "answer", "target", "qa_family", "qa_fact")
+
+
+def rows_to_speak(rows: list[dict], split: str, count: int | None, seed: int) -> list[dict]:
+    """The corpus rows of ``split``, in manifest order, or ``count`` of them drawn with ``seed`` (same draw each run).
+
+    >>> rows = [{"key": str(i), "split": "train" if i % 2 else "dev"} for i in range(10)]
+    >>> [r["key"] for r in rows_to_speak(rows, "dev", None, 0)], len(rows_to_speak(rows, "train", 3, 0))
+    (['0', '2', '4', '6', '8'], 3)
+    >>> rows_to_speak(rows, "train", 3, 0) == rows_to_speak(rows, "train", 3, 0)
+    True
+    """
+    chosen = [r for r in rows if r["split"] == split]
+    if count is None or count >= len(chosen):
+        return chosen
+    picked = set(random.Random(f"aura-unseen-voice-rows:{seed}").sample(range(len(chosen)), count))
+    return [r for i, r in enumerate(chosen) if i in picked]
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -102,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder for the audio, manifest.jsonl and shards/")
     p.add_argument("--voices", default=",".join(KOKORO_SPEAKERS), help="comma-separated engine:voice")
     p.add_argument("--workers", type=int, default=None, help="rendering processes (default: corpus.workers)")
+    p.add_argument("--split", default="dev", choices=["dev", "train"], help="the corpus rows to speak again (train: "
+                   "audio to adapt a student to the voices, never to judge it)")
+    p.add_argument("--rows", type=int, default=None, help="this many of the split's rows, drawn with corpus.seed "
+                   "(default: all)")
+    p.add_argument("--untranscribed", action="store_true", help="leave each row's words out of the manifest (its "
+                   "text, question and answer): audio alone, as a new voice's recordings come")
     args = p.parse_args(argv)
 
     cfg = load_config(args.config)
@@ -115,20 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     corpus_manifest = cfg.paths.corpus / "manifest.jsonl"
     if not corpus_manifest.is_file():
         raise SystemExit(f"{corpus_manifest}: no corpus manifest (run `aura corpus --config {args.config}` first)")
-    dev = [json.loads(line) for line in corpus_manifest.read_text(encoding="utf-8").splitlines()]
-    dev = [revoice(r, voices, cfg.corpus.seed) for r in dev if r["split"] == "dev"]
+    rows = [json.loads(line) for line in corpus_manifest.read_text(encoding="utf-8").splitlines()]
+    rows = [revoice(r, voices, cfg.corpus.seed) for r in rows_to_speak(rows, args.split, args.rows, cfg.corpus.seed)]
     names = {f.name for f in fields(PlannedSpeech)}
-    planned = [PlannedSpeech(**{k: r[k] for k in names - {"part"}}, part=0) for r in dev]
+    planned = [PlannedSpeech(**{k: r[k] for k in names - {"part"}}, part=0) for r in rows]
 
     args.out.mkdir(parents=True, exist_ok=True)
     chunks = [planned[i:i + 20] for i in range(0, len(planned), 20)]
     lines, rejects = [], []
     with worker_pool(args.workers or cfg.corpus.workers) as pool, \
-            tqdm(total=len(planned), desc="unseen-voice dev set", unit="utt") as bar:
+            tqdm(total=len(planned), desc=f"{args.split} rows in unseen voices", unit="utt") as bar:
         for chunk, results in zip(chunks, pool.map(render_part, chunks, [str(args.out)] * len(chunks))):
             for row, (key, result) in zip(chunk, results):
                 if isinstance(result, str):
                     rejects.append({"file": row.audio, "key": key, "reason": result, "voice": row.voice})
+                elif args.untranscribed:
+                    lines.append(json.dumps({k: v for k, v in json.loads(manifest_line(row, result)).items()
+                                             if k not in WORD_FIELDS}, ensure_ascii=False))
                 else:
                     lines.append(manifest_line(row, result))
             bar.update(len(chunk))
@@ -137,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     for reject in rejects[:10]:
         print(f"rejected {reject['file']} [key {reject['key']}]: {reject['reason']}")
     if not lines:
-        raise SystemExit(f"unseen-voice dev set: no dev row could be rendered (reasons in {args.out / 'rejects.jsonl'})")
-    ingest(args.out / "manifest.jsonl", args.out / "shards", cfg.ingest)
-    print(f"{len(lines)} of {len(planned)} dev rows in voices {', '.join(sorted(voices))} -> {args.out / 'shards'}")
+        raise SystemExit(f"unseen-voice set: no {args.split} row could be rendered (reasons in {args.out / 'rejects.jsonl'})")
+    ingest(args.out / "manifest.jsonl", args.out / "shards",
+           cfg.ingest.model_copy(update={"require_text": not args.untranscribed}))
+    print(f"{len(lines)} of {len(planned)} {args.split} rows in voices {', '.join(sorted(voices))}"
+          f"{' (untranscribed)' if args.untranscribed else ''} -> {args.out / 'shards'}")
     return 0
 
 
