@@ -67,7 +67,7 @@ from pipeline.models.sequence import (
     position_ids_from_mask,
     run_decoder_layers,
 )
-from pipeline.models.student import AuraStudent
+from pipeline.models.student import AuraStudent, parts_ctc_layer
 from pipeline.prompts import instruction_for, prompt_ids, task_of_instruction, text_prompt
 from pipeline.runtime import ensure_mask_attention, resolve_device, resolve_dtype
 
@@ -103,7 +103,8 @@ def trained_export_path(cfg: AuraConfig) -> Path:
     for stage in ("tasks", "distill"):
         path = RunLayout(root).student(stage)
         if path.is_file():
-            if stage == "distill":
+            if stage == "distill" and parts_ctc_layer(path) is None:
+                # (a CTC head reads transcripts without stage 2, e.g. a released student adapted to new voices)
                 logger.warning("using the stage-1 (distill) export %s: it was never tuned to answer, so expect "
                                "little sense until `aura train --stage tasks` has run", path)
             return path
