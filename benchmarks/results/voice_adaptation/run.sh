@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Can the released student learn new voices from their untranscribed audio, with the teacher alone (issue 13)?
+# Arm "adapted": configs/voice_adaptation.yaml, i.e. the release continued by distillation only (no transcript, no
+# CTC term; the CTC head carried frozen; targets standardised with the release's statistics) for 200 steps x 16
+# clips on 600 training rows spoken by three of Kokoro's five speakers, their words left out of the manifest.
+# Arm "control": the same config and budget on the release's own corpus (its six training voices). Both are paired
+# with the release on the unseen-voice dev set (dev texts: never trained on), split into the three adapted voices
+# and the two that neither arm heard, on dev (the training voices) and on held-out (pico:en-GB, never heard by
+# either).
+#   bash benchmarks/results/voice_adaptation/run.sh    # each step resumes or skips what is already written
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=benchmarks/results/voice_adaptation
+A=.venv/bin/aura
+P=.venv/bin/python
+CONFIG=configs/voice_adaptation.yaml
+ADAPTED_VOICES=kokoro:jf_alpha,kokoro:jf_gongitsune,kokoro:jm_kumo
+OTHER_VOICES=kokoro:jf_nezumi,kokoro:jf_tebukuro
+RELEASE=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+[ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || $P -m benchmarks.unseen_voice_dev \
+  --config configs/student.yaml --out runs/speech/unseen_voice_dev
+[ -f runs/voice_adaptation/shards/manifest.parquet ] || $P -m benchmarks.unseen_voice_dev \
+  --config configs/student.yaml --split train --rows 600 --untranscribed --voices $ADAPTED_VOICES \
+  --out runs/voice_adaptation
+$A precompute --config $CONFIG
+$A train --config $CONFIG --stage distill --resume
+CONTROL=runs/speech/checkpoints_adaptation_control
+$A train --config $CONFIG --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$CONTROL
+for ARM in adapted control; do
+  RUN=runs/voice_adaptation/checkpoints
+  [ $ARM = control ] && RUN=$CONTROL
+  cp $RUN/distill/metrics.csv $OUT/${ARM}_metrics.csv
+done
+ADAPTED=runs/voice_adaptation/checkpoints/distill/export/student.safetensors
+EXPORTS="--export release=$RELEASE --export control=$CONTROL/distill/export/student.safetensors --export adapted=$ADAPTED"
+pair() {  # NAME, then paired_ctc's arguments
+  local f=$OUT/paired_$1.json
+  shift
+  # shellcheck disable=SC2086
+  [ -f $f ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS --out $f "$@"
+}
+pair unseen_adapted_voices --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 --voices $ADAPTED_VOICES
+pair unseen_other_voices --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 --voices $OTHER_VOICES
+pair dev --split dev --samples 200
+pair heldout --split heldout --samples 200
+# half the budget: the step-100 exports of both arms
+EXPORTS="--export release=$RELEASE --export control=$CONTROL/distill/exports/step-000100.safetensors"
+EXPORTS="$EXPORTS --export adapted=runs/voice_adaptation/checkpoints/distill/exports/step-000100.safetensors"
+pair unseen_100 --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
+pair dev_100 --split dev --samples 200
