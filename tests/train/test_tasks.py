@@ -154,8 +154,9 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     from safetensors.torch import load_file
 
     adapt = other / "adapt"
-    done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={other}", "--set", "train.max_steps=2",
-                    "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2", "--set", f"paths.checkpoints={adapt}",
+    done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={other}", "--set", "train.max_steps=3",
+                    "--set", "train.warmup_steps=1", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
+                    "--set", f"paths.checkpoints={adapt}",
                     "--set", f"train.init_from={start}", "--set", f"train.target_stats_from={workdir / 'store.zarr'}")
     assert done.returncode == 0, done.stderr[-3000:]
     before, after = load_file(str(start)), load_file(str(adapt / "distill" / "export" / "student.safetensors"))
