@@ -273,9 +273,10 @@ class TrainConfig(_Section):
     tasks_init_from: Path | None = Field(
         None, description="stage 2 starts from these trained parts instead of the stage-1 export (see init_from)")
     target_stats_from: Path | None = Field(
-        None, description="standardise the teacher's targets with this feature store's per-channel statistics instead "
-        "of paths.store's: parts trained on one corpus (init_from) keep their target space when they go on learning "
-        "from another (e.g. a new voice's untranscribed audio)")
+        None, description="standardise the teacher's targets with the per-channel statistics of this feature store "
+        "(or this target_stats.npz, e.g. the released student's) instead of paths.store's: parts trained on one corpus "
+        "(init_from) keep their target space when they go on learning from another (e.g. a new voice's untranscribed "
+        "audio)")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
     log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")

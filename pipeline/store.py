@@ -42,7 +42,6 @@ def open_store_for(cfg: AuraConfig, mode: str = "r") -> FeatureStore:
     return FeatureStore.open(cfg.paths.store, teacher_fingerprint(cfg), mode=mode)
 
 
-
 def reference_target_stats(cfg: AuraConfig) -> TargetStats | None:
     """The statistics that standardise the targets when they are not the config's store's own
     (``train.target_stats_from``: a feature store, opened read-only with the same fingerprint check, or a
