@@ -48,3 +48,13 @@ EXPORTS="--export release=$RELEASE --export control=$CONTROL/distill/exports/ste
 EXPORTS="$EXPORTS --export adapted=runs/voice_adaptation/checkpoints/distill/exports/step-000100.safetensors"
 pair unseen_100 --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
 pair dev_100 --split dev --samples 200
+# Re-anchored: the adapted student, then 100 steps of distillation + 0.5 x CTC on the release's own transcribed corpus
+# (the release's stem-stage objective): does the CTC term bring the old voices back, and what stays of the new?
+REANCHORED=runs/speech/checkpoints_adaptation_reanchored
+$A train --config $CONFIG --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$REANCHORED \
+  --set train.init_from=$ADAPTED --set student.ctc_weight=0.5 --set train.max_steps=100 --set train.eval_every=100
+cp $REANCHORED/distill/metrics.csv $OUT/reanchored_metrics.csv
+EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED --export reanchored=$REANCHORED/distill/export/student.safetensors"
+pair unseen_reanchored --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
+pair dev_reanchored --split dev --samples 200
+pair heldout_reanchored --split heldout --samples 200
