@@ -277,6 +277,14 @@ class TrainConfig(_Section):
         "(or this target_stats.npz, e.g. the released student's) instead of paths.store's: parts trained on one corpus "
         "(init_from) keep their target space when they go on learning from another (e.g. a new voice's untranscribed "
         "audio)")
+    replay_from: Path | None = Field(
+        None, description="the workdir of another corpus (its shards/ and store.zarr, made with the same teacher "
+        "settings), e.g. the one init_from's parts were trained on: its training clips are mixed into every epoch "
+        "(replay_share of them) so that the parts keep what they learnt there while they learn this run's corpus. "
+        "Its clips with words carry the CTC term; this run's may have none (ingest.require_text: false)")
+    replay_share: float = Field(
+        0.5, gt=0, lt=1, description="replay_from: the share of each epoch's clips drawn from it (whole shards, "
+        "drawn anew each epoch)")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
     log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")
@@ -359,6 +367,11 @@ class PathsConfig(_Section):
     reports: Path | None = Field(None, description="reports and plots (default <workdir>/reports)")
 
 
+# Where each path of ``paths`` lies under a workdir when it is not set (also how ``train.replay_from`` is read).
+WORKDIR_LAYOUT = {"corpus": "corpus", "shards": "shards", "store": "store.zarr", "checkpoints": "checkpoints",
+                  "reports": "reports"}
+
+
 class AuraConfig(_Section):
     """The whole pipeline's configuration (one YAML file)."""
 
@@ -378,21 +391,14 @@ class AuraConfig(_Section):
     def _derive_paths(self) -> "AuraConfig":
         # Absolute paths: Ray Train runs workers in its own working directory.
         object.__setattr__(self, "workdir", self.workdir.absolute())
-        for name in ("init_from", "tasks_init_from", "target_stats_from"):
+        for name in ("init_from", "tasks_init_from", "target_stats_from", "replay_from"):
             if getattr(self.train, name) is not None:
                 object.__setattr__(self.train, name, getattr(self.train, name).absolute())
         for name in PathsConfig.model_fields:
             value = getattr(self.paths, name)
             if value is not None:
                 object.__setattr__(self.paths, name, Path(value).absolute())
-        derived = {
-            "corpus": "corpus",
-            "shards": "shards",
-            "store": "store.zarr",
-            "checkpoints": "checkpoints",
-            "reports": "reports",
-        }
-        for name, sub in derived.items():
+        for name, sub in WORKDIR_LAYOUT.items():
             if getattr(self.paths, name) is None:
                 object.__setattr__(self.paths, name, self.workdir / sub)
         return self

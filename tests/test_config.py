@@ -27,7 +27,7 @@ def test_shipped_configs_set_what_they_say_and_round_trip(path):
         node = dumped
         for part in key.split("."):
             node = node[part]
-        if key in ("workdir", "train.init_from", "train.tasks_init_from", "train.target_stats_from") \
+        if key in ("workdir", "train.init_from", "train.tasks_init_from", "train.target_stats_from", "train.replay_from") \
                 or key.startswith("paths."):  # paths the config makes absolute
             assert Path(node) == Path(value).absolute()
         else:
@@ -70,6 +70,8 @@ def test_unknown_key_names_the_field(tmp_path):
 def test_out_of_range_value_is_refused():
     with pytest.raises(ConfigError, match=r"ingest\.max_duration_s"):
         load_config(None, ["ingest.max_duration_s=45"])
+    with pytest.raises(ConfigError, match=r"train\.replay_share"):
+        load_config(None, ["train.replay_share=1"])  # a run that would train on the replayed corpus alone
 
 
 @pytest.mark.faults("config", "malformed YAML / missing config file")

@@ -110,7 +110,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
     from pipeline.train.data import TrainingData
 
     train = TrainingData(ShardSet(cfg.paths.shards), store, split="train", tasks=None)
-    reference = ReferencePredictors.fit_on_store(prepare, train.keys(), reference_samples or cfg.train.reference_samples)
+    reference = ReferencePredictors.fit_on_data(prepare, train, reference_samples or cfg.train.reference_samples)
     data, keys = probe_rows(cfg, store, split, max_samples)
     if not keys:
         raise ValueError(f"no {split} utterances with a transcript to probe")

@@ -3,7 +3,8 @@
 :class:`TrainingData` knows which samples can be trained on (manifest rows of committed store shards,
 split ``train``, not failed in the teacher) and loads batches: audio from the webdataset shards
 (decoded shard by shard through a small cache, since the sampler walks a few shards at a time) and
-targets from the zarr store. :class:`Prefetcher` loads the next batches in a thread so that the
+targets from the zarr store. :class:`ReplayMix` adds another corpus's clips (``train.replay_from``), a share of
+every epoch. :class:`Prefetcher` loads the next batches in a thread so that the
 loader wait stays a small share of the step time.
 
 Usage::
@@ -28,6 +29,7 @@ import torch
 
 from feature_store import FeatureStore
 from pipeline.data.shards import ShardSet
+from pipeline.train.targets import pad_targets, read_targets
 
 
 def spread_evenly(items: list, count: int | None) -> list:
@@ -137,18 +139,129 @@ class TrainingData:
     def audio(self, key: str) -> np.ndarray:
         return self._shard_audio(self.rows[key]["shard"])[key]
 
+    def read_targets(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored teacher states of ``keys``, zero padded, with their lengths."""
+        return read_targets(self.store, keys)
+
     def load(self, keys: list[str], with_targets: bool = True) -> Batch:
-        audio = [torch.from_numpy(np.asarray(self.audio(k), dtype=np.float32)) for k in keys]
-        batch = Batch(keys=list(keys), audio=audio, rows=[self.rows[k] for k in keys])
-        if with_targets and self.store is not None:
-            arrays = [self.store.read(k) for k in keys]
-            layers, _, width = arrays[0].shape
-            lengths = torch.tensor([a.shape[1] for a in arrays])
-            targets = torch.zeros(len(arrays), layers, int(lengths.max()), width)
-            for i, a in enumerate(arrays):
-                targets[i, :, : a.shape[1]] = torch.from_numpy(a)
-            batch.targets, batch.target_lengths = targets, lengths
-        return batch
+        return load_batch(self, keys, with_targets and self.store is not None)
+
+    def epoch_shards(self, lengths: dict[str, list[tuple[str, int]]], epoch: int) -> list[str]:
+        """The shards an epoch walks (for the sampler): all of them."""
+        return sorted(lengths)
+
+
+def load_batch(data, keys: list[str], with_targets: bool) -> Batch:
+    """A :class:`Batch` of ``keys`` from ``data``'s ``audio(key)``, ``rows`` and ``read_targets(keys)``."""
+    audio = [torch.from_numpy(np.asarray(data.audio(k), dtype=np.float32)) for k in keys]
+    batch = Batch(keys=list(keys), audio=audio, rows=[data.rows[k] for k in keys])
+    if with_targets:
+        batch.targets, batch.target_lengths = data.read_targets(keys)
+    return batch
+
+
+def replay_epoch_shards(lengths: dict[str, list[tuple[str, int]]], epoch: int, share: float, seed: int,
+                        prefix: str = "replay/") -> list[str]:
+    """An epoch's shards when a replayed corpus (shard names starting with ``prefix``) is mixed in: every own
+    shard, and replayed shards drawn anew each epoch (from ``seed`` and ``epoch``) until they hold ``share`` of
+    the epoch's clips (whole shards: a little more, at most one shard; all of them when there are not enough).
+
+    >>> lengths = {"a": [("a1", 1)] * 4, **{f"replay/{i}": [("r", 1)] * 2 for i in range(6)}}
+    >>> chosen = replay_epoch_shards(lengths, epoch=0, share=0.5, seed=0)
+    >>> [s for s in chosen if not s.startswith("replay/")], len(chosen) - 1   # 4 replayed clips for 4 own clips
+    (['a'], 2)
+    >>> chosen != replay_epoch_shards(lengths, epoch=1, share=0.5, seed=0)   # other shards next epoch
+    True
+    """
+    own = sorted(s for s in lengths if not s.startswith(prefix))
+    replayed = sorted(s for s in lengths if s.startswith(prefix))
+    wanted = share / (1 - share) * sum(len(lengths[s]) for s in own)
+    chosen, clips = [], 0
+    for i in np.random.default_rng([seed, epoch]).permutation(len(replayed)):
+        if clips >= wanted:
+            break
+        chosen.append(replayed[i])
+        clips += len(lengths[replayed[i]])
+    return sorted(own + chosen)
+
+
+class ReplayMix:
+    """This run's training clips with another corpus's replayed beside them (``train.replay_from``).
+
+    The replayed corpus's shards and keys are named ``replay/<name>`` here (the two corpora may use the same
+    names); each epoch walks every own shard and a fresh draw of replayed shards (:func:`replay_epoch_shards`),
+    so over the epochs the whole replayed corpus comes round. Audio, rows and targets come from the corpus a key
+    belongs to. It reads like a :class:`TrainingData` to the sampler and the recipes.
+    """
+
+    PREFIX = "replay/"
+
+    def __init__(self, own: TrainingData, replayed: TrainingData, share: float, seed: int):
+        self.own, self.replayed, self.share, self.seed = own, replayed, share, seed
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.own.refresh()
+        self.replayed.refresh()
+        self._merge_rows()
+
+    def _merge_rows(self) -> None:
+        self.rows = {**self.own.rows, **{self.PREFIX + k: row for k, row in self.replayed.rows.items()}}
+
+    def _source(self, key: str) -> tuple[TrainingData, str]:
+        if key.startswith(self.PREFIX):
+            return self.replayed, key[len(self.PREFIX):]
+        return self.own, key
+
+    def shard_lengths(self) -> dict[str, list[tuple[str, int]]]:
+        lengths = self.own.shard_lengths()
+        for shard, items in self.replayed.shard_lengths().items():
+            lengths[self.PREFIX + shard] = [(self.PREFIX + key, n) for key, n in items]
+        self._merge_rows()  # both corpora were re-read
+        return lengths
+
+    def epoch_shards(self, lengths: dict[str, list[tuple[str, int]]], epoch: int) -> list[str]:
+        return replay_epoch_shards(lengths, epoch, self.share, self.seed, self.PREFIX)
+
+    def keys(self) -> list[str]:
+        return self.own.keys() + [self.PREFIX + k for k in self.replayed.keys()]
+
+    def check_complete(self) -> None:
+        self.own.check_complete()
+        self.replayed.check_complete()
+
+    def audio(self, key: str) -> np.ndarray:
+        source, key = self._source(key)
+        return source.audio(key)
+
+    def read_targets(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_targets([source.store.read(key) for source, key in map(self._source, keys)])
+
+    def load(self, keys: list[str], with_targets: bool = True) -> Batch:
+        return load_batch(self, keys, with_targets)
+
+
+def replayed_corpus(cfg, split: str, tasks: Iterable[str] | None = None) -> TrainingData:
+    """``split`` of the corpus in ``train.replay_from``, its store opened read-only with this config's teacher
+    fingerprint (a store made with other teacher settings is refused, naming the field)."""
+    from pipeline.config import WORKDIR_LAYOUT
+    from pipeline.store import teacher_fingerprint
+
+    workdir = cfg.train.replay_from
+    shards, store = workdir / WORKDIR_LAYOUT["shards"], workdir / WORKDIR_LAYOUT["store"]
+    if not (shards.is_dir() and store.is_dir()):
+        raise TrainingDataError(f"train.replay_from={workdir}: a replayed corpus needs its shards ({shards}) and its "
+                                f"feature store ({store}); run `aura ingest` and `aura precompute` there first")
+    return TrainingData(ShardSet(shards), FeatureStore.open(store, teacher_fingerprint(cfg), mode="r"), split=split,
+                        tasks=tasks)
+
+
+def training_data(cfg, store: FeatureStore | None, tasks: Iterable[str] | None = None) -> TrainingData | ReplayMix:
+    """The clips a run trains on: the training split of ``paths.shards``, with ``train.replay_from``'s mixed in."""
+    own = TrainingData(ShardSet(cfg.paths.shards), store, split="train", tasks=tasks)
+    if cfg.train.replay_from is None:
+        return own
+    return ReplayMix(own, replayed_corpus(cfg, "train", tasks), cfg.train.replay_share, cfg.train.seed)
 
 
 class Prefetcher:

@@ -158,8 +158,8 @@ class DistillRecipe(StudentRecipe):
         from pipeline.train.reference import ReferencePredictors
 
         if self._reference is None:
-            self._reference = ReferencePredictors.fit_on_store(self.prepare_targets, self.data.keys(),
-                                                               self.cfg.train.reference_samples)
+            self._reference = ReferencePredictors.fit_on_data(self.prepare_targets, self.data,
+                                                              self.cfg.train.reference_samples)
         return self._reference
 
     @torch.no_grad()

@@ -115,9 +115,8 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
 
     Raises ``FingerprintMismatch`` (naming the differing field) or ``TrainingDataError``.
     """
-    from pipeline.data.shards import ShardSet
     from pipeline.store import open_store_for
-    from pipeline.train.data import TrainingData
+    from pipeline.train.data import training_data
     from pipeline.train.recipe import starting_parts
 
     from pipeline.models.sources import resolve_model_dir
@@ -125,7 +124,7 @@ def preflight(cfg: AuraConfig, stage: str) -> None:
     # Convert/cache the LLM once here, not concurrently in every worker.
     resolve_model_dir(cfg.models.llm, cfg.models.cache_dir)
     store = open_store_for(cfg, mode="r")
-    TrainingData(ShardSet(cfg.paths.shards), store, split="train").check_complete()
+    training_data(cfg, store).check_complete()  # and the replayed corpus's, whose store must fit the config too
     starting_parts(cfg, stage)  # the trained parts it starts from exist
 
 

@@ -56,7 +56,7 @@ from pipeline.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from pipeline.train.data import Prefetcher, TrainingData, spread_evenly
+from pipeline.train.data import Prefetcher, ReplayMix, TrainingData, replayed_corpus, spread_evenly, training_data
 from pipeline.train.sampler import LengthGroupedSampler
 from pipeline.train.targets import TargetPreparer
 
@@ -177,11 +177,17 @@ class StudentRecipe:
 
         self.store = self._open_store()
         self.prepare_targets = TargetPreparer(self.store, cfg.student, self.device, stats=reference_target_stats(cfg))
-        self.data = TrainingData(ShardSet(cfg.paths.shards), self.store, split="train", tasks=self.train_tasks())
+        self.data = training_data(cfg, self.store, tasks=self.train_tasks())
         self.data.check_complete()
         self.heldout = self._monitor_data()
         self.sampler = LengthGroupedSampler(self.data.shard_lengths, cfg.train.batch_size, self.rank, self.world,
-                                            seed=cfg.train.seed)
+                                            seed=cfg.train.seed, epoch_shards=self.data.epoch_shards)
+        if self.rank == 0 and isinstance(self.data, ReplayMix):
+            lengths = self.data.shard_lengths()
+            first = self.data.epoch_shards(lengths, 0)
+            replayed = sum(len(lengths[s]) for s in first if s.startswith(ReplayMix.PREFIX))
+            print(f"replaying {cfg.train.replay_from}: {replayed} of its {len(self.data.replayed.keys())} training "
+                  f"clips in epoch 1, beside {len(self.data.own.keys())} of this run's", flush=True)
 
         self.student = self.build_student()
         groups = optimizer_groups(self.student, cfg)
@@ -224,14 +230,21 @@ class StudentRecipe:
 
     def _monitor_data(self) -> TrainingData:
         """The split watched during training: ``train.eval_split`` (dev: choices are made on it, never on the
-        held-out split); a corpus without dev rows falls back to held-out, and says so."""
+        held-out split). A corpus without dev rows falls back to the replayed corpus's dev rows
+        (``train.replay_from``: what replay is there to keep), else to held-out, and says so."""
         split = self.cfg.train.eval_split
         data = TrainingData(ShardSet(self.cfg.paths.shards), self.store, split=split, tasks=self.train_tasks())
-        if not data.keys() and split == "dev":
-            if self.rank == 0:
-                print("note: the corpus has no dev rows; training metrics are on the held-out split", flush=True)
-            data = TrainingData(ShardSet(self.cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
-        return data
+        if data.keys() or split != "dev":
+            return data
+        if self.cfg.train.replay_from is not None:
+            replayed = replayed_corpus(self.cfg, "dev", self.train_tasks())
+            if replayed.keys():
+                if self.rank == 0:
+                    print("note: the corpus has no dev rows; training metrics are on the replayed corpus's", flush=True)
+                return replayed
+        if self.rank == 0:
+            print("note: the corpus has no dev rows; training metrics are on the held-out split", flush=True)
+        return TrainingData(ShardSet(self.cfg.paths.shards), self.store, split="heldout", tasks=self.train_tasks())
 
     def _open_store(self):
         from pipeline.store import open_store_for

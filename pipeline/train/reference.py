@@ -78,11 +78,12 @@ class ReferencePredictors:
         return cls(constant, position, {layer: v / frames for layer, v in norm_sum.items()}, frames)
 
     @classmethod
-    def fit_on_store(cls, prepare, keys: list[str], samples: int, batch_size: int = 32) -> "ReferencePredictors":
-        """Fit on ``samples`` clips spread evenly over ``keys``, read and prepared by a
-        :class:`~pipeline.train.targets.TargetPreparer`."""
-        chosen = spread_evenly(keys, samples)
-        return cls.fit(prepare.read(chosen[i:i + batch_size]) for i in range(0, len(chosen), batch_size))
+    def fit_on_data(cls, prepare, data, samples: int, batch_size: int = 32) -> "ReferencePredictors":
+        """Fit on ``samples`` clips spread evenly over ``data``'s (a :class:`~pipeline.train.data.TrainingData`),
+        their stored targets prepared by a :class:`~pipeline.train.targets.TargetPreparer`."""
+        chosen = spread_evenly(data.keys(), samples)
+        return cls.fit(prepare(*data.read_targets(chosen[i:i + batch_size]))
+                       for i in range(0, len(chosen), batch_size))
 
     def predict(self, kind: str, token_mask: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{layer: (B, T, D)}`` predictions for a batch with ``token_mask`` ``(B, T)``.

@@ -49,11 +49,14 @@ class PlannedBatch:
 
 
 class LengthGroupedSampler:
-    """See the module docstring. ``list_shards`` returns ``{shard: [(key, num_samples), ...]}``."""
+    """See the module docstring. ``list_shards`` returns ``{shard: [(key, num_samples), ...]}``; ``epoch_shards``
+    (default: all of them) picks the shards of an epoch from it and the epoch's number (e.g. a replayed
+    corpus's share, :func:`pipeline.train.data.replay_epoch_shards`)."""
 
     def __init__(self, list_shards: Callable[[], ShardLengths], batch_size: int, rank: int, world_size: int,
-                 seed: int, window_shards: int = 4):
+                 seed: int, window_shards: int = 4, epoch_shards: Callable[[ShardLengths, int], list[str]] | None = None):
         self.list_shards = list_shards
+        self.epoch_shards = epoch_shards or (lambda lengths, epoch: sorted(lengths))
         self.batch_size = batch_size
         self.rank = rank
         self.world_size = world_size
@@ -101,7 +104,7 @@ class LengthGroupedSampler:
         while True:
             if not self.state.shards:
                 self._lengths = self.list_shards()
-                self.state.shards = sorted(self._lengths)
+                self.state.shards = self.epoch_shards(self._lengths, self.state.epoch)
             batches = self.epoch_batches(self.state.epoch, self.state.shards)
             while self.state.position < len(batches):
                 position = self.state.position

@@ -50,7 +50,17 @@ def standardised_targets(targets: dict[int, torch.Tensor], stats) -> dict[int, t
 
 def read_targets(store, keys: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stored states of ``keys`` as one zero-padded ``(B, layers, frames, width)`` float32 tensor, with lengths."""
-    arrays = [store.read(k) for k in keys]
+    return pad_targets([store.read(k) for k in keys])
+
+
+def pad_targets(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(layers, frames, width)`` arrays as one zero-padded ``(B, layers, max_frames, width)`` float32 tensor,
+    with the lengths.
+
+    >>> targets, lengths = pad_targets([np.ones((2, 3, 4)), np.ones((2, 1, 4))])
+    >>> tuple(targets.shape), lengths.tolist(), float(targets[1, :, 1:].abs().sum())
+    ((2, 2, 3, 4), [3, 1], 0.0)
+    """
     lengths = torch.tensor([a.shape[1] for a in arrays])
     layers, _, width = arrays[0].shape
     batch = torch.zeros(len(arrays), layers, int(lengths.max()), width)

@@ -1,0 +1,92 @@
+"""Training data: a replayed corpus mixed into every epoch (``train.replay_from``), on the tiny corpus."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from feature_store import FingerprintMismatch
+from pipeline.config import load_config
+from pipeline.store import open_store_for
+from pipeline.train.data import ReplayMix, TrainingDataError, replayed_corpus, training_data
+from pipeline.train.sampler import LengthGroupedSampler
+
+pytestmark = pytest.mark.slow  # the tiny corpus is built with Ray
+
+
+@pytest.fixture(scope="module")
+def mix(tiny_workdir, tmp_path_factory):
+    """The tiny corpus's training clips with a second tiny corpus replayed beside them (other texts, same keys)."""
+    own = tiny_workdir[0]
+    replayed = tmp_path_factory.mktemp("replayed")
+    from tests.conftest import build_tiny_workdir
+
+    build_tiny_workdir(replayed, num_utterances=48, extra=("--set", "corpus.seed=7"))
+    cfg = load_config("configs/tiny.yaml", [f"workdir={own}", f"train.replay_from={replayed}", "train.replay_share=0.5"])
+    data = training_data(cfg, open_store_for(cfg))
+    assert isinstance(data, ReplayMix)
+    return cfg, data
+
+
+def test_each_epoch_replays_its_share_of_clips_drawn_anew(mix):
+    cfg, data = mix
+    lengths = data.shard_lengths()
+    own_clips = len(data.own.keys())
+    largest = max(len(items) for items in lengths.values())
+    replayed_per_epoch = []
+    for epoch in range(6):
+        shards = data.epoch_shards(lengths, epoch)
+        assert [s for s in shards if not s.startswith("replay/")] == sorted(data.own.shard_lengths())  # every own one
+        replayed = [s for s in shards if s.startswith("replay/")]
+        clips = sum(len(lengths[s]) for s in replayed)
+        assert own_clips <= clips < own_clips + largest  # share 0.5: as many as the own clips, whole shards
+        replayed_per_epoch.append(frozenset(replayed))
+    assert len(set(replayed_per_epoch)) > 1  # other replayed shards in other epochs
+    assert len(frozenset().union(*replayed_per_epoch)) > len(replayed_per_epoch[0])
+
+
+def test_a_mixed_batch_reads_each_clip_from_its_own_corpus(mix):
+    cfg, data = mix
+    replayed = replayed_corpus(cfg, "train")
+    own_key, replayed_key = data.own.keys()[0], replayed.keys()[0]
+    assert set(data.own.shard_lengths()) & set(replayed.shard_lengths())  # names alike: the mix keeps them apart
+    batch = data.load([own_key, "replay/" + replayed_key])
+    alone = [data.own.load([own_key]), replayed.load([replayed_key])]
+    for i, single in enumerate(alone):
+        assert torch.equal(batch.audio[i], single.audio[0])
+        assert batch.rows[i] == single.rows[0]
+        frames = int(single.target_lengths[0])
+        assert batch.target_lengths[i] == frames
+        assert torch.equal(batch.targets[i, :, :frames], single.targets[0])
+        assert not batch.targets[i, :, frames:].any()
+
+
+def test_the_sampler_resumes_a_mixed_epoch_at_the_exact_next_batch(mix):
+    _, data = mix
+
+    def sampler():
+        return LengthGroupedSampler(data.shard_lengths, batch_size=2, rank=0, world_size=1, seed=3,
+                                    epoch_shards=data.epoch_shards)
+
+    uninterrupted = iter(sampler())
+    planned = [next(uninterrupted) for _ in range(40)]  # several epochs
+    assert any(k.startswith("replay/") for p in planned for k in p.keys)
+    assert any(not k.startswith("replay/") for p in planned for k in p.keys)
+    resumed = sampler()
+    resumed.load_state_dict(planned[23].state_after())
+    again = iter(resumed)
+    assert [next(again).keys for _ in range(16)] == [p.keys for p in planned[24:]]
+
+
+def test_a_replayed_store_made_with_other_teacher_settings_is_refused(mix):
+    cfg, _ = mix
+    other = load_config("configs/tiny.yaml", [f"workdir={cfg.workdir}", f"train.replay_from={cfg.train.replay_from}",
+                                              "store.layers=[2]"])
+    with pytest.raises(FingerprintMismatch, match="layers"):
+        replayed_corpus(other, "train")
+
+
+def test_a_replayed_corpus_without_shards_or_store_is_named(tmp_path):
+    cfg = load_config("configs/tiny.yaml", [f"train.replay_from={tmp_path}"])
+    with pytest.raises(TrainingDataError, match=r"train\.replay_from=.*run `aura ingest` and `aura precompute`"):
+        replayed_corpus(cfg, "train")
