@@ -261,6 +261,9 @@ class TrainConfig(_Section):
         1.0, gt=0, description="the patch embedding's front end (student.front_end_channels) and the teacher stem's "
         "projection (student.teacher_stem): their learning rate / lr")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(
+        1.0, ge=0, description="the gradient's global norm is clipped to this (0: no clipping); metrics.csv logs the "
+        "norm before clipping (grad_norm), so a run whose steps are all clipped shows it")
     warmup_steps: int = Field(10, ge=0, description="linear warmup, then linear decay to 0 at max_steps")
     max_steps: int = Field(200, ge=1, description="optimizer steps of stage 1 (and of stage 2 unless tasks_max_steps)")
     tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")

@@ -18,7 +18,8 @@ What :class:`StudentRecipe` provides:
     * exact resume: weights, optimizer, scheduler, RNG and sampler position are checkpointed; a run
       killed at step k and resumed reproduces the uninterrupted run's losses from step k+1 on;
     * metrics to ``metrics.csv`` and TensorBoard (total and per-part loss, cosine where distilled, learning
-      rate, throughput, loader wait), the recipe's evaluation to ``eval.csv``, a progress bar;
+      rate, throughput, loader wait, the gradient's norm before clipping), the recipe's evaluation to
+      ``eval.csv``, a progress bar;
     * export of the trained parts (safetensors) with the config that made them, per checkpoint and at the end.
 
 A recipe defines ``stage``, :meth:`StudentRecipe.compute_loss` and :meth:`StudentRecipe.evaluate`, and may
@@ -106,7 +107,7 @@ def deepspeed_config(cfg: AuraConfig, bf16: bool, max_lrs: list[float] | None = 
     return {
         "train_micro_batch_size_per_gpu": cfg.train.batch_size,
         "gradient_accumulation_steps": 1,
-        "gradient_clipping": 1.0,
+        "gradient_clipping": cfg.train.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": bf16},
         "zero_allow_untested_optimizer": True,
@@ -481,6 +482,10 @@ class StudentRecipe:
             "tokens": int(round(tokens)),
             "tokens_per_s": f"{tokens / step_time:.1f}",
         }
+        grad_norm = self.engine.get_global_grad_norm()  # before clipping; last, so older runs' columns still line up
+        if grad_norm is not None:
+            row["grad_norm"] = f"{float(grad_norm):.6g}"
+            self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
         self._append_csv(self.metrics_path, row)
         for name, value in values.items():
             self.tb.add_scalar(f"train/{name}", value, self.step)

@@ -91,6 +91,7 @@ def test_the_speaker_adversary_learns_the_voices_in_training_and_stays_out_of_th
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert all(0 <= float(r["acc_Lspeaker"]) <= 1 and float(r["loss_Lspeaker"]) > 0 for r in rows)
+    assert all(float(r["grad_norm"]) > 0 for r in rows)  # before clipping (train.grad_clip)
     with open(run / "eval.csv", newline="") as f:
         evals = list(csv.DictReader(f))
     assert all(0 <= float(r["speaker_acc"]) <= 1 and 0 < float(r["speaker_majority"]) <= 1 for r in evals)
