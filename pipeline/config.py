@@ -288,6 +288,10 @@ class TrainConfig(_Section):
     replay_share: float = Field(
         0.5, gt=0, lt=1, description="replay_from: the share of each epoch's clips drawn from it (whole shards, "
         "drawn anew each epoch)")
+    replay_distill: bool = Field(
+        True, description="stage 1: replay_from's clips carry the distillation term too; false: the CTC term alone, "
+        "so they hold the read-out of the voices the parts know without pulling those voices' states toward the "
+        "teacher (a step's cos_L* are then over this run's clips, 0 when it has none)")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (and student files for the curves)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
     log_every: int = Field(1, ge=1, description="steps between rows of metrics.csv")

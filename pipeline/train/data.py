@@ -208,8 +208,17 @@ class ReplayMix:
     def _merge_rows(self) -> None:
         self.rows = {**self.own.rows, **{self.PREFIX + k: row for k, row in self.replayed.rows.items()}}
 
+    @classmethod
+    def is_replayed(cls, key: str) -> bool:
+        """Whether a key of this mix names a replayed clip.
+
+        >>> ReplayMix.is_replayed("replay/utt-1"), ReplayMix.is_replayed("utt-1")
+        (True, False)
+        """
+        return key.startswith(cls.PREFIX)
+
     def _source(self, key: str) -> tuple[TrainingData, str]:
-        if key.startswith(self.PREFIX):
+        if self.is_replayed(key):
             return self.replayed, key[len(self.PREFIX):]
         return self.own, key
 

@@ -29,6 +29,7 @@ import torch.distributed as dist
 
 from pipeline.config import AuraConfig
 from pipeline.models.distillation import distillation_loss
+from pipeline.train.data import ReplayMix
 from pipeline.train.recipe import StudentRecipe
 
 
@@ -128,7 +129,8 @@ class DistillRecipe(StudentRecipe):
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, dict[Any, dict[str, torch.Tensor]]]:
         """The distillation loss over the distilled layers of ``[audio prefix][audio tokens]`` (the layout
-        inference computes the audio states in), plus ``student.ctc_weight`` x the CTC loss."""
+        inference computes the audio states in), plus ``student.ctc_weight`` x the CTC loss (over the clips with
+        words). With ``train.replay_distill`` off, replayed clips are left out of the distillation."""
 
         student = self.engine.module
         mel, token_lengths = self.student_mel(batch)
@@ -142,7 +144,11 @@ class DistillRecipe(StudentRecipe):
         assert (token_lengths == target_lengths).all(), "student tokens and target frames differ in number"
         self._last_out, self._last_targets = out, targets
         self._last_tokens = len(self.audio_prefix) * len(batch.audio) + int(token_lengths.sum())
-        loss, per_layer = distillation_loss(out["layer_states"], targets, out["token_mask"], kind=self.cfg.student.loss)
+        distilled = out["token_mask"]
+        if not self.cfg.train.replay_distill:  # replayed clips hold the read-out through the CTC term alone
+            own = torch.tensor([not ReplayMix.is_replayed(key) for key in batch.keys], device=distilled.device)
+            distilled = distilled & own[:, None]
+        loss, per_layer = distillation_loss(out["layer_states"], targets, distilled, kind=self.cfg.student.loss)
         if adversary_at:
             # The classifier's own loss is added in full (it learns to tell the voices); the student's states get
             # its gradient reversed and scaled by the weight.

@@ -90,3 +90,30 @@ def test_a_replayed_corpus_without_shards_or_store_is_named(tmp_path):
     cfg = load_config("configs/tiny.yaml", [f"train.replay_from={tmp_path}"])
     with pytest.raises(TrainingDataError, match=r"train\.replay_from=.*run `aura ingest` and `aura precompute`"):
         replayed_corpus(cfg, "train")
+
+
+def test_replayed_clips_can_be_left_out_of_the_distillation(mix, tmp_path):
+    """``train.replay_distill=false``: a mixed batch's distillation loss is its own clips' alone."""
+    from types import SimpleNamespace
+
+    from pipeline.train.distill import DistillRecipe
+    from pipeline.train.targets import TargetPreparer
+
+    cfg, data = mix
+    cfg = cfg.model_copy(deep=True)
+    cfg.train.replay_distill = False
+    recipe = DistillRecipe(cfg, tmp_path / "distill")
+    recipe.rank, recipe.world, recipe.bf16, recipe._dtype = 0, 1, False, torch.float32
+    recipe.device, recipe.store, recipe.data = torch.device("cpu"), open_store_for(cfg), data
+    recipe.prepare_targets = TargetPreparer(recipe.store, cfg.student)
+    torch.manual_seed(0)
+    recipe.engine = SimpleNamespace(module=recipe.build_student().eval())
+    own, replayed = data.own.keys()[:2], ["replay/" + k for k in data.replayed.keys()[:2]]
+    with torch.no_grad():
+        mixed, per_layer = recipe.compute_loss(data.load(own + replayed))
+        alone, _ = recipe.compute_loss(data.load(own))
+        only_replayed, _ = recipe.compute_loss(data.load(replayed))
+        cfg.train.replay_distill = True
+        everything, _ = recipe.compute_loss(data.load(own + replayed))
+    assert torch.allclose(mixed, alone, atol=1e-5)
+    assert float(only_replayed) == 0.0 and not torch.allclose(everything, alone, atol=1e-4)
