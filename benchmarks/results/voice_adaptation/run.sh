@@ -58,3 +58,44 @@ EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED --export reanchored
 pair unseen_reanchored --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
 pair dev_reanchored --split dev --samples 200
 pair heldout_reanchored --split heldout --samples 200
+# Replayed: the adaptation with the release's own transcribed corpus mixed in (train.replay_from=runs/speech, half of
+# each epoch's clips, drawn anew each epoch), the CTC term on its clips only (the new voices' have no words): does
+# learning the new voices beside the old ones keep both? Arms differ in the CTC weight, and one leaves the replayed
+# clips out of the distillation (train.replay_distill=false).
+replay_arm() {  # NAME, then train's --set overrides
+  local name=$1
+  shift
+  local run=runs/voice_adaptation/checkpoints_$name
+  $A train --config $CONFIG --stage distill --resume --set paths.checkpoints=$run --set train.replay_from=runs/speech \
+    --set train.replay_share=0.5 "$@"
+  cp $run/distill/metrics.csv $OUT/${name}_metrics.csv
+  cp $run/distill/eval.csv $OUT/${name}_eval.csv
+  EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED --export $name=$run/distill/export/student.safetensors"
+  pair unseen_adapted_voices_$name --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 \
+    --voices $ADAPTED_VOICES
+  pair unseen_other_voices_$name --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 \
+    --voices $OTHER_VOICES
+  pair dev_$name --split dev --samples 200
+}
+replay_arm replayed --set student.ctc_weight=0.5
+replay_arm replayed_ctc01 --set student.ctc_weight=0.1
+replay_arm replayed_ctc002 --set student.ctc_weight=0.02
+replay_arm replayed_distill --set student.ctc_weight=0
+replay_arm replayed_ctc002_nodistill --set student.ctc_weight=0.02 --set train.replay_distill=false
+for ARM in replayed replayed_ctc002; do
+  EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED"
+  EXPORTS="$EXPORTS --export $ARM=runs/voice_adaptation/checkpoints_$ARM/distill/export/student.safetensors"
+  pair heldout_$ARM --split heldout --samples 200
+done
+# Why the CTC term wins: 16 steps of the mix with and without it, the gradient's norm before clipping (grad_norm)
+for W in 0.5 0; do
+  [ -f $OUT/grad_norm_ctc_$W.csv ] && continue
+  $A train --config $CONFIG --stage distill --fresh --set paths.checkpoints=runs/voice_adaptation/grad_norm_ctc_$W \
+    --set train.replay_from=runs/speech --set student.ctc_weight=$W --set train.max_steps=16 --set train.eval_every=1000 \
+    --set train.checkpoint_every=1000
+  cp runs/voice_adaptation/grad_norm_ctc_$W/distill/metrics.csv $OUT/grad_norm_ctc_$W.csv
+done
+# Every arm's gain on the adapted voices against its cost on the training voices: tradeoff.png and tradeoff.md
+$P -m benchmarks.paired_tradeoff --gain $OUT/paired_unseen_adapted_voices.json $OUT/paired_unseen_adapted_voices_replayed*.json \
+  --cost $OUT/paired_dev.json $OUT/paired_dev_replayed*.json --gain-name "the 3 adapted Kokoro voices (119 clips)" \
+  --cost-name "dev, the 6 training voices (200 clips)" --out $OUT/tradeoff.png
