@@ -186,7 +186,7 @@ class StudentRecipe:
         if self.rank == 0 and isinstance(self.data, ReplayMix):
             lengths = self.data.shard_lengths()
             first = self.data.epoch_shards(lengths, 0)
-            replayed = sum(len(lengths[s]) for s in first if s.startswith(ReplayMix.PREFIX))
+            replayed = sum(len(lengths[s]) for s in first if ReplayMix.is_replayed(s))
             print(f"replaying {cfg.train.replay_from}: {replayed} of its {len(self.data.replayed.keys())} training "
                   f"clips in epoch 1, beside {len(self.data.own.keys())} of this run's", flush=True)
 
