@@ -60,14 +60,14 @@ pair dev_reanchored --split dev --samples 200
 pair heldout_reanchored --split heldout --samples 200
 # Replayed: the adaptation with the release's own transcribed corpus mixed in (train.replay_from=runs/speech, half of
 # each epoch's clips, drawn anew each epoch), the CTC term on its clips only (the new voices' have no words): does
-# learning the new voices beside the old ones keep both? Arms differ in the CTC weight, and one leaves the replayed
-# clips out of the distillation (train.replay_distill=false).
+# learning the new voices beside the old ones keep both? Arms differ in the CTC weight and the replayed share, and one
+# leaves the replayed clips out of the distillation (train.replay_distill=false).
 replay_arm() {  # NAME, then train's --set overrides
   local name=$1
   shift
   local run=runs/voice_adaptation/checkpoints_$name
   $A train --config $CONFIG --stage distill --resume --set paths.checkpoints=$run --set train.replay_from=runs/speech \
-    --set train.replay_share=0.5 "$@"
+    --set train.replay_share=0.5 "$@"  # a later --set replay_share wins
   cp $run/distill/metrics.csv $OUT/${name}_metrics.csv
   cp $run/distill/eval.csv $OUT/${name}_eval.csv
   EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED --export $name=$run/distill/export/student.safetensors"
@@ -82,7 +82,9 @@ replay_arm replayed_ctc01 --set student.ctc_weight=0.1
 replay_arm replayed_ctc002 --set student.ctc_weight=0.02
 replay_arm replayed_distill --set student.ctc_weight=0
 replay_arm replayed_ctc002_nodistill --set student.ctc_weight=0.02 --set train.replay_distill=false
-for ARM in replayed replayed_ctc002; do
+replay_arm replayed_ctc002_share025 --set student.ctc_weight=0.02 --set train.replay_share=0.25
+replay_arm replayed_ctc002_share075 --set student.ctc_weight=0.02 --set train.replay_share=0.75
+for ARM in replayed replayed_ctc002 replayed_ctc002_share075; do
   EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED"
   EXPORTS="$EXPORTS --export $ARM=runs/voice_adaptation/checkpoints_$ARM/distill/export/student.safetensors"
   pair heldout_$ARM --split heldout --samples 200
