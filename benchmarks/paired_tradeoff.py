@@ -58,12 +58,13 @@ def plot_tradeoff(gain: dict[str, dict], cost: dict[str, dict], gain_name: str, 
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ax.axhline(0, color="grey", lw=0.8)
     ax.axvline(0, color="grey", lw=0.8)
-    for name in sorted(set(gain) & set(cost)):
+    for i, name in enumerate(sorted(set(gain) & set(cost), key=lambda n: gain[n]["gap"])):
         g, c = gain[name], cost[name]
         x, y = 100 * g["gap"], 100 * c["gap"]
         ax.errorbar(x, y, xerr=[[x - 100 * g["low"]], [100 * g["high"] - x]],
                     yerr=[[y - 100 * c["low"]], [100 * c["high"] - y]], fmt="o", capsize=3)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        # labels alternate above and below, left to right: neighbours' labels do not overlap
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5 if i % 2 == 0 else -12), fontsize=8)
     ax.plot(0, 0, "k*", markersize=10)
     ax.annotate("release", (0, 0), textcoords="offset points", xytext=(5, -12), fontsize=8)
     ax.set_xlabel(f"{gain_name}: WER points vs the release")
