@@ -198,7 +198,7 @@ class ReplayMix:
 
     def __init__(self, own: TrainingData, replayed: TrainingData, share: float, seed: int):
         self.own, self.replayed, self.share, self.seed = own, replayed, share, seed
-        self.refresh()
+        self._merge_rows()  # each corpus read itself when it was made
 
     def refresh(self) -> None:
         self.own.refresh()
