@@ -284,7 +284,8 @@ class TrainConfig(_Section):
         None, description="the workdir of another corpus (its shards/ and store.zarr, made with the same teacher "
         "settings), e.g. the one init_from's parts were trained on: its training clips are mixed into every epoch "
         "(replay_share of them) so that the parts keep what they learnt there while they learn this run's corpus. "
-        "Its clips with words carry the CTC term; this run's may have none (ingest.require_text: false)")
+        "Its clips with words carry the CTC term; this run's may have none (ingest.require_text: false). The bridge "
+        "baseline's projector trains on the same mix")
     replay_share: float = Field(
         0.5, gt=0, lt=1, description="replay_from: the share of each epoch's clips drawn from it (whole shards, "
         "drawn anew each epoch)")

@@ -48,11 +48,13 @@ class BridgeTrainResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     source: str = "store"  # where the teacher states came from: store | live
+    replayed: int = 0  # examples drawn from the replayed corpus (``train.replay_from``)
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "steps": self.steps, "batch_size": self.batch_size, "seconds": self.seconds,
                 "first_loss": self.losses[0] if self.losses else None,
-                "last_loss": self.losses[-1] if self.losses else None, "source": self.source}
+                "last_loss": self.losses[-1] if self.losses else None, "source": self.source,
+                "replayed": self.replayed}
 
 
 class _TeacherStates:
@@ -72,11 +74,13 @@ class _TeacherStates:
                                                     pooling=settings.pooling, **window_options(settings))
             self.source = "live"
 
-    def batch(self, keys: Sequence[str], audio_of) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, keys: Sequence[str], data) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states of ``keys`` of ``data`` (a :class:`~pipeline.train.data.TrainingData` or a replay mix, whose
+        replayed clips are read from their own corpus's store), zero padded, with their lengths."""
         if self.teacher is None:
-            arrays = [self.store.read(k, layers=[self.final_layer])[0] for k in keys]
+            arrays = [source.store.read(key, layers=[self.final_layer])[0] for source, key in map(data.source, keys)]
         else:
-            arrays = [a[0] for a in self.teacher.encode([audio_of(k) for k in keys])]
+            arrays = [a[0] for a in self.teacher.encode([data.audio(k) for k in keys])]
         lengths = torch.tensor([a.shape[0] for a in arrays], dtype=torch.long)
         states = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[-1])
         for i, a in enumerate(arrays):
@@ -102,14 +106,15 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
 
     ``steps`` x ``batch_size`` default to AuRA's stage-2 budget (:func:`stage2_budget`); ``lr`` to
     ``train.lr`` with ``train.warmup_steps`` of linear warm-up. Teacher states come from the feature
-    store (Whisper's final layer), so the encoder is not rerun. Writes the projector (safetensors)
-    and ``metrics.csv`` (step, loss) beside it; returns the loss curve.
+    store (Whisper's final layer), so the encoder is not rerun. With ``train.replay_from``, each pass
+    over the data mixes in the replayed corpus's clips as AuRA's recipes do (the same shards drawn per epoch), so
+    the two train on the same data. Writes the projector (safetensors) and ``metrics.csv`` (step, loss)
+    beside it; returns the loss curve.
     """
     from tqdm import tqdm
 
-    from pipeline.data.shards import ShardSet
     from pipeline.store import open_store_for
-    from pipeline.train.data import TrainingData
+    from pipeline.train.data import ReplayMix, training_data
 
     budget_steps, budget_batch = stage2_budget(cfg)
     steps = steps or budget_steps
@@ -121,9 +126,8 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
     dtype = resolve_dtype(dtype, device)
 
     store = store if store is not None else open_store_for(cfg, mode="r")
-    data = TrainingData(ShardSet(cfg.paths.shards), store, split="train", tasks=["transcribe", "spoken_qa"])
+    data = training_data(cfg, store, tasks=["transcribe", "spoken_qa"])
     data.check_complete()
-    keys = data.keys()
     final_layer, teacher_width = teacher_final_layer(cfg)
     states_source = _TeacherStates(cfg, store, final_layer)
 
@@ -137,18 +141,23 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
     prompts = {t: prompt_ids(tokenizer, instruction_for(t)) for t in ("transcribe", "spoken_qa")}
 
     rng = random.Random(seed)
-    order: list[str] = []
+    lengths_by_shard = data.shard_lengths()
+    epoch, order = 0, []
     losses: list[float] = []
+    replayed = 0
     started = time.perf_counter()
     projector.train()
     for _ in tqdm(range(steps), desc="bridge: train projector", disable=not progress):
         batch_keys = []
         while len(batch_keys) < batch_size:
             if not order:
-                order = list(keys)
+                order = [key for shard in data.epoch_shards(lengths_by_shard, epoch)
+                         for key, _ in lengths_by_shard[shard]]
                 rng.shuffle(order)
+                epoch += 1
             batch_keys.append(order.pop())
-        states, lengths = states_source.batch(batch_keys, data.audio)
+        replayed += sum(map(ReplayMix.is_replayed, batch_keys))
+        states, lengths = states_source.batch(batch_keys, data)
         loss = bridge_loss(llm, tokenizer, projector, states, lengths, [data.rows[k] for k in batch_keys],
                            prompts)
         optimizer.zero_grad(set_to_none=True)
@@ -160,10 +169,12 @@ def train_bridge(cfg: AuraConfig, out_path: str | Path | None = None, steps: int
     fp = store.fingerprint
     meta = {"teacher": cfg.models.teacher, "teacher_layer": final_layer, "pooling": fp.pooling,
             "llm": cfg.models.llm, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "final_loss": losses[-1] if losses else None, "teacher_source": states_source.source}
+            "final_loss": losses[-1] if losses else None, "teacher_source": states_source.source,
+            "replay_from": str(cfg.train.replay_from) if cfg.train.replay_from else None,
+            "replayed_examples": replayed}
     save_projector(projector, out_path, meta)
     with open(out_path.parent / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "loss"])
         writer.writerows([i + 1, f"{v:.6f}"] for i, v in enumerate(losses))
-    return BridgeTrainResult(out_path, steps, batch_size, losses, seconds, states_source.source)
+    return BridgeTrainResult(out_path, steps, batch_size, losses, seconds, states_source.source, replayed)

@@ -139,6 +139,10 @@ class TrainingData:
     def audio(self, key: str) -> np.ndarray:
         return self._shard_audio(self.rows[key]["shard"])[key]
 
+    def source(self, key: str) -> tuple[TrainingData, str]:
+        """The corpus that holds ``key`` and its name there: this one (see :meth:`ReplayMix.source`)."""
+        return self, key
+
     def read_targets(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The stored teacher states of ``keys``, zero padded, with their lengths."""
         return read_targets(self.store, keys)
@@ -217,7 +221,8 @@ class ReplayMix:
         """
         return key.startswith(cls.PREFIX)
 
-    def _source(self, key: str) -> tuple[TrainingData, str]:
+    def source(self, key: str) -> tuple[TrainingData, str]:
+        """The corpus that holds ``key`` and its name there (its store reads it by that name)."""
         if self.is_replayed(key):
             return self.replayed, key[len(self.PREFIX):]
         return self.own, key
@@ -240,11 +245,11 @@ class ReplayMix:
         self.replayed.check_complete()
 
     def audio(self, key: str) -> np.ndarray:
-        source, key = self._source(key)
+        source, key = self.source(key)
         return source.audio(key)
 
     def read_targets(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad_targets([source.store.read(key) for source, key in map(self._source, keys)])
+        return pad_targets([source.store.read(key) for source, key in map(self.source, keys)])
 
     def load(self, keys: list[str], with_targets: bool = True) -> Batch:
         return load_batch(self, keys, with_targets)

@@ -117,3 +117,22 @@ def test_replayed_clips_can_be_left_out_of_the_distillation(mix, tmp_path):
         everything, _ = recipe.compute_loss(data.load(own + replayed))
     assert torch.allclose(mixed, alone, atol=1e-5)
     assert float(only_replayed) == 0.0 and not torch.allclose(everything, alone, atol=1e-4)
+
+
+def test_the_bridge_trains_on_the_same_mix(mix, tmp_path):
+    """The bridge baseline (its own trainer) reads replayed clips' Whisper states from their own store and draws
+    them in their share, so `aura eval` compares AuRA and the bridge on the same data."""
+    from pipeline.train.bridge import _TeacherStates, teacher_final_layer, train_bridge
+
+    cfg, data = mix
+    final_layer, _ = teacher_final_layer(cfg)
+    states = _TeacherStates(cfg, data.own.store, final_layer)
+    assert states.source == "store"  # the tiny store holds Whisper's last layer: no live encoder
+    own_key, replayed_key = data.own.keys()[0], data.replayed.keys()[0]
+    padded, lengths = states.batch([own_key, "replay/" + replayed_key], data)
+    for i, (store, key) in enumerate([(data.own.store, own_key), (data.replayed.store, replayed_key)]):
+        alone = torch.from_numpy(store.read(key, layers=[final_layer])[0]).float()
+        assert torch.equal(padded[i, : int(lengths[i])].float(), alone)
+    result = train_bridge(cfg, out_path=tmp_path / "projector.safetensors", steps=6, batch_size=4, progress=False)
+    assert 0 < result.replayed < 24  # share 0.5 of each epoch's clips
+    assert len(result.losses) == 6
