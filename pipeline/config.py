@@ -232,7 +232,8 @@ class StudentConfig(_Section):
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
-        "embedding (pipeline.models.ctc); 0 = no CTC head")
+        "embedding (pipeline.models.ctc); 0 = no CTC head. Its gradient outweighs the distillation's (at 0.5, ~20-45x): "
+        "0.02-0.05 let both train and read best (benchmarks/results/ctc_balance)")
     ctc_layer: int | None = Field(
         None, ge=1, description="student layer (1-based output of a decoder layer) the CTC head reads; None = the "
         "deepest distilled layer")
