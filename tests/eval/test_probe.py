@@ -50,3 +50,39 @@ def test_every_checkpoint_leaves_a_student_file_for_the_curves(trained_tiny):
     assert curve["baselines"]["wer_empty"] == 1.0
     paths = write_curves(curve, trained_tiny / "reports")
     assert paths["png"].stat().st_size > 0 and "| 2 | 8 |" in paths["md"].read_text()
+
+
+@pytest.mark.slow
+def test_the_listening_benchmark_pairs_students_on_the_same_clips(trained_tiny):
+    """benchmarks.listening: each student's answer loss with its clip's own audio and with another's, and the
+    gap to the first student clip by clip (none for the same student twice, some for a student whose LoRA moved)."""
+    import doctest
+
+    from benchmarks import listening
+    from pipeline.eval.curves import checkpoint_exports
+
+    assert doctest.testmod(listening).failed == 0
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    _, step1 = checkpoint_exports(trained_tiny / "checkpoints" / "distill")[-1]
+    with safe_open(str(step1), framework="pt") as handle:
+        metadata = handle.metadata()
+    torch.manual_seed(0)
+    tensors = {k: v + 0.5 * torch.randn_like(v) if "lora_B" in k else v for k, v in load_file(str(step1)).items()}
+    step2 = trained_tiny / "changed.safetensors"  # another student: its LoRA moved
+    save_file(tensors, str(step2), metadata=metadata)
+    out = trained_tiny / "listening.json"
+    listening.main(["--config", "configs/tiny.yaml", "--set", f"workdir={trained_tiny}", "--split", "heldout",
+                    "--samples", "3", "--export", f"one={step1}", "--export", f"again={step1}",
+                    "--export", f"two={step2}", "--out", str(out)])
+    result = json.loads(out.read_text())
+    students = result["students"]
+    assert result["clips"] == 3 and list(students) == ["one", "again", "two"]
+    for s in students.values():
+        assert s["clips"] == 3 and 0.0 <= s["listen_rate"] <= 1.0 and s["own_audio_loss"] > 0
+    assert students["again"]["vs_one"] == {"gap": 0.0, "low": 0.0, "high": 0.0}
+    assert students["two"]["vs_one"]["gap"] != 0.0
+    assert students["two"]["own_audio_loss"] - students["one"]["own_audio_loss"] == pytest.approx(
+        students["two"]["vs_one"]["gap"], abs=1e-6)

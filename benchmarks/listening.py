@@ -1,0 +1,89 @@
+"""Do students' generated answers listen? The listening test on the same clips for several exports, paired.
+
+For each clip the answer's loss (nats/token) with the clip's own audio and with another clip's
+(:func:`pipeline.eval.probe.listening_test`): a student that listens scores its own audio better (``listen_rate``,
+0.5 is chance). Every export reads the same dev clips (transcriptions and spoken questions, spread over the split),
+so two students' answer losses are compared clip by clip, with a paired-bootstrap 95 % interval of the gap to the
+first export's.
+
+    python -m benchmarks.listening --config configs/student.yaml --samples 120 \\
+        --export release=runs/releases/2925e8b.safetensors --export candidate=runs/.../student.safetensors
+"""
+
+from __future__ import annotations
+
+from benchmarks import save_results
+
+import argparse
+
+import numpy as np
+
+
+def paired_mean_gap(a: np.ndarray, b: np.ndarray, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean of ``b - a`` over paired clips with its paired-bootstrap 95 % interval.
+
+    >>> gap = paired_mean_gap(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]))
+    >>> gap["gap"], gap["low"], gap["high"]
+    (0.5, 0.5, 0.5)
+    """
+    rng = np.random.default_rng(seed)
+    diff = b - a
+    means = diff[rng.integers(0, len(diff), size=(draws, len(diff)))].mean(1)
+    return {"gap": float(diff.mean()), "low": float(np.quantile(means, 0.025)), "high": float(np.quantile(means, 0.975))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.cluster import quiet_transformers
+    from pipeline.config import load_config
+    from pipeline.data.shards import ShardSet
+    from pipeline.eval.probe import listening_test
+    from pipeline.models.sources import load_llm
+    from pipeline.models.student import AuraStudent
+    from pipeline.prompts import target_for
+    from pipeline.train.data import TrainingData, spread_evenly
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.listening", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--export", action="append", required=True, metavar="NAME=PATH",
+                   help="a student to test (repeat; the first is the one the others are paired with)")
+    p.add_argument("--split", default="dev", choices=["dev", "heldout"])
+    p.add_argument("--samples", type=int, default=120, help="clips, spread evenly over the split")
+    p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    args = p.parse_args(argv)
+
+    cfg = load_config(args.config, args.set)
+    data = TrainingData(ShardSet(cfg.paths.shards), None, split=args.split, tasks=["transcribe", "spoken_qa"])
+    keys = spread_evenly(data.keys(), args.samples)
+    rows = [data.rows[k] for k in keys]
+    audios = [np.asarray(data.audio(k), dtype=np.float32) for k in keys]
+    tasks = [r.get("task") or "transcribe" for r in rows]
+    answers = [target_for(r) for r in rows]
+    results: dict = {"split": args.split, "clips": len(keys), "students": {}}
+    first = None
+    for spec in args.export:
+        name, path = spec.split("=", 1)
+        with quiet_transformers():
+            llm, tokenizer = load_llm(cfg.models.llm, cfg.models.cache_dir,
+                                      trust_remote_code=cfg.models.trust_remote_code)
+        student = AuraStudent.load(llm, path).eval()
+        test = listening_test(student, tokenizer, audios, tasks, answers)
+        own = np.array(test.pop("own"))
+        test.pop("other")
+        entry = {"export": path, **test}
+        line = (f"{name:12s} answer loss {test['own_audio_loss']:.3f} own audio vs {test['other_audio_loss']:.3f} "
+                f"another's: listens on {100 * test['listen_rate']:.1f} % of {len(keys)} clips")
+        if first is None:
+            first = (name, own)
+        else:
+            entry["vs_" + first[0]] = paired_mean_gap(first[1], own)
+            gap = entry["vs_" + first[0]]
+            line += f"  answer loss {gap['gap']:+.3f} vs {first[0]} (95 % {gap['low']:+.3f} .. {gap['high']:+.3f})"
+        print(line, flush=True)
+        results["students"][name] = entry
+    save_results(args.out, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
