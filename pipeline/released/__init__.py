@@ -51,6 +51,7 @@ def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: 
     out = Path(out_dir) / "student.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=metadata)
-    if target_stats is not None:
-        shutil.copyfile(target_stats, out.parent / "target_stats.npz")
+    stats_out = out.parent / "target_stats.npz"
+    if target_stats is not None and Path(target_stats).resolve() != stats_out.resolve():  # a new release, same store
+        shutil.copyfile(target_stats, stats_out)
     return out
