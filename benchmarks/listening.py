@@ -2,9 +2,9 @@
 
 For each clip the answer's loss (nats/token) with the clip's own audio and with another clip's
 (:func:`pipeline.eval.probe.listening_test`): a student that listens scores its own audio better (``listen_rate``,
-0.5 is chance). Every export reads the same dev clips (transcriptions and spoken questions, spread over the split),
-so two students' answer losses are compared clip by clip, with a paired-bootstrap 95 % interval of the gap to the
-first export's.
+0.5 is chance). Every export reads the same clips (a split's transcriptions and spoken questions spread over it,
+or a folder of examples such as the released student's), so two students' answer losses are compared clip by clip,
+with a paired-bootstrap 95 % interval of the gap to the first export's.
 
     python -m benchmarks.listening --config configs/student.yaml --samples 120 \\
         --export release=runs/releases/2925e8b.safetensors --export candidate=runs/.../student.safetensors
@@ -15,6 +15,8 @@ from __future__ import annotations
 from benchmarks import save_results
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -49,17 +51,29 @@ def main(argv: list[str] | None = None) -> int:
                    help="a student to test (repeat; the first is the one the others are paired with)")
     p.add_argument("--split", default="dev", choices=["dev", "heldout"])
     p.add_argument("--samples", type=int, default=120, help="clips, spread evenly over the split")
+    p.add_argument("--examples", type=Path, default=None,
+                   help="instead of the split: a folder with examples.jsonl (file, task, reference per clip), e.g. "
+                        "the released student's examples/")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
 
     cfg = load_config(args.config, args.set)
-    data = TrainingData(ShardSet(cfg.paths.shards), None, split=args.split, tasks=["transcribe", "spoken_qa"])
-    keys = spread_evenly(data.keys(), args.samples)
-    rows = [data.rows[k] for k in keys]
-    audios = [np.asarray(data.audio(k), dtype=np.float32) for k in keys]
+    if args.examples is not None:
+        import soundfile as sf
+
+        rows = [json.loads(line) for line in (args.examples / "examples.jsonl").read_text().splitlines()]
+        audios = [sf.read(args.examples / r["file"], dtype="float32")[0] for r in rows]
+        answers = [r["reference"] for r in rows]
+        source = str(args.examples)
+    else:
+        data = TrainingData(ShardSet(cfg.paths.shards), None, split=args.split, tasks=["transcribe", "spoken_qa"])
+        rows = [data.rows[k] for k in spread_evenly(data.keys(), args.samples)]
+        audios = [np.asarray(data.audio(r["key"]), dtype=np.float32) for r in rows]
+        answers = [target_for(r) for r in rows]
+        source = args.split
     tasks = [r.get("task") or "transcribe" for r in rows]
-    answers = [target_for(r) for r in rows]
-    results: dict = {"split": args.split, "clips": len(keys), "students": {}}
+    keys = [r["key"] for r in rows]
+    results: dict = {"clips_from": source, "clips": len(keys), "keys": keys, "students": {}}
     first = None
     for spec in args.export:
         name, path = spec.split("=", 1)

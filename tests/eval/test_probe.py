@@ -86,3 +86,25 @@ def test_the_listening_benchmark_pairs_students_on_the_same_clips(trained_tiny):
     assert students["two"]["vs_one"]["gap"] != 0.0
     assert students["two"]["own_audio_loss"] - students["one"]["own_audio_loss"] == pytest.approx(
         students["two"]["vs_one"]["gap"], abs=1e-6)
+
+    # a folder of examples (as shipped beside the released student) instead of a split: the same clips, same losses
+    import soundfile as sf
+
+    from pipeline.data.shards import ShardSet
+    from pipeline.prompts import target_for
+    from pipeline.train.data import TrainingData
+
+    data = TrainingData(ShardSet(trained_tiny / "shards"), None, split="heldout", tasks=["transcribe", "spoken_qa"])
+    examples = trained_tiny / "examples"
+    examples.mkdir()
+    lines = []
+    for key in result["keys"]:
+        row = data.rows[key]
+        sf.write(examples / f"{key}.wav", data.audio(key), 16000, subtype="FLOAT")
+        lines.append(json.dumps({"key": key, "file": f"{key}.wav", "task": row["task"], "reference": target_for(row)}))
+    (examples / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    listening.main(["--config", "configs/tiny.yaml", "--set", f"workdir={trained_tiny}", "--examples", str(examples),
+                    "--export", f"one={step1}", "--out", str(out)])
+    again = json.loads(out.read_text())
+    assert again["clips"] == 3 and again["clips_from"] == str(examples)
+    assert again["students"]["one"]["own_audio_loss"] == pytest.approx(students["one"]["own_audio_loss"], abs=1e-5)
