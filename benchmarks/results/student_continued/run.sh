@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 A=.venv/bin/aura
 OUT=benchmarks/results/student_continued
-RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+RELEASED=$(bash benchmarks/release_at.sh 026787a)  # the release of 2026-12-02 it started from
 STEPS=${STEPS:-400}
 $A corpus --config configs/speech.yaml --set corpus.num_utterances=22000 # ~15-20 min: 22,000 utterances
 $A ingest runs/speech/corpus/manifest.jsonl --config configs/speech.yaml   # ~2 min

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 A=.venv/bin/aura
 OUT=benchmarks/results/student_ctc_readout
-RELEASED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+RELEASED=$(bash benchmarks/release_at.sh 026787a)  # the release of 2026-12-02 it started from
 RUN=runs/speech/checkpoints_ctc
 STEPS=${STEPS:-1200}
 $A train --config configs/student.yaml --stage distill --resume --set train.init_from=$RELEASED \

@@ -16,16 +16,17 @@ P=.venv/bin/python
 CONFIG=configs/voice_adaptation.yaml
 ADAPTED_VOICES=kokoro:jf_alpha,kokoro:jf_gongitsune,kokoro:jm_kumo
 OTHER_VOICES=kokoro:jf_nezumi,kokoro:jf_tebukuro
-RELEASE=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+RELEASE=$(bash benchmarks/release_at.sh 2925e8b)  # the release these results were measured from (2026-12-04)
+FROM_RELEASE="--set train.init_from=$RELEASE"  # the config starts from the release of the day
 [ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || $P -m benchmarks.unseen_voice_dev \
   --config configs/student.yaml --out runs/speech/unseen_voice_dev
 [ -f runs/voice_adaptation/shards/manifest.parquet ] || $P -m benchmarks.unseen_voice_dev \
   --config configs/student.yaml --split train --rows 600 --untranscribed --voices $ADAPTED_VOICES \
   --out runs/voice_adaptation
 $A precompute --config $CONFIG
-$A train --config $CONFIG --stage distill --resume
+$A train --config $CONFIG $FROM_RELEASE --stage distill --resume
 CONTROL=runs/speech/checkpoints_adaptation_control
-$A train --config $CONFIG --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$CONTROL
+$A train --config $CONFIG $FROM_RELEASE --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$CONTROL
 for ARM in adapted control; do
   RUN=runs/voice_adaptation/checkpoints
   [ $ARM = control ] && RUN=$CONTROL
@@ -51,7 +52,7 @@ pair dev_100 --split dev --samples 200
 # Re-anchored: the adapted student, then 100 steps of distillation + 0.5 x CTC on the release's own transcribed corpus
 # (the release's stem-stage objective): does the CTC term bring the old voices back, and what stays of the new?
 REANCHORED=runs/speech/checkpoints_adaptation_reanchored
-$A train --config $CONFIG --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$REANCHORED \
+$A train --config $CONFIG $FROM_RELEASE --stage distill --resume --set workdir=runs/speech --set paths.checkpoints=$REANCHORED \
   --set train.init_from=$ADAPTED --set student.ctc_weight=0.5 --set train.max_steps=100 --set train.eval_every=100
 cp $REANCHORED/distill/metrics.csv $OUT/reanchored_metrics.csv
 EXPORTS="--export release=$RELEASE --export adapted=$ADAPTED --export reanchored=$REANCHORED/distill/export/student.safetensors"
@@ -66,7 +67,7 @@ replay_arm() {  # NAME, then train's --set overrides
   local name=$1
   shift
   local run=runs/voice_adaptation/checkpoints_$name
-  $A train --config $CONFIG --stage distill --resume --set paths.checkpoints=$run --set train.replay_from=runs/speech \
+  $A train --config $CONFIG $FROM_RELEASE --stage distill --resume --set paths.checkpoints=$run --set train.replay_from=runs/speech \
     --set train.replay_share=0.5 "$@"  # a later --set replay_share wins
   cp $run/distill/metrics.csv $OUT/${name}_metrics.csv
   cp $run/distill/eval.csv $OUT/${name}_eval.csv
@@ -92,7 +93,7 @@ done
 # Why the CTC term wins: 16 steps of the mix with and without it, the gradient's norm before clipping (grad_norm)
 for W in 0.5 0; do
   [ -f $OUT/grad_norm_ctc_$W.csv ] && continue
-  $A train --config $CONFIG --stage distill --fresh --set paths.checkpoints=runs/voice_adaptation/grad_norm_ctc_$W \
+  $A train --config $CONFIG $FROM_RELEASE --stage distill --fresh --set paths.checkpoints=runs/voice_adaptation/grad_norm_ctc_$W \
     --set train.replay_from=runs/speech --set student.ctc_weight=$W --set train.max_steps=16 --set train.eval_every=1000 \
     --set train.checkpoint_every=1000
   cp runs/voice_adaptation/grad_norm_ctc_$W/distill/metrics.csv $OUT/grad_norm_ctc_$W.csv
