@@ -22,6 +22,10 @@ def test_pack_release_writes_fp16_with_its_facts(tmp_path, monkeypatch):
     stats.write_bytes(b"the training store's statistics")
     out = released.pack_release(export, tmp_path / "release", "random:llama-tiny", {"steps": 7}, target_stats=stats)
     assert (out.parent / "target_stats.npz").read_bytes() == stats.read_bytes()
+    # the next release of the same store, packed over this one with the statistics already beside it
+    assert released.pack_release(export, out.parent, "random:llama-tiny", {"steps": 7},
+                                 target_stats=out.parent / "target_stats.npz") == out
+    assert (out.parent / "target_stats.npz").read_bytes() == stats.read_bytes()
     from safetensors import safe_open
 
     with safe_open(str(out), framework="pt") as handle:
@@ -71,7 +75,7 @@ def test_the_shipped_student_hears_held_out_clips():
     heard = [r.text for r in model.answer(audios, "Transcribe the audio.")]
     wer = word_error_rate(said, heard).wer
     guessed = word_error_rate(said, ["the of the"] * len(said)).wer
-    assert wer <= 0.85 and wer < guessed, (wer, guessed, heard)  # 0.67 vs 0.82 when shipped (2026-12-04)
+    assert wer <= 0.85 and wer < guessed, (wer, guessed, heard)  # 0.65 vs 0.82 when shipped (2026-12-05)
     own = [word_error_rate([said[i]], [h]).wer for i, h in enumerate(heard)]
     other = [sum(word_error_rate([s], [h]).wer for j, s in enumerate(said) if j != i) / (len(said) - 1)
              for i, h in enumerate(heard)]
