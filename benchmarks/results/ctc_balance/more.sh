@@ -29,3 +29,15 @@ for SPLIT in unseen dev; do
   # shellcheck disable=SC2086
   [ -f $f ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS --split dev $SHARDS --out $f
 done
+# (3) the arm continued once more, to 1,200 steps (run after the release, 2026-12-05): does the new-voice gain grow?
+INIT=$RELEASED PLAIN_RUN=$ARM AURA_EVAL=0 STEPS=1200 bash benchmarks/stage1_arm.sh $OUT ctc_0.05_1200 $ARM \
+  --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
+  --set student.ctc_weight=0.05
+EXPORTS="--export release=$RELEASED --export stage1_800=$ARM/distill/exports/step-000800.safetensors"
+EXPORTS="$EXPORTS --export stage1_1200=$ARM/distill/exports/step-001200.safetensors"
+# shellcheck disable=SC2086
+[ -f $OUT/release_0.05/paired_unseen_1200.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS \
+  --split dev --shards runs/speech/unseen_voice_dev/shards --samples 1000 --out $OUT/release_0.05/paired_unseen_1200.json
+# shellcheck disable=SC2086
+[ -f $OUT/release_0.05/paired_dev_1200.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS \
+  --split dev --samples 200 --out $OUT/release_0.05/paired_dev_1200.json
