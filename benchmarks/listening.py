@@ -13,25 +13,13 @@ with a paired-bootstrap 95 % interval of the gap to the first export's.
 from __future__ import annotations
 
 from benchmarks import save_results
+from benchmarks.paired_ctc import paired_gap
 
 import argparse
 import json
 from pathlib import Path
 
 import numpy as np
-
-
-def paired_mean_gap(a: np.ndarray, b: np.ndarray, draws: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Mean of ``b - a`` over paired clips with its paired-bootstrap 95 % interval.
-
-    >>> gap = paired_mean_gap(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]))
-    >>> gap["gap"], gap["low"], gap["high"]
-    (0.5, 0.5, 0.5)
-    """
-    rng = np.random.default_rng(seed)
-    diff = b - a
-    means = diff[rng.integers(0, len(diff), size=(draws, len(diff)))].mean(1)
-    return {"gap": float(diff.mean()), "low": float(np.quantile(means, 0.025)), "high": float(np.quantile(means, 0.975))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         if first is None:
             first = (name, own)
         else:
-            entry["vs_" + first[0]] = paired_mean_gap(first[1], own)
-            gap = entry["vs_" + first[0]]
+            # the mean gap is paired_ctc's corpus gap with every clip weighing one
+            gap = {k: v for k, v in paired_gap(first[1], own, np.ones(len(own))).items() if k in ("gap", "low", "high")}
+            entry["vs_" + first[0]] = gap
             line += f"  answer loss {gap['gap']:+.3f} vs {first[0]} (95 % {gap['low']:+.3f} .. {gap['high']:+.3f})"
         print(line, flush=True)
         results["students"][name] = entry
