@@ -270,6 +270,13 @@ class TrainConfig(_Section):
     tasks_max_steps: int | None = Field(None, ge=1, description="stage-2 step budget; None = max_steps")
     tasks_lr: float | None = Field(None, gt=0, description="stage-2 peak learning rate of the LoRA weights; None = lr")
     tasks_warmup_steps: int | None = Field(None, ge=0, description="stage-2 warmup; None = warmup_steps")
+    tasks_frozen_layers: int = Field(
+        0, ge=0, description="stage 2 keeps the student's first N decoder layers as they start: their LoRA and the "
+        "patch embedding (its front end and stem projection too) get no update, so the audio states of layers 1..N, "
+        "and the CTC read-out of a head at student.ctc_layer <= N, stay exactly the starting parts'; only the LoRA "
+        "of layers N+1..student.lora_layers learns the answers (student.lora_layers above N; layers the starting "
+        "parts lack start at zero). Needs distill_weight and tasks_ctc_weight 0: nothing they reach trains. 0 = "
+        "every part trains")
     init_from: Path | None = Field(
         None, description="stage 1 starts from these trained parts (a student.safetensors export, e.g. the released "
         "student's) instead of a fresh student; optimizer, schedule and data order start anew. For continuing "
@@ -331,6 +338,14 @@ class TrainConfig(_Section):
     spec_time_masks: int = Field(0, ge=0, description="SpecAugment: stretches of frames masked in each training clip")
     spec_time_share: float = Field(0.05, gt=0, le=0.5, description="SpecAugment: longest stretch, share of the clip")
     max_failures: int = Field(1, ge=0, description="Ray Train restarts from the latest checkpoint")
+
+    @model_validator(mode="after")
+    def _frozen_layers_train_alone(self) -> "TrainConfig":
+        if self.tasks_frozen_layers and (self.distill_weight or self.tasks_ctc_weight):
+            raise ValueError(f"train.tasks_frozen_layers={self.tasks_frozen_layers} keeps the layers the distillation "
+                             f"and CTC terms reach as they start: set train.distill_weight=0 and "
+                             f"train.tasks_ctc_weight=0 (they are {self.distill_weight} and {self.tasks_ctc_weight})")
+        return self
 
 
 class EvalConfig(_Section):

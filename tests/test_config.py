@@ -74,6 +74,13 @@ def test_out_of_range_value_is_refused():
         load_config(None, ["train.replay_share=1"])  # a run that would train on the replayed corpus alone
 
 
+def test_a_stage_2_that_keeps_its_lower_layers_has_no_loss_that_reaches_them():
+    load_config("configs/tiny.yaml", ["train.tasks_frozen_layers=2"])
+    for weight in ("train.distill_weight=0.3", "train.tasks_ctc_weight=0.3"):
+        with pytest.raises(ConfigError, match=r"train\.tasks_frozen_layers=2 keeps the layers"):
+            load_config("configs/tiny.yaml", ["train.tasks_frozen_layers=2", weight])
+
+
 @pytest.mark.faults("config", "malformed YAML / missing config file")
 def test_malformed_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.yaml"

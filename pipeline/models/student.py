@@ -241,12 +241,13 @@ class AuraStudent(nn.Module):
         """Parameters to optimise: patch embedding, LoRA A/B of layers ``< K``, distillation heads."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def freeze_lora_from(self, layer: int) -> int:
-        """Freeze the LoRA of decoder layers ``>= layer`` (0-based), e.g. those stage 1's forward, which stops
-        at the distilled depth, never reaches (they would get no gradient); returns how many tensors."""
+    def freeze_lora(self, layers: range) -> int:
+        """Freeze the LoRA of the decoder layers in ``layers`` (0-based): e.g. those deeper than stage 1's forward,
+        which stops at the distilled depth (they would get no gradient), or the layers a stage 2 keeps as they
+        start (``train.tasks_frozen_layers``); returns how many tensors."""
         frozen = 0
         for name, param in self.llm.named_parameters():
-            if "lora_" in name and ".layers." in name and _lora_layer(name) >= layer:
+            if "lora_" in name and ".layers." in name and _lora_layer(name) in layers:
                 param.requires_grad_(False)
                 frozen += 1
         return frozen

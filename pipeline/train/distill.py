@@ -85,7 +85,7 @@ class DistillRecipe(StudentRecipe):
         """The student; LoRA deeper than the distilled layers (``student.lora_layers`` above them, for stage 2)
         frozen: stage 1's forward stops at the distilled depth, so it would get no gradient."""
         student = super().build_student()
-        student.freeze_lora_from(student.distill_depth)
+        student.freeze_lora(range(student.distill_depth, student.lora_layers))
         if student.ctc_head is not None and self.cfg.student.ctc_weight == 0:
             student.ctc_head.requires_grad_(False)  # carried from the starting parts for the read-out, not trained
         self.speaker_index: dict[str, int] = {}

@@ -36,7 +36,7 @@ class TasksRecipe(StudentRecipe):
 
     def build_student(self):
         """The student with its starting parts loaded (the stage-1 export or ``train.tasks_init_from``); heads that
-        get no gradient frozen."""
+        get no gradient frozen, and with ``train.tasks_frozen_layers`` the patch embedding and the LoRA below."""
         student = super().build_student()
         if self.cfg.train.distill_weight == 0:
             # Heads would get no gradient; frozen they stay out of the optimizer (and ZeRO's buckets).
@@ -45,6 +45,17 @@ class TasksRecipe(StudentRecipe):
             student.ctc_head.requires_grad_(False)
         elif student.ctc_head is None and self.cfg.train.tasks_ctc_weight > 0:
             raise ValueError("train.tasks_ctc_weight > 0 needs a stage-1 student with a CTC head (student.ctc_weight > 0)")
+        frozen = self.cfg.train.tasks_frozen_layers
+        if frozen:
+            if student.lora_layers <= frozen:
+                raise ValueError(f"train.tasks_frozen_layers={frozen} keeps every LoRA layer of this student "
+                                 f"(student.lora_layers={student.lora_layers}) as it starts: nothing would learn; set "
+                                 f"student.lora_layers above it")
+            student.patch_embedding.requires_grad_(False)
+            student.freeze_lora(range(frozen))
+            if self.rank == 0:
+                print(f"stage 2 trains the LoRA of layers {frozen + 1}-{student.lora_layers}; the patch embedding and "
+                      f"layers 1-{frozen} keep their starting weights", flush=True)
         self._prompts = {task: prompt_ids(self.tokenizer, instruction_for(task)) for task in TASKS}
         return student
 

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from pipeline.config import load_config
 from pipeline.train.launch import stage_config
@@ -136,23 +137,32 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
 
     # Continuing elsewhere (the run's checkpoints gone): stage 2 from the stage-1 export by path starts where
     # the run above started, so its step-0 evaluation is the same; without a start it says how to give one.
+    # This one adds LoRA on layers 3-4 (zero at the start, so the same step 0) and trains those alone
+    # (train.tasks_frozen_layers=2, the LM loss only): the patch embedding and layers 1-2 keep the stage-1 weights.
     other = shutil.copytree(tiny_workdir[0], tmp_path / "other", ignore=shutil.ignore_patterns("checkpoints"))
-    moved = ["--set", f"workdir={other}", "--stage", "tasks", "--set", "train.tasks_max_steps=2",
-             "--set", "train.distill_weight=0.5", "--set", "train.tasks_ctc_weight=0.5"]
+    moved = ["--set", f"workdir={other}", "--stage", "tasks", "--set", "train.tasks_max_steps=3",
+             "--set", "student.lora_layers=4", "--set", "train.tasks_frozen_layers=2"]  # step 1 is warmup's, at lr 0
     refused = run_aura("train", *common, *moved)
     assert refused.returncode != 0 and "train.tasks_init_from" in refused.stderr
     start = workdir / "checkpoints" / "distill" / "export" / "student.safetensors"
     done = run_aura("train", *common, *moved, "--set", f"train.tasks_init_from={start}",
                     "--set", "train.lr_scale_patch_embedding=2")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "stage 2 trains the LoRA of layers 3-4" in done.stdout + done.stderr
     again = list(csv.DictReader(open(other / "checkpoints" / "tasks" / "eval.csv")))
     assert {k: float(v) for k, v in again[0].items()} == pytest.approx({k: float(v) for k, v in rows[0].items()})
+    from pipeline.models.student import _lora_layer
+
+    stage1 = load_file(str(start))
+    stage2 = load_file(str(other / "checkpoints" / "tasks" / "export" / "student.safetensors"))
+    kept = [k for k in stage2 if not k.startswith("lora.") or _lora_layer(k) < 2]
+    assert set(kept) == set(stage1) and all(torch.equal(stage1[k], stage2[k]) for k in kept)
+    assert any(stage2[k].abs().sum() > 0 for k in stage2 if k.startswith("lora.") and "lora_B" in k
+               and _lora_layer(k) >= 2)  # the new layers learnt
 
     # Stage 1 again from those parts with no CTC term (student.ctc_weight=0: distillation alone, e.g. on a new voice's
     # untranscribed audio), its targets standardised with another store's statistics: the head is carried unchanged
     # and still read out in the evaluation, while the rest learns.
-    from safetensors.torch import load_file
-
     adapt = other / "adapt"
     done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={other}", "--set", "train.max_steps=3",
                     "--set", "train.warmup_steps=1", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
