@@ -25,7 +25,7 @@ pair() {  # NAME, then paired_ctc's arguments
   local f=$OUT/paired_$1.json
   shift
   # shellcheck disable=SC2086
-  [ -f $f ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS --out $f "$@"
+  bash benchmarks/pair_once.sh $f $EXPORTS "$@"
 }
 pair unseen --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
 # The gate: the candidate must read the unseen voices better than the release (the upper end of the 95 % interval of

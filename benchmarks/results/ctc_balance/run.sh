@@ -31,7 +31,7 @@ pair() {  # NAME, then paired_ctc's arguments
   local f=$OUT/paired_$1_$TAG.json
   shift
   # shellcheck disable=SC2086
-  [ -f $f ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS --out $f "$@"
+  bash benchmarks/pair_once.sh $f $EXPORTS "$@"
 }
 pair unseen --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
 pair dev --split dev --samples 200
