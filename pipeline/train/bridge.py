@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from pipeline.config import AuraConfig
@@ -29,6 +28,7 @@ from pipeline.runtime import load_frozen_llm, resolve_device, resolve_dtype
 from pipeline.layout import RunLayout
 from pipeline.models.bridge import BridgeProjector, bridge_loss, save_projector
 from pipeline.prompts import instruction_for, prompt_ids
+from pipeline.train.targets import pad_targets
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,11 @@ class _TeacherStates:
         """The states of ``keys`` of ``data`` (a :class:`~pipeline.train.data.TrainingData` or a replay mix, whose
         replayed clips are read from their own corpus's store), zero padded, with their lengths."""
         if self.teacher is None:
-            arrays = [source.store.read(key, layers=[self.final_layer])[0] for source, key in map(data.source, keys)]
+            arrays = [source.store.read(key, layers=[self.final_layer]) for source, key in map(data.source, keys)]
         else:
-            arrays = [a[0] for a in self.teacher.encode([data.audio(k) for k in keys])]
-        lengths = torch.tensor([a.shape[0] for a in arrays], dtype=torch.long)
-        states = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[-1])
-        for i, a in enumerate(arrays):
-            states[i, : a.shape[0]] = torch.from_numpy(np.asarray(a, dtype=np.float32))
-        return states, lengths
+            arrays = [a[:1] for a in self.teacher.encode([data.audio(k) for k in keys])]
+        states, lengths = pad_targets(arrays)  # (B, 1 layer, frames, width)
+        return states[:, 0], lengths
 
 
 def teacher_final_layer(cfg: AuraConfig) -> tuple[int, int]:
