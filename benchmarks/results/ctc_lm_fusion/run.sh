@@ -6,11 +6,15 @@
 # clips there, then once on held-out (voice pico:en-GB) and dev; `aura eval` reads held-out with it (transcripts and
 # spoken QA) and the read-out benchmark times it beside the greedy read-out.
 #   bash benchmarks/results/ctc_lm_fusion/run.sh     # each step skips what is already written
+#   RELEASE=2229f82 bash benchmarks/results/ctc_lm_fusion/run.sh   # a later release, into release_2229f82/
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+RELEASE=${RELEASE:-2925e8b}  # the release it was first measured on
 OUT=benchmarks/results/ctc_lm_fusion
+[ "$RELEASE" = 2925e8b ] || OUT=$OUT/release_$RELEASE
+mkdir -p $OUT
 P=.venv/bin/python
-R=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
+R=$(bash benchmarks/release_at.sh "$RELEASE")
 FUSED=${FUSED:-6,0.3,2}
 [ -f $OUT/paired_unseen.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml \
   --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 \
