@@ -174,7 +174,8 @@ def test_lora_deeper_than_the_distilled_layers_is_frozen_for_stage_1():
     """LoRA on all 4 layers, distillation to depth 3: stage 1 freezes layer 4's LoRA (its forward stops at
     layer 3), and every parameter it still trains gets a gradient."""
     s = make_student("sdpa", lora_layers=4).train()
-    assert s.freeze_lora(range(s.distill_depth, s.lora_layers)) == 2 * len(StudentConfig().lora_targets)  # A and B of layer 4
+    frozen = s.freeze_lora(range(s.distill_depth, s.lora_layers))
+    assert frozen == 2 * len(StudentConfig().lora_targets)  # A and B of layer 4
     mel, lengths = random_mel(2, 6), torch.tensor([6, 4])
     out = s.forward_distill(mel, lengths)
     loss, _ = distillation_loss(out["layer_states"], {j: torch.randn_like(v) for j, v in out["layer_states"].items()},
