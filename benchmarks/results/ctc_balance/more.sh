@@ -7,7 +7,6 @@
 #   bash benchmarks/results/ctc_balance/more.sh    # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-P=.venv/bin/python
 OUT=benchmarks/results/ctc_balance
 RELEASED=$(bash benchmarks/release_at.sh 2925e8b)
 ARM=runs/speech/checkpoints_ctc_balance_0.05
@@ -27,7 +26,7 @@ for SPLIT in unseen dev; do
   SHARDS=""
   [ $SPLIT = unseen ] && SHARDS="--shards runs/speech/unseen_voice_dev/shards --samples 1000" || SHARDS="--samples 200"
   # shellcheck disable=SC2086
-  [ -f $f ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS --split dev $SHARDS --out $f
+  bash benchmarks/pair_once.sh $f $EXPORTS --split dev $SHARDS
 done
 # (3) the arm continued once more, to 1,200 steps (run after the release, 2026-12-05): does the new-voice gain grow?
 INIT=$RELEASED PLAIN_RUN=$ARM AURA_EVAL=0 STEPS=1200 bash benchmarks/stage1_arm.sh $OUT ctc_0.05_1200 $ARM \
@@ -36,8 +35,7 @@ INIT=$RELEASED PLAIN_RUN=$ARM AURA_EVAL=0 STEPS=1200 bash benchmarks/stage1_arm.
 EXPORTS="--export release=$RELEASED --export stage1_800=$ARM/distill/exports/step-000800.safetensors"
 EXPORTS="$EXPORTS --export stage1_1200=$ARM/distill/exports/step-001200.safetensors"
 # shellcheck disable=SC2086
-[ -f $OUT/release_0.05/paired_unseen_1200.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS \
-  --split dev --shards runs/speech/unseen_voice_dev/shards --samples 1000 --out $OUT/release_0.05/paired_unseen_1200.json
+bash benchmarks/pair_once.sh $OUT/release_0.05/paired_unseen_1200.json $EXPORTS \
+  --split dev --shards runs/speech/unseen_voice_dev/shards --samples 1000
 # shellcheck disable=SC2086
-[ -f $OUT/release_0.05/paired_dev_1200.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml $EXPORTS \
-  --split dev --samples 200 --out $OUT/release_0.05/paired_dev_1200.json
+bash benchmarks/pair_once.sh $OUT/release_0.05/paired_dev_1200.json $EXPORTS --split dev --samples 200

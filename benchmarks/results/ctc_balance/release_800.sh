@@ -16,8 +16,8 @@ EXPORT=runs/speech/checkpoints_ctc_balance_0.05/distill/exports/step-000800.safe
   --samples 60 --out $OUT/readout_dev.json
 [ -f $OUT/eval/report.md ] || $A eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
   --train-bridge never --no-cosine --export $EXPORT --out $OUT/eval
-[ -f $OUT/paired_heldout.json ] || $P -m benchmarks.paired_ctc --config configs/student.yaml --split heldout \
-  --samples 200 --export release=$RELEASED --export candidate=$EXPORT --out $OUT/paired_heldout.json
+bash benchmarks/pair_once.sh $OUT/paired_heldout.json --split heldout --samples 200 --export release=$RELEASED \
+  --export candidate=$EXPORT
 [ -f $OUT/probe_dev.json ] || $A probe --config configs/student.yaml --export $EXPORT --split dev \
   --max-samples 120 --out $OUT/probe_dev.json
 # the generated answers' listening, paired with the release on the same clips: 120 dev clips and the 8 shipped ones
