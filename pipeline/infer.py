@@ -303,8 +303,27 @@ class EncoderFreeModel:
         >>> model.ctc_transcribe([audio])[0].text   # doctest: +SKIP
         'hello world'
         """
-        self.read_out("ctc")  # refuses a student without a CTC head
         start = time.perf_counter()
+        log_probs, lengths, prompt_tokens = self._ctc_log_probs(audios)
+        ids = ctc_greedy_ids(log_probs, lengths) if self.ctc_search.greedy else self._ctc_beam_ids(log_probs, lengths)
+        latency = time.perf_counter() - start
+        return [GenerationResult(text=self.tokenizer.decode(i, skip_special_tokens=True).strip(),
+                                 num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
+                                 time_to_first_token_s=latency, token_ids=list(i))
+                for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
+
+    def ctc_log_probs(self, audios: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CTC head's log-probabilities per audio token, ``(batch, tokens, 1 + vocabulary)`` with the blank at
+        0, and each clip's number of audio tokens: what :meth:`ctc_transcribe` reads its transcripts from.
+
+        >>> log_probs, lengths = model.ctc_log_probs([audio])   # doctest: +SKIP
+        >>> log_probs[0, : lengths[0]].max(-1).values.mean()    # the read-out's confidence  # doctest: +SKIP
+        """
+        log_probs, lengths, _ = self._ctc_log_probs(audios)
+        return log_probs, lengths
+
+    def _ctc_log_probs(self, audios):
+        self.read_out("ctc")  # refuses a student without a CTC head
         prefix = self.build_prefix(audios, instruction_for("transcribe"))
         # The audio states cannot see the text after them, so the full prompt gives stage 1's states; the layers
         # above the head's are not needed.
@@ -316,13 +335,7 @@ class EncoderFreeModel:
         for b in range(len(audios)):
             audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
         log_probs = self.ctc_head(audio, self.llm.get_output_embeddings())
-        ids = ctc_greedy_ids(log_probs, lengths) if self.ctc_search.greedy else self._ctc_beam_ids(log_probs, lengths)
-        latency = time.perf_counter() - start
-        prompt_tokens = prefix["attention_mask"].sum(1).tolist()
-        return [GenerationResult(text=self.tokenizer.decode(i, skip_special_tokens=True).strip(),
-                                 num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
-                                 time_to_first_token_s=latency, token_ids=list(i))
-                for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
+        return log_probs, lengths, prefix["attention_mask"].sum(1).tolist()
 
     def _ctc_beam_ids(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """:func:`ctc_beam_search` per clip; with an LM weight, the LLM with its adapters off is the LM (text through

@@ -363,6 +363,9 @@ def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
     assert [r.token_ids for r in heard] == expected
     assert [r.num_audio_tokens for r in heard] == lengths.tolist()
     assert heard[0].text == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+    log_probs, read_lengths = model.ctc_log_probs(audios)
+    assert torch.equal(read_lengths, lengths)
+    torch.testing.assert_close(log_probs[1, : lengths[1]], out["ctc_log_probs"][1, : lengths[1]], atol=1e-4, rtol=1e-4)
 
     plain, _ = make_student(llm_dir)
     with pytest.raises(ValueError, match="no CTC head"):
