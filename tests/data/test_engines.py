@@ -133,3 +133,17 @@ def test_a_pico_failure_names_the_text_and_the_engine_keeps_serving():
     with pytest.raises(SynthesisFailed, match="pico"):
         engine.synthesize("\ud800", "en-US")  # a lone surrogate: not encodable text
     assert len(engine.synthesize(TEXT, "en-US")) > 16000
+
+
+def test_accent_changes_the_phonemes_spoken():
+    """British phonemes for the American-trained voices (``benchmarks.voice_gap``): Kokoro's differ where the accents do
+    (a non-rhotic "car"), Piper speaks the eSpeak NG voice it is given; an accent Kokoro has no G2P for is refused."""
+    from pipeline.data.engines import KokoroEngine, PiperEngine
+
+    assert "ɹ" in get_engine("kokoro").phonemes("car")
+    assert "ɹ" not in KokoroEngine(accent="en-gb").phonemes("car")
+    with pytest.raises(ValueError, match="accent 'en-au' is not one of en-us, en-gb"):
+        KokoroEngine(accent="en-au")
+    british = PiperEngine(accent="en-gb-x-rp")
+    assert "ɹ" in get_engine("piper").phonemes("car") and "ɹ" not in british.phonemes("car")
+    assert 0.3 < len(british.synthesize(TEXT, "joe")) / 16000 < 5
