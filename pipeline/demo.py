@@ -128,13 +128,33 @@ def run_demo(cfg: AuraConfig, fresh: bool = False) -> dict:
     return outputs
 
 
+def released_summary(results: dict | None) -> str:
+    """What the demo says of the released student after its answers: its measured held-out results (``results.json``
+    beside its model card), each beside what does not listen, so that it is never presented as hearing better than it does.
+
+    >>> print(released_summary({"read_out": "ctc", "heldout": {"wer": 0.808, "qa_accuracy": 0.015, "wer_empty": 1.0,
+    ...     "wer_the_of_the": 0.889}, "dev": {"wer": 0.487}, "cascade": {"heldout_wer": 0.178, "heldout_qa_accuracy": 0.39}}))
+    Neither student transcribes held-out speech well yet: the released one, read through its CTC head, scores WER 80.8 % and QA 1.5 % on the held-out split (an empty transcript: 100.0 %, "the of the": 88.9 %; 48.7 % on its training voices' dev texts; the Whisper cascade: 17.8 % / 39.0 %); see pipeline/released/*/MODEL_CARD.md
+    """
+    if results is None:
+        return "The released student's results are in pipeline/released/*/MODEL_CARD.md"
+    held, dev, cascade = results["heldout"], results["dev"], results["cascade"]
+    read_out = "its CTC head" if results["read_out"] == "ctc" else "generation"
+    return ("Neither student transcribes held-out speech well yet: the released one, read through "
+            f"{read_out}, scores WER {100 * held['wer']:.1f} % and QA {100 * held['qa_accuracy']:.1f} % on the held-out "
+            f"split (an empty transcript: {100 * held['wer_empty']:.1f} %, \"the of the\": {100 * held['wer_the_of_the']:.1f} %; "
+            f"{100 * dev['wer']:.1f} % on its training voices' dev texts; the Whisper cascade: "
+            f"{100 * cascade['heldout_wer']:.1f} % / {100 * cascade['heldout_qa_accuracy']:.1f} %); "
+            "see pipeline/released/*/MODEL_CARD.md")
+
+
 def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
     """The demo's own small-budget student and the released student (:mod:`pipeline.released`) answer the
     same held-out utterances, beside the reference."""
     from pipeline.data.shards import ShardSet
     from pipeline.infer import EncoderFreeModel, trained_export_path
     from pipeline.prompts import instruction_for, target_for
-    from pipeline.released import released_student
+    from pipeline.released import released_results, released_student
 
     shards = ShardSet(cfg.paths.shards)
     heldout = [r for r in shards.manifest_rows() if r.get("split") == "heldout"]
@@ -160,8 +180,6 @@ def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
     if released is None:
         print("\n(no released student for this LLM: only the demo's own student answered)")
     else:
-        print("\nNeither student transcribes held-out speech well yet: the released one, read through its CTC head, "
-              "scores WER 84.1 % and QA 0.5 % on the multi-engine held-out split (an empty transcript: 100 %, "
-              "\"the of the\": 88.9 %; 57.6 % on its training voices); see pipeline/released/*/MODEL_CARD.md")
+        print("\n" + released_summary(released_results()))
     return {"heldout_keys": [r["key"] for r in rows], "references": [target_for(r) for r in rows],
             "answers": answers}

@@ -4,6 +4,7 @@ shipped weights themselves answering held-out clips shipped beside them (the rea
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,3 +82,21 @@ def test_the_shipped_student_hears_held_out_clips():
              for i, h in enumerate(heard)]
     assert sum(own) / len(own) < sum(other) / len(other) - 0.1, (own, other)
     assert sum(o < x for o, x in zip(own, other)) >= len(own) // 2, (own, other)
+
+
+def test_the_release_results_agree_with_the_measurements_and_the_card():
+    """``results.json`` (what the demo says of the release) holds the numbers of the committed `aura eval` report
+    and of the model card, so a new release cannot leave the demo telling the old one's results."""
+    results = released.released_results()
+    assert results is not None
+    report = json.loads((Path(__file__).resolve().parents[1] / results["source"].split(" ")[0]).read_text())
+    held = report["systems"]["aura_ctc"]["sets"]["heldout"]
+    assert report["systems"]["aura_ctc"]["describe"]["export"].endswith("aura-smollm2-135m-whisper-tiny-en/student.safetensors")
+    assert results["heldout"]["wer"] == pytest.approx(held["wer"]["wer"], abs=5e-4)
+    assert results["heldout"]["qa_accuracy"] == pytest.approx(held["qa"]["accuracy"], abs=5e-4)
+    assert results["heldout"]["transcribe_clips"] == held["wer"]["utterances"]
+    card = (released.RELEASE_DIR / "MODEL_CARD.md").read_text()
+    for value in (results["heldout"]["wer"], results["heldout"]["qa_accuracy"], results["heldout"]["wer_the_of_the"],
+                  results["dev"]["wer"], results["unseen_voices"]["wer"], results["unseen_voices"]["wer_the_of_the"],
+                  results["cascade"]["heldout_wer"]):
+        assert f"{100 * value:.1f} %" in card, value

@@ -31,6 +31,18 @@ def released_student(llm_spec: str) -> Path | None:
     return path if meta.get("llm") == llm_spec else None
 
 
+def released_results() -> dict | None:
+    """The released student's headline results (``results.json`` beside its model card: held-out, dev and unseen-voice
+    WER and QA, each beside what a read-out that does not listen scores), or None when no release is shipped.
+
+    >>> r = released_results()
+    >>> r is None or r["heldout"]["wer"] < r["heldout"]["wer_the_of_the"]
+    True
+    """
+    path = RELEASE_DIR / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict,
                  target_stats: str | Path | None = None) -> Path:
     """Write ``export``'s tensors in fp16 to ``out_dir/student.safetensors``, with its student metadata and
