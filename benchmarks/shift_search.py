@@ -79,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
                "chosen_by_confidence": float(errors[rows, chosen].sum() / words.sum()),
                "chosen_vs_unshifted": paired_gap(errors[:, unshifted], errors[rows, chosen], words),
                "oracle": float(errors.min(1).sum() / words.sum()),
+               "baseline_the_of_the": word_error_rate(references, ["the of the"] * len(references)).wer,
                "chosen_shifts": {f"formant {grid[j][0]} pitch {grid[j][1]}": n for j, n in Counter(chosen.tolist()).most_common()}}
     for name, wer in results["fixed"].items():
         print(f"{name:22s} CTC WER {100 * wer:.1f} %")
     gap = results["chosen_vs_unshifted"]
     print(f"chosen by confidence   CTC WER {100 * results['chosen_by_confidence']:.1f} % ({100 * gap['gap']:+.1f} points "
-          f"vs unshifted, 95 % {100 * gap['low']:+.1f} .. {100 * gap['high']:+.1f}); oracle {100 * results['oracle']:.1f} %")
+          f"vs unshifted, 95 % {100 * gap['low']:+.1f} .. {100 * gap['high']:+.1f}); oracle {100 * results['oracle']:.1f} %; "
+          f"\"the of the\" {100 * results['baseline_the_of_the']:.1f} %")
     save_results(args.out, results)
     return 0
 
