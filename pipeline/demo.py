@@ -140,8 +140,10 @@ def released_summary(results: dict | None) -> str:
         return "The released student's results are in pipeline/released/*/MODEL_CARD.md"
     held, dev, cascade = results["heldout"], results["dev"], results["cascade"]
     read_out = "its CTC head" if results["read_out"] == "ctc" else "generation"
-    return ("Neither student transcribes held-out speech well yet: the released one, read through "
-            f"{read_out}, scores WER {100 * held['wer']:.1f} % and QA {100 * held['qa_accuracy']:.1f} % on the held-out "
+    # the project's bar for "transcribes": held-out WER <= 30 % (issue 13)
+    lead = ("Neither student transcribes held-out speech well yet: the released one" if held["wer"] > 0.30
+            else "The released student")
+    return (f"{lead}, read through {read_out}, scores WER {100 * held['wer']:.1f} % and QA {100 * held['qa_accuracy']:.1f} % on the held-out "
             f"split (an empty transcript: {100 * held['wer_empty']:.1f} %, \"the of the\": {100 * held['wer_the_of_the']:.1f} %; "
             f"{100 * dev['wer']:.1f} % on its training voices' dev texts; the Whisper cascade: "
             f"{100 * cascade['heldout_wer']:.1f} % / {100 * cascade['heldout_qa_accuracy']:.1f} %); "
