@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         heard = [model.ctc_transcribe([np.asarray(data.audio(k), dtype=np.float32)])[0].text
                  for k in tqdm(keys, desc=f"{args.split}: {name}", unit="utt")]
         per_utt = [word_error_rate([r], [h]) for r, h in zip(references, heard)]
-        errors[name] = np.array([w.substitutions + w.deletions + w.insertions for w in per_utt])
+        errors[name] = np.array([w.errors for w in per_utt])
         results["students"][name] = {"export": path, "ctc_search": asdict(model.ctc_search),
                                      "wer": word_error_rate(references, heard).wer,
                                      "examples": [[r, h] for r, h in zip(references[:4], heard[:4])]}

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             ids = ctc_greedy_ids(log_probs, lengths)
             heard.append([model.tokenizer.decode(t, skip_special_tokens=True).strip() for t in ids])
             confidence.append([float(log_probs[b, : int(n)].max(-1).values.mean()) for b, n in enumerate(lengths)])
-    errors = np.array([[sum(_edits(word_error_rate([r], [h]))) for h in row] for r, row in zip(references, heard)])
+    errors = np.array([[word_error_rate([r], [h]).errors for h in row] for r, row in zip(references, heard)])
     words = np.array([word_error_rate([r], [""]).reference_words for r in references])
     chosen = np.array(confidence).argmax(1)
     rows = np.arange(len(keys))
@@ -89,10 +89,6 @@ def main(argv: list[str] | None = None) -> int:
           f"\"the of the\" {100 * results['baseline_the_of_the']:.1f} %")
     save_results(args.out, results)
     return 0
-
-
-def _edits(w) -> tuple[int, int, int]:
-    return w.substitutions, w.deletions, w.insertions
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         audio = [tts.synthesize(t, voice) for t in tqdm(texts, desc=f"speak {name}", unit="utt")]
         heard = [model.ctc_transcribe([a])[0].text for a in audio]
         per_text = [word_error_rate([t], [h]) for t, h in zip(texts, heard)]
-        errors[name] = np.array([w.substitutions + w.deletions + w.insertions for w in per_text])
+        errors[name] = np.array([w.errors for w in per_text])
         teacher = whisper_transcripts(audio, cfg.models.teacher, cfg.models.cache_dir)
         results["renderings"][name] = {"engine": engine, "voice": voice, "accent": accent or voice,
                                        "student_ctc_wer": word_error_rate(texts, heard).wer,

@@ -180,6 +180,11 @@ class WerResult:
     utterances: int = 0
     skipped: int = 0  # utterances whose normalised reference is empty
 
+    @property
+    def errors(self) -> int:
+        """Word errors: substitutions + deletions + insertions (what paired comparisons count per utterance)."""
+        return self.substitutions + self.deletions + self.insertions
+
     def to_dict(self) -> dict:
         return asdict(self)
 

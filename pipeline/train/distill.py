@@ -59,7 +59,7 @@ class CTCScore:
         from pipeline.eval.metrics import word_error_rate
 
         wer = word_error_rate(self.references, self.hypotheses) if self.references else None
-        errors = (wer.substitutions + wer.deletions + wer.insertions) if wer and wer.wer is not None else 0
+        errors = wer.errors if wer and wer.wer is not None else 0
         words = wer.reference_words if wer and wer.wer is not None else 0
         totals = torch.tensor([errors, words, self.loss_sum, self.count], dtype=torch.float64)
         if dist.is_initialized():
