@@ -36,3 +36,10 @@ def test_the_accented_engines_speak_british_phonemes():
     assert voice_gap.engine_for("pico", None).voices() == ("en-GB", "en-US")
     with pytest.raises(KeyError):
         voice_gap.engine_for("espeak", "en-gb")  # eSpeak's accents are its voices, not an option
+
+
+def test_the_agreed_transcript_is_the_one_nearest_all_others():
+    # the majority reading wins over a longer one that contains it and over an outlier, empty readings included
+    assert shift_search.agreed_transcript(["a cat sat", "the cat sat", "the cat sat", "dog ran off now"]) == 1
+    assert shift_search.agreed_transcript(["", "", "the cat"]) == 0
+    assert shift_search.agreed_transcript(["the cat", "", "the cat"]) == 0
