@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The rest of the release gate for candidate.sh's student (issue 13), as ctc_balance/release_800.sh did for the
 # release it would replace: both read-outs on dev, the probe and the listening test (dev 120 clips and the 8 shipped
-# ones, paired with the release), then `aura eval` (CTC read-out, 200 + 200 held-out clips; run it on quiet cores,
-# its latency is reported). The pairings on the unseen-voice set, dev and held-out are candidate.sh's.
+# ones, paired with the release). The pairings on the unseen-voice set, dev and held-out are candidate.sh's; the
+# held-out `aura eval` of the shipped (fp16) file is release.sh's.
 #   bash benchmarks/results/high_pitch/release_gate.sh    # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -20,5 +20,8 @@ EXAMPLES=pipeline/released/aura-smollm2-135m-whisper-tiny-en/examples
   --export release=$RELEASED --export candidate=$EXPORT --out $OUT/listening_dev.json
 [ -f $OUT/listening_shipped.json ] || $P -m benchmarks.listening --config configs/student.yaml --examples $EXAMPLES \
   --export release=$RELEASED --export candidate=$EXPORT --out $OUT/listening_shipped.json
-[ "${SKIP_EVAL:-0}" = 1 ] || [ -f $OUT/eval/report.md ] || $A eval --config configs/student.yaml --systems aura_ctc \
-  --max-samples 400 --train-bridge never --no-cosine --export $EXPORT --out $OUT/eval
+# per unseen speaker, paired with the release (the new voices' gain by pitch)
+for V in jm_kumo jf_nezumi jf_gongitsune jf_alpha jf_tebukuro; do
+  bash benchmarks/pair_once.sh $OUT/paired_unseen_$V.json --export release=$RELEASED --export candidate=$EXPORT \
+    --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 --voices kokoro:$V
+done
