@@ -324,6 +324,11 @@ class TrainConfig(_Section):
         (0.88, 1.15), description="speaker shift: formant ratio drawn per clip (>1: a shorter vocal tract)")
     speaker_pitch_range: tuple[float, float] = Field(
         (0.8, 1.25), description="speaker shift: factor on the clip's pitch median, drawn per clip")
+    equalizer: float = Field(
+        0.0, ge=0, le=1, description="share of training clips the student hears recoloured: six octave-spaced peak "
+        "filters boost or cut their bands (pipeline.data.augment.Equalizer), after any speaker shift; the teacher's "
+        "targets stay the original clip's. Drawn per clip and epoch")
+    equalizer_max_db: float = Field(9.0, gt=0, le=24, description="equalizer: the largest boost or cut of a band, dB")
     speaker_adversary_weight: float = Field(
         0.0, ge=0, description="stage 1: a voice classifier on the audio states of layer speaker_adversary_layer, "
         "trained on the training split's voices, whose gradient reaches the student reversed and scaled by this "

@@ -1,5 +1,5 @@
 """Per-utterance acoustic augmentation: gain, background noise, room reverberation, telephone band,
-another speaker's voice, and masked mel bands and stretches.
+another speaker's voice, a recoloured spectrum, and masked mel bands and stretches.
 
 Each utterance's augmentation is drawn once from its own seeded RNG (:func:`draw_augmentation`), stored
 in the manifest with the row, and applied by :func:`apply_augmentation` with maintained libraries:
@@ -11,6 +11,9 @@ like another speaker: Praat's *Change gender* (through ``parselmouth``) scales t
 tract's length) and the pitch while keeping the timing, sample for sample. Training uses it on the
 student's side only (``train.speaker_shift``): the student hears a new speaker, its targets (the
 teacher's states of the original clip, the transcript) stay, so it learns what does not depend on the voice.
+An :class:`Equalizer` (:func:`draw_equalizer`, :func:`apply_equalizer`) recolours the clip's spectrum the same way
+(``train.equalizer``): six peak filters an octave apart (``pedalboard``), each boosting or cutting its band, as another
+voice quality, microphone or room colours a voice.
 
 :class:`SpecMasks` (:func:`draw_spec_masks`, :func:`apply_spec_masks`) is SpecAugment's masking (Park et al.
 2019) on the student's log-mel: a few bands of mel channels and stretches of frames are replaced by the clip's
@@ -35,6 +38,11 @@ Usage::
     >>> shift
     SpeakerShift(formant_ratio=1.085, pitch_factor=0.989, seed=556019485)
     >>> apply_speaker_shift(audio, shift).shape == audio.shape       # the timing stays
+    True
+    >>> from pipeline.data.augment import Equalizer, EqualizerOdds, apply_equalizer, draw_equalizer
+    >>> draw_equalizer(random.Random(1), EqualizerOdds(1.0, 9.0))
+    Equalizer(gains_db=(6.25, 4.75, -4.41, -0.08, -0.91, 2.73))
+    >>> apply_equalizer(audio, Equalizer((0.0, 3.0, -6.0, 0.0, 9.0, 0.0))).shape == audio.shape
     True
     >>> import torch
     >>> masks = draw_spec_masks(random.Random(0), SpecMaskOdds(2, 10, 1, 0.1), n_mels=80, frames=200)
@@ -201,6 +209,51 @@ def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int
         run("random_initializeSafelyAndUnpredictably ()")
     out = shifted.values[0][: len(samples)]
     out = np.pad(out, (0, len(samples) - len(out)))
+    peak, new_peak = np.abs(samples).max(), np.abs(out).max()
+    if new_peak > 0:
+        out = out * (peak / new_peak)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class EqualizerOdds:
+    """How often a clip's spectrum is recoloured, and the largest boost or cut of a band in dB (``train.equalizer*``
+    holds the values)."""
+
+    share: float
+    max_gain_db: float
+
+
+# Octave-spaced centres over the band Whisper's log-mel weighs; at Q 1 neighbouring bands overlap, so the gains
+# make one smooth spectral envelope rather than notches.
+EQUALIZER_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
+_EQUALIZER_Q = 1.0
+
+
+@dataclass(frozen=True)
+class Equalizer:
+    """The gain in dB of each band of ``EQUALIZER_BANDS_HZ`` (0 = unchanged)."""
+
+    gains_db: tuple[float, ...]
+
+
+def draw_equalizer(rng: random.Random, odds: EqualizerOdds) -> Equalizer | None:
+    """One clip's equalizer, or ``None`` (probability ``1 - odds.share``) to keep its own colour."""
+    if rng.random() >= odds.share:
+        return None
+    return Equalizer(tuple(round(rng.uniform(-odds.max_gain_db, odds.max_gain_db), 2) for _ in EQUALIZER_BANDS_HZ))
+
+
+def apply_equalizer(audio: np.ndarray, equalizer: Equalizer, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` through ``equalizer``'s peak filters (``pedalboard``): same length, same peak level, float32."""
+    import pedalboard
+
+    if len(equalizer.gains_db) != len(EQUALIZER_BANDS_HZ):
+        raise ValueError(f"an equalizer has {len(EQUALIZER_BANDS_HZ)} gains, got {len(equalizer.gains_db)}")
+    board = pedalboard.Pedalboard([pedalboard.PeakFilter(cutoff_frequency_hz=hz, gain_db=gain, q=_EQUALIZER_Q)
+                                   for hz, gain in zip(EQUALIZER_BANDS_HZ, equalizer.gains_db)])
+    samples = np.asarray(audio, dtype=np.float32)
+    out = board(samples[None, :], sample_rate)[0]
     peak, new_peak = np.abs(samples).max(), np.abs(out).max()
     if new_peak > 0:
         out = out * (peak / new_peak)

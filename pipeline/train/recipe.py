@@ -10,8 +10,8 @@ it a method: the student it starts from, its loss, its evaluation.
 
 What :class:`StudentRecipe` provides:
     * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
-    * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``)
-      and SpecAugment's masked mel bands and stretches (``train.spec_freq_masks``, ``train.spec_time_masks``);
+    * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``),
+      recoloured by a random equalizer (``train.equalizer``) and SpecAugment's masked mel bands and stretches (``train.spec_freq_masks``, ``train.spec_time_masks``);
     * only the student's trainable parts (patch embedding, LoRA, heads) in the optimizer, one AdamW group
       per part with its own learning rate; the teacher is never loaded: targets come from the zarr feature
       store, checked against the config's fingerprint before anything starts;
@@ -46,8 +46,8 @@ import torch.distributed as dist
 
 from pipeline.cluster import quiet_stdout
 from pipeline.config import AuraConfig
-from pipeline.data.augment import (SpeakerShiftOdds, SpecMaskOdds, apply_speaker_shift, apply_spec_masks,
-                                   draw_speaker_shift, draw_spec_masks)
+from pipeline.data.augment import (EqualizerOdds, SpeakerShiftOdds, SpecMaskOdds, apply_equalizer, apply_speaker_shift,
+                                   apply_spec_masks, draw_equalizer, draw_speaker_shift, draw_spec_masks)
 from pipeline.data.mel import WHISPER_SAMPLE_RATE
 from pipeline.data.shards import ShardSet
 from pipeline.layout import RunLayout
@@ -367,8 +367,9 @@ class StudentRecipe:
             yield self.heldout.load(chunk or keys[:1], with_targets=with_targets), len(chunk)
 
     def load_training_batch(self, plan):
-        """A planned batch of training clips; ``train.speaker_shift`` of them in another speaker's voice, drawn
-        from the seed, the epoch and the clip (so a resumed run hears what the uninterrupted one did)."""
+        """A planned batch of training clips; ``train.speaker_shift`` of them in another speaker's voice and
+        ``train.equalizer`` of them recoloured, each drawn from the seed, the epoch and the clip (so a resumed run
+        hears what the uninterrupted one did)."""
         batch = self.data.load(plan.keys, with_targets=self.needs_targets())
         cfg = self.cfg.train
         if cfg.speaker_shift > 0:
@@ -377,6 +378,12 @@ class StudentRecipe:
                 shift = draw_speaker_shift(random.Random(f"aura-speaker-shift:{cfg.seed}:{plan.epoch}:{key}"), odds)
                 if shift is not None:
                     batch.audio[i] = torch.from_numpy(apply_speaker_shift(batch.audio[i].numpy(), shift))
+        if cfg.equalizer > 0:
+            odds = EqualizerOdds(cfg.equalizer, cfg.equalizer_max_db)
+            for i, key in enumerate(batch.keys):
+                equalizer = draw_equalizer(random.Random(f"aura-equalizer:{cfg.seed}:{plan.epoch}:{key}"), odds)
+                if equalizer is not None:
+                    batch.audio[i] = torch.from_numpy(apply_equalizer(batch.audio[i].numpy(), equalizer))
         batch.epoch = plan.epoch
         return batch
 

@@ -10,14 +10,19 @@ import pytest
 from pipeline.data.augment import (
     Augmentation,
     AugmentationOdds,
+    EQUALIZER_BANDS_HZ,
+    Equalizer,
+    EqualizerOdds,
     SpeakerShift,
     SpeakerShiftOdds,
     SpecMaskOdds,
     SpecMasks,
     apply_augmentation,
+    apply_equalizer,
     apply_speaker_shift,
     apply_spec_masks,
     draw_augmentation,
+    draw_equalizer,
     draw_speaker_shift,
     draw_spec_masks,
 )
@@ -155,3 +160,41 @@ def test_spec_masks_fill_with_the_clip_mean_and_leave_the_rest():
     keep[:, 40:47] = False
     assert torch.equal(masked[keep], mel[keep])
     assert torch.equal(apply_spec_masks(mel, SpecMasks(), frames), mel) and masked is not mel
+
+
+def _band_level_db(audio: np.ndarray, hz: float) -> float:
+    """Mean power within a third of an octave of ``hz``, dB."""
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / 16000)
+    band = (freqs > hz * 2 ** (-1 / 6)) & (freqs < hz * 2 ** (1 / 6))
+    return float(10 * np.log10(spectrum[band].mean()))
+
+
+def test_equalizer_moves_each_band_by_its_gain_and_keeps_timing_and_level(speech):
+    noise = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    gains = (0.0, 9.0, 0.0, -9.0, 0.0, 6.0)
+    out = apply_equalizer(noise, Equalizer(gains))
+    assert out.shape == noise.shape and out.dtype == np.float32
+    assert abs(np.abs(out).max() - np.abs(noise).max()) < 1e-4  # the peak level stays
+    # relative to the untouched 500-Hz band (the peak normalisation moves all bands alike), each band moved by its gain,
+    # less what neighbouring filters add
+    moved = {hz: _band_level_db(out, hz) - _band_level_db(noise, hz) for hz in EQUALIZER_BANDS_HZ}
+    offset = moved[500.0]
+    assert moved[250.0] - offset == pytest.approx(9.0, abs=2.5)
+    assert moved[1000.0] - offset == pytest.approx(-9.0, abs=2.5)
+    assert moved[4000.0] - offset == pytest.approx(6.0, abs=2.5)
+    same = apply_equalizer(speech, Equalizer(gains))
+    assert np.array_equal(same, apply_equalizer(speech, Equalizer(gains)))
+    env = [np.convolve(np.abs(a), np.ones(800) / 800, mode="same")[::160] for a in (speech, same)]
+    assert np.corrcoef(*env)[0, 1] > 0.8  # the words stay where they were
+    with pytest.raises(ValueError, match="6 gains"):
+        apply_equalizer(speech, Equalizer((1.0, 2.0)))
+
+
+def test_equalizer_draw_follows_the_odds():
+    rng = random.Random(0)
+    draws = [draw_equalizer(rng, EqualizerOdds(share=0.3, max_gain_db=6.0)) for _ in range(500)]
+    drawn = [d for d in draws if d is not None]
+    assert 110 < len(drawn) < 190
+    gains = np.array([d.gains_db for d in drawn])
+    assert gains.shape[1] == len(EQUALIZER_BANDS_HZ) and np.abs(gains).max() <= 6.0 and gains.std() > 2.5

@@ -110,9 +110,10 @@ def zero3_reference(tiny_workdir, tmp_path_factory) -> dict:
     return reference
 
 
-def test_the_student_hears_shifted_speakers_drawn_per_clip_and_epoch(tiny_workdir):
+@pytest.mark.parametrize("share", ["speaker_shift", "equalizer"])
+def test_the_student_hears_shifted_speakers_drawn_per_clip_and_epoch(tiny_workdir, share):
     workdir = tiny_workdir[0]
-    recipe = DistillRecipe(load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", "train.speaker_shift=1.0"]),
+    recipe = DistillRecipe(load_config(REPO / "configs/tiny.yaml", [f"workdir={workdir}", f"train.{share}=1.0"]),
                            workdir / "checkpoints" / "distill")
     recipe.data = TrainingData(ShardSet(workdir / "shards"), None, split="train")
     keys = recipe.data.keys()[:3]
@@ -124,7 +125,7 @@ def test_the_student_hears_shifted_speakers_drawn_per_clip_and_epoch(tiny_workdi
         assert o.shape == a.shape == c.shape
         assert not torch.equal(o, a) and not torch.equal(a, c)
         assert torch.equal(a, b)
-    recipe.cfg.train.speaker_shift = 0.0
+    setattr(recipe.cfg.train, share, 0.0)
     plain = recipe.load_training_batch(PlannedBatch(epoch=0, position=0, keys=keys, shards=[])).audio
     assert all(torch.equal(o, p) for o, p in zip(own, plain))
 
