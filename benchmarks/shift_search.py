@@ -4,10 +4,11 @@ Vocal-tract-length normalisation picks, per utterance, the warp under which the 
 Here each clip is read by the student's CTC head once per shift of a grid (Praat's *Change gender*: formants ×
 ``--formants``, pitch median × ``--pitches``; :func:`pipeline.data.augment.apply_speaker_shift`), and the transcript of
 the shift the head is most confident about (mean over audio tokens of the best token's log-probability) is taken;
-or the transcript the other shifts' transcripts agree with most (the fewest word edits to them all: a minimum-Bayes-risk
-choice over the grid, as ROVER-style system combination makes). Reported beside every fixed shift, the unshifted read-out (paired with the chosen one over the clips) and the oracle
-(per clip the shift with the fewest errors: an upper bound that any noise in the read-out also lowers). Meant for the
-unseen-voice dev set (``benchmarks.unseen_voice_dev``), not the held-out split::
+or the transcript the other shifts' transcripts agree with most (the fewest word edits to them all: a
+minimum-Bayes-risk choice over the grid, as ROVER-style system combination makes). Reported beside every fixed shift,
+the unshifted read-out (paired with each chosen one over the clips) and the oracle (per clip the shift with the fewest
+errors: an upper bound that any noise in the read-out also lowers). Meant for the unseen-voice dev set
+(``benchmarks.unseen_voice_dev``), not the held-out split::
 
     python -m benchmarks.shift_search --config configs/student.yaml --shards runs/speech/unseen_voice_dev/shards \\
         --samples 200 --out benchmarks/results/voice_gap/shift_search.json

@@ -11,7 +11,8 @@ it a method: the student it starts from, its loss, its evaluation.
 What :class:`StudentRecipe` provides:
     * DeepSpeed ZeRO 0-3 (ZeRO-2 default), fp32 on CPU (gloo) and bf16 on GPU (nccl);
     * optionally, the student hears some training clips in another speaker's voice (``train.speaker_shift``),
-      recoloured by a random equalizer (``train.equalizer``) and SpecAugment's masked mel bands and stretches (``train.spec_freq_masks``, ``train.spec_time_masks``);
+      recoloured by a random equalizer (``train.equalizer``), and SpecAugment's masked mel bands and stretches
+      (``train.spec_freq_masks``, ``train.spec_time_masks``);
     * only the student's trainable parts (patch embedding, LoRA, heads) in the optimizer, one AdamW group
       per part with its own learning rate; the teacher is never loaded: targets come from the zarr feature
       store, checked against the config's fingerprint before anything starts;
