@@ -40,3 +40,7 @@ done
 bash benchmarks/pair_once.sh $OUT/paired_dev$SUFFIX.json $EXPORTS --split dev --samples 200
 # shellcheck disable=SC2086
 bash benchmarks/pair_once.sh $OUT/paired_heldout$SUFFIX.json $EXPORTS --split heldout --samples 200   # reported only
+# against the release itself on the unseen-voice set: the gate a release candidate must pass
+# shellcheck disable=SC2086
+bash benchmarks/pair_once.sh $OUT/paired_unseen${SUFFIX}_release.json --export release=$(bash benchmarks/release_at.sh 742786a) \
+  --export $NAME=$RUN/distill/exports/step-000400.safetensors "${UNSEEN[@]}"
