@@ -208,7 +208,11 @@ def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int
     finally:
         run("random_initializeSafelyAndUnpredictably ()")
     out = shifted.values[0][: len(samples)]
-    out = np.pad(out, (0, len(samples) - len(out)))
+    return _at_peak_of(np.pad(out, (0, len(samples) - len(out))), samples)
+
+
+def _at_peak_of(out: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """``out`` scaled to the peak level of ``samples`` (what it was made from), in [-1, 1], float32."""
     peak, new_peak = np.abs(samples).max(), np.abs(out).max()
     if new_peak > 0:
         out = out * (peak / new_peak)
@@ -253,11 +257,7 @@ def apply_equalizer(audio: np.ndarray, equalizer: Equalizer, sample_rate: int = 
     board = pedalboard.Pedalboard([pedalboard.PeakFilter(cutoff_frequency_hz=hz, gain_db=gain, q=_EQUALIZER_Q)
                                    for hz, gain in zip(EQUALIZER_BANDS_HZ, equalizer.gains_db)])
     samples = np.asarray(audio, dtype=np.float32)
-    out = board(samples[None, :], sample_rate)[0]
-    peak, new_peak = np.abs(samples).max(), np.abs(out).max()
-    if new_peak > 0:
-        out = out * (peak / new_peak)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+    return _at_peak_of(board(samples[None, :], sample_rate)[0], samples)
 
 
 @dataclass(frozen=True)

@@ -373,18 +373,19 @@ class StudentRecipe:
         hears what the uninterrupted one did)."""
         batch = self.data.load(plan.keys, with_targets=self.needs_targets())
         cfg = self.cfg.train
+        changes = []  # (seed tag, odds, draw, apply), in the order they are applied
         if cfg.speaker_shift > 0:
-            odds = SpeakerShiftOdds(cfg.speaker_shift, cfg.speaker_formant_range, cfg.speaker_pitch_range)
-            for i, key in enumerate(batch.keys):
-                shift = draw_speaker_shift(random.Random(f"aura-speaker-shift:{cfg.seed}:{plan.epoch}:{key}"), odds)
-                if shift is not None:
-                    batch.audio[i] = torch.from_numpy(apply_speaker_shift(batch.audio[i].numpy(), shift))
+            changes.append(("aura-speaker-shift", SpeakerShiftOdds(cfg.speaker_shift, cfg.speaker_formant_range,
+                                                                   cfg.speaker_pitch_range),
+                            draw_speaker_shift, apply_speaker_shift))
         if cfg.equalizer > 0:
-            odds = EqualizerOdds(cfg.equalizer, cfg.equalizer_max_db)
+            changes.append(("aura-equalizer", EqualizerOdds(cfg.equalizer, cfg.equalizer_max_db), draw_equalizer,
+                            apply_equalizer))
+        for tag, odds, draw, apply in changes:
             for i, key in enumerate(batch.keys):
-                equalizer = draw_equalizer(random.Random(f"aura-equalizer:{cfg.seed}:{plan.epoch}:{key}"), odds)
-                if equalizer is not None:
-                    batch.audio[i] = torch.from_numpy(apply_equalizer(batch.audio[i].numpy(), equalizer))
+                change = draw(random.Random(f"{tag}:{cfg.seed}:{plan.epoch}:{key}"), odds)
+                if change is not None:
+                    batch.audio[i] = torch.from_numpy(apply(batch.audio[i].numpy(), change))
         batch.epoch = plan.epoch
         return batch
 
