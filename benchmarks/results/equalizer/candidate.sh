@@ -10,6 +10,12 @@ cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/equalizer/candidate
 mkdir -p $OUT
 RUN=runs/speech/checkpoints_equalizer_candidate
+# The data, on a machine that kept nothing (each renders/ingests/computes only what is missing; ~42 min from nothing)
+.venv/bin/aura corpus --config configs/student.yaml
+.venv/bin/aura ingest runs/speech/corpus/manifest.jsonl --config configs/student.yaml
+.venv/bin/aura precompute --config configs/student.yaml
+[ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || .venv/bin/python -m benchmarks.unseen_voice_dev \
+  --config configs/student.yaml --out runs/speech/unseen_voice_dev
 .venv/bin/aura train --config configs/student.yaml --stage distill --resume \
   --set train.init_from=$(bash benchmarks/release_at.sh 2229f82) \
   --set paths.checkpoints=$RUN --set train.max_steps=800 --set train.lr=3e-4 --set train.warmup_steps=20 \
