@@ -31,9 +31,14 @@ def average_students(students: list[dict[str, torch.Tensor]], weights: list[floa
     >>> average_students([a, {"v": torch.tensor([0.0])}], [1.0, 1.0])
     Traceback (most recent call last):
     ValueError: the students' tensors differ: only in some: ['step', 'v', 'w']
+    >>> average_students([a, b], [1.0, -1.0])
+    Traceback (most recent call last):
+    ValueError: the weights must be non-negative and not all zero: [1.0, -1.0]
     """
     if len(students) != len(weights) or not students:
         raise ValueError(f"{len(students)} students and {len(weights)} weights")
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"the weights must be non-negative and not all zero: {weights}")
     names = set(students[0])
     differing = sorted(set().union(*students) - names.intersection(*students))
     if differing:
