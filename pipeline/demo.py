@@ -178,7 +178,7 @@ def _one_answer(cfg: AuraConfig, count: int = 3) -> dict:
         print(f"\nutterance: {row['key']} (held-out voice {row.get('speaker')}, task {row.get('task')})")
         print(f"  reference:        {target_for(row)}")
         for label in students:
-            print(f"  {label + ':':<17} {answers[label][i]}")
+            print(f"  {label + ':':<17} {' '.join(answers[label][i].split())}")  # one line, however it answered
     if released is None:
         print("\n(no released student for this LLM: only the demo's own student answered)")
     else:
