@@ -5,33 +5,17 @@
 #   bash benchmarks/results/equalizer/release.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-SOUP=runs/soups/equalizer_release.safetensors
 SHIPPED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
-PREVIOUS=$(bash benchmarks/release_at.sh 742786a)
-.venv/bin/python - "$SOUP" "$PREVIOUS" <<'PY'
-import json, sys
-from safetensors import safe_open
-from pipeline.released import RELEASE_DIR, pack_release
-
-soup, previous = sys.argv[1:]
-with safe_open(previous, "pt") as handle:
-    facts = json.loads(handle.metadata()["aura_release"])  # the chain so far, from the release it replaces
-llm = facts.pop("llm")
-facts.update({
-    "data": facts["data"] + "; equalizer stage: the 22,000-row corpus (rebuilt) train split, half of its clips "
-                            "raised in pitch and half heard through a random equalizer",
-    "chosen_on": "unseen-voice dev set (the dev rows in Kokoro's five speakers; benchmarks/results/unseen_voice_dev), "
-                 "paired with the previous release (benchmarks/results/equalizer)",
-    "previous_release": "742786a",
-    "equalizer_stage_steps": 800, "equalizer_stage_examples": 12800,
-    "equalizer_stage": "the high-pitch stage again from the balanced student (2229f82) with half of the clips also "
-                       "heard through six random peak filters (train.equalizer=0.5, equalizer_max_db=15; "
-                       "benchmarks/results/equalizer/candidate.sh)",
-    "soup": "the equal-weight average of the high-pitch stage's student (742786a) and the equalizer stage's "
-            "(benchmarks/student_soup.py; benchmarks/results/equalizer/soup.sh)",
-})
-print(pack_release(soup, RELEASE_DIR, llm, facts, target_stats="runs/speech/store.zarr/target_stats.npz"))
-PY
+bash benchmarks/pack_over_release.sh runs/soups/equalizer_release.safetensors 742786a "$(cat <<'JSON'
+{"data_added": "; equalizer stage: the 22,000-row corpus (rebuilt) train split, half of its clips raised in pitch and half heard through a random equalizer",
+ "chosen_on": "unseen-voice dev set (the dev rows in Kokoro's five speakers; benchmarks/results/unseen_voice_dev), paired with the previous release (benchmarks/results/equalizer)",
+ "previous_release": "742786a",
+ "equalizer_stage_steps": 800, "equalizer_stage_examples": 12800,
+ "equalizer_stage": "the high-pitch stage again from the balanced student (2229f82) with half of the clips also heard through six random peak filters (train.equalizer=0.5, equalizer_max_db=15; benchmarks/results/equalizer/candidate.sh)",
+ "soup": "the equal-weight average of the high-pitch stage's student (742786a) and the equalizer stage's (benchmarks/student_soup.py; benchmarks/results/equalizer/soup.sh)"}
+JSON
+)" "${OUT_DIR:-}"
+[ -n "${OUT_DIR:-}" ] && exit 0  # a packing check, not the release
 OUT=benchmarks/results/equalizer/release_eval
 [ -f $OUT/report.md ] || .venv/bin/aura eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
   --train-bridge never --no-cosine --export $SHIPPED --out $OUT
