@@ -57,13 +57,21 @@ def sentence_audio() -> np.ndarray:
     return synthesize(SENTENCE)
 
 
-def test_cached_resolve_is_fast_and_stable(bundled_dirs, model_cache_dir):
+def test_cached_resolve_rewrites_and_rehashes_nothing(bundled_dirs, model_cache_dir, monkeypatch):
+    import pipeline.models.cache as cache
+
+    first = {name: weights_fingerprint(d) for name, d in bundled_dirs.items()}  # computed once, then cached
+    written = {name: {f.name: f.stat().st_mtime_ns for f in d.iterdir()} for name, d in bundled_dirs.items()}
+
+    def must_not_hash(*args, **kwargs):
+        raise AssertionError("a cached fingerprint was recomputed")
+
+    monkeypatch.setattr(cache, "file_sha256", must_not_hash)
     for name, model_dir in bundled_dirs.items():
-        start = time.perf_counter()
         assert resolve_model_dir(f"bundled:{name}", model_cache_dir) == model_dir
         fingerprint = weights_fingerprint(model_dir)
-        assert time.perf_counter() - start < 1.0, name
-        assert len(fingerprint) == 64
+        assert fingerprint == first[name] and len(fingerprint) == 64
+        assert {f.name: f.stat().st_mtime_ns for f in model_dir.iterdir()} == written[name], name
         assert (model_dir / "config.json").is_file() and (model_dir / "model.safetensors").is_file()
         assert (model_dir / "tokenizer.json").is_file()
     assert (bundled_dirs["whisper-base"] / "preprocessor_config.json").is_file()

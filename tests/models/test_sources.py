@@ -108,9 +108,7 @@ def test_second_resolve_reuses_the_cache_without_rewriting(tmp_path, monkeypatch
 
     monkeypatch.setitem(RANDOM_MODELS, "llama-tiny",
                         dataclasses.replace(RANDOM_MODELS["llama-tiny"], build=must_not_build))
-    start = time.perf_counter()
     again = resolve_model_dir("random:llama-tiny", tmp_path)
-    assert time.perf_counter() - start < 0.5
     assert again == model_dir
     assert file_stats(again) == before
     assert json.loads((model_dir / COMPLETE_MARKER).read_text())["spec"] == "random:llama-tiny"
