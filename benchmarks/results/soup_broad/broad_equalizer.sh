@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A third ingredient for the released soup (soups.sh: the equalizer stage, seed 0, + the broad-warp stage, seed 1):
+# both levers in one stage with a third seed: from the balanced student (2229f82), seed 2, half of the clips warped
+# both ways (pitch x 0.7-2.6, formants x 0.85-1.25) and half heard through the +-15-dB equalizer, 800 steps x 16 at
+# lr 3e-4. Then it alone and the three-way soup are paired with the release (e61da57) on the unseen-voice set (the
+# gate), and the soup on dev and, reported only, held-out.
+#   bash benchmarks/results/soup_broad/broad_equalizer.sh     # resumes; skips what is done
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=benchmarks/results/soup_broad
+RUN=runs/speech/checkpoints_soup_broad_equalizer
+.venv/bin/aura train --config configs/student.yaml --stage distill --resume \
+  --set train.init_from=$(bash benchmarks/release_at.sh 2229f82) --set train.seed=2 \
+  --set paths.checkpoints=$RUN --set train.max_steps=800 --set train.lr=3e-4 --set train.warmup_steps=20 \
+  --set train.checkpoint_every=100 --set train.eval_samples=120 --set train.eval_every=800 \
+  --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
+  --set student.ctc_weight=0.05 --set train.speaker_shift=0.5 --set "train.speaker_formant_range=[0.85,1.25]" \
+  --set "train.speaker_pitch_range=[0.7,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
+cp $RUN/distill/eval.csv $OUT/broad_equalizer_eval.csv
+cp $RUN/distill/metrics.csv $OUT/broad_equalizer_metrics.csv
+NEW=$RUN/distill/exports/step-000800.safetensors
+SOUP=runs/soups/equalizer_broad_broad_equalizer.safetensors
+[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup \
+  runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors \
+  runs/speech/checkpoints_soup_broad/distill/exports/step-000800.safetensors $NEW --out $SOUP
+RELEASED=$(bash benchmarks/release_at.sh e61da57)
+bash benchmarks/pair_once.sh $OUT/paired_unseen_broad_equalizer.json --export release="$RELEASED" \
+  --export broad_equalizer=$NEW --export soup3=$SOUP --shards runs/speech/unseen_voice_dev/shards --split dev \
+  --samples 1000
+bash benchmarks/pair_once.sh $OUT/paired_dev_soup3.json --export release="$RELEASED" --export soup3=$SOUP \
+  --split dev --samples 200
+bash benchmarks/pair_once.sh $OUT/paired_heldout_soup3.json --export release="$RELEASED" --export soup3=$SOUP \
+  --split heldout --samples 200   # reported only
