@@ -16,12 +16,7 @@ RUN=runs/speech/checkpoints_equalizer_candidate
 .venv/bin/aura precompute --config configs/student.yaml
 [ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || .venv/bin/python -m benchmarks.unseen_voice_dev \
   --config configs/student.yaml --out runs/speech/unseen_voice_dev
-.venv/bin/aura train --config configs/student.yaml --stage distill --resume \
-  --set train.init_from=$(bash benchmarks/release_at.sh 2229f82) \
-  --set paths.checkpoints=$RUN --set train.max_steps=800 --set train.lr=3e-4 --set train.warmup_steps=20 \
-  --set train.checkpoint_every=100 --set train.eval_samples=120 --set train.eval_every=800 \
-  --set student.teacher_stem=true --set train.lr_scale_front_end=10 --set train.lr_scale_patch_embedding=0 \
-  --set student.ctc_weight=0.05 --set train.speaker_shift=0.5 --set "train.speaker_formant_range=[1.0,1.2]" \
+bash benchmarks/stage_from_balanced.sh $RUN 0 --set "train.speaker_formant_range=[1.0,1.2]" \
   --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
 cp $RUN/distill/eval.csv $OUT/candidate_eval.csv
 cp $RUN/distill/metrics.csv $OUT/candidate_metrics.csv
