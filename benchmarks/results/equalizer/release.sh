@@ -5,7 +5,6 @@
 #   bash benchmarks/results/equalizer/release.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-SHIPPED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
 bash benchmarks/pack_over_release.sh runs/soups/equalizer_release.safetensors 742786a "$(cat <<'JSON'
 {"data_added": "; equalizer stage: the 22,000-row corpus (rebuilt) train split, half of its clips raised in pitch and half heard through a random equalizer",
  "chosen_on": "unseen-voice dev set (the dev rows in Kokoro's five speakers; benchmarks/results/unseen_voice_dev), paired with the previous release (benchmarks/results/equalizer)",
@@ -16,6 +15,4 @@ bash benchmarks/pack_over_release.sh runs/soups/equalizer_release.safetensors 74
 JSON
 )" "${OUT_DIR:-}"
 [ -n "${OUT_DIR:-}" ] && exit 0  # a packing check, not the release
-OUT=benchmarks/results/equalizer/release_eval
-[ -f $OUT/report.md ] || .venv/bin/aura eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
-  --train-bridge never --no-cosine --export $SHIPPED --out $OUT
+bash benchmarks/eval_release.sh benchmarks/results/equalizer/release_eval

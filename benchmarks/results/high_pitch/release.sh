@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 EXPORT=${EXPORT:-runs/speech/checkpoints_high_pitch_candidate/distill/exports/step-000800.safetensors}
-SHIPPED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
 bash benchmarks/pack_over_release.sh "$EXPORT" 2229f82 "$(cat <<'JSON'
 {"data_added": "; high-pitch stage: the 22,000-row corpus's train split, half of its clips heard raised in pitch",
  "chosen_on": "unseen-voice dev set (the dev rows in Kokoro's five speakers; benchmarks/results/unseen_voice_dev), paired with the previous release (benchmarks/results/high_pitch)",
@@ -16,6 +15,4 @@ bash benchmarks/pack_over_release.sh "$EXPORT" 2229f82 "$(cat <<'JSON'
 JSON
 )" "${OUT_DIR:-}"
 [ -n "${OUT_DIR:-}" ] && exit 0  # a packing check, not the release
-OUT=benchmarks/results/high_pitch/release_eval
-[ -f $OUT/report.md ] || .venv/bin/aura eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
-  --train-bridge never --no-cosine --export $SHIPPED --out $OUT
+bash benchmarks/eval_release.sh benchmarks/results/high_pitch/release_eval

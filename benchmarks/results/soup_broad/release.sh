@@ -6,7 +6,6 @@
 #   bash benchmarks/results/soup_broad/release.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-SHIPPED=pipeline/released/aura-smollm2-135m-whisper-tiny-en/student.safetensors
 bash benchmarks/pack_over_release.sh runs/soups/equalizer_broad.safetensors fd0397c "$(cat <<'JSON'
 {"data_added": "; broad-warp stage: the same train split drawn with seed 1, half of its clips warped both ways (pitch x 0.7-2.6, formants x 0.85-1.25)",
  "chosen_on": "unseen-voice dev set (the dev rows in Kokoro's five speakers; benchmarks/results/unseen_voice_dev), paired with the previous release (benchmarks/results/soup_broad)",
@@ -17,6 +16,4 @@ bash benchmarks/pack_over_release.sh runs/soups/equalizer_broad.safetensors fd03
 JSON
 )" "${OUT_DIR:-}"
 [ -n "${OUT_DIR:-}" ] && exit 0  # a packing check, not the release
-OUT=benchmarks/results/soup_broad/release_eval
-[ -f $OUT/report.md ] || .venv/bin/aura eval --config configs/student.yaml --systems aura_ctc --max-samples 400 \
-  --train-bridge never --no-cosine --export $SHIPPED --out $OUT
+bash benchmarks/eval_release.sh benchmarks/results/soup_broad/release_eval
