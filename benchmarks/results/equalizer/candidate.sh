@@ -16,7 +16,7 @@ RUN=runs/speech/checkpoints_equalizer_candidate
 .venv/bin/aura precompute --config configs/student.yaml
 [ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || .venv/bin/python -m benchmarks.unseen_voice_dev \
   --config configs/student.yaml --out runs/speech/unseen_voice_dev
-bash benchmarks/stage_from_balanced.sh $RUN 0 --set "train.speaker_formant_range=[1.0,1.2]" \
+bash benchmarks/voice_stage.sh $RUN 0 2229f82 --set "train.speaker_formant_range=[1.0,1.2]" \
   --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
 cp $RUN/distill/eval.csv $OUT/candidate_eval.csv
 cp $RUN/distill/metrics.csv $OUT/candidate_metrics.csv

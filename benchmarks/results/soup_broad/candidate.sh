@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/soup_broad
 RUN=runs/speech/checkpoints_soup_broad
-bash benchmarks/stage_from_balanced.sh $RUN 1 --set "train.speaker_formant_range=[0.85,1.25]" \
+bash benchmarks/voice_stage.sh $RUN 1 2229f82 --set "train.speaker_formant_range=[0.85,1.25]" \
   --set "train.speaker_pitch_range=[0.7,2.6]"
 cp $RUN/distill/eval.csv $OUT/broad_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_metrics.csv
