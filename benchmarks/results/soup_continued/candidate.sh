@@ -14,6 +14,15 @@ BROAD=runs/speech/checkpoints_continued_broad
 EQUALIZER=runs/speech/checkpoints_continued_equalizer
 bash benchmarks/voice_stage.sh $BROAD 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
   --set "train.speaker_pitch_range=[0.7,2.6]"
+RELEASED=$(bash benchmarks/release_at.sh e61da57)
+STEP=distill/exports/step-000800.safetensors
+# The first stage checked before the second runs: alone and averaged with the release it started from.
+[ -f runs/soups/continued_broad_release.safetensors ] || .venv/bin/python -m benchmarks.student_soup $BROAD/$STEP \
+  "$RELEASED" --out runs/soups/continued_broad_release.safetensors
+bash benchmarks/pair_once.sh $OUT/paired_unseen_broad.json --export release="$RELEASED" --export broad=$BROAD/$STEP \
+  --export broad_release=runs/soups/continued_broad_release.safetensors --shards runs/speech/unseen_voice_dev/shards \
+  --split dev --samples 1000
+# Stopped here on 2026-12-06 (README.md): the second stage ran to step 351 of 800 (checkpoint 300), resumable.
 bash benchmarks/voice_stage.sh $EQUALIZER 4 e61da57 --set "train.speaker_formant_range=[1.0,1.2]" \
   --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
 for RUN in $BROAD $EQUALIZER; do
@@ -21,8 +30,6 @@ for RUN in $BROAD $EQUALIZER; do
   cp $RUN/distill/eval.csv $OUT/${NAME}_eval.csv
   cp $RUN/distill/metrics.csv $OUT/${NAME}_metrics.csv
 done
-RELEASED=$(bash benchmarks/release_at.sh e61da57)
-STEP=distill/exports/step-000800.safetensors
 SOUP2=runs/soups/continued_broad_equalizer.safetensors
 SOUP3=runs/soups/continued_broad_equalizer_release.safetensors
 [ -f $SOUP2 ] || .venv/bin/python -m benchmarks.student_soup $BROAD/$STEP $EQUALIZER/$STEP --out $SOUP2
