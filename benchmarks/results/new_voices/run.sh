@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# New training voices (issue 13): the corpus grown by 3,000 rows in Hibari's "heart" and DECtalk's ten speakers
+# New training voices (issue 13): the corpus grown by 3,000 rows in Hibari's "heart" and DECtalk's nine speakers
 # (configs/student_new_voices.yaml, its own workdir runs/voices, started as a copy of runs/speech), then the release's
 # broad-warp recipe from the release (e61da57, seed 3, 800 steps x 16 at lr 3e-4) on it. Its control is the same
 # recipe and seed on the 22,000 rows (../soup_continued/, "broad"). Both are paired with the release on the
