@@ -32,3 +32,9 @@ bash benchmarks/pair_once.sh $OUT/paired_unseen.json $EXPORTS --shards runs/spee
 bash benchmarks/pair_once.sh $OUT/paired_dev.json $EXPORTS --split dev --samples 200
 # shellcheck disable=SC2086
 bash benchmarks/pair_once.sh $OUT/paired_heldout.json $EXPORTS --split heldout --samples 200   # reported only
+# per unseen speaker (where the gain comes from), the new-voices stage beside the release
+for V in jm_kumo jf_nezumi jf_gongitsune jf_alpha jf_tebukuro; do
+  bash benchmarks/pair_once.sh "$OUT/paired_unseen_$V.json" --export release="$(bash benchmarks/release_at.sh e61da57)" \
+    --export new_voices=$RUN/$STEP --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000 \
+    --voices kokoro:$V
+done
