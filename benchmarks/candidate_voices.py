@@ -39,13 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from benchmarks.voice_gap import dev_texts
+    from benchmarks.voice_gap import dev_texts, read_aloud
     from pipeline.config import load_config
     from pipeline.data.augment import median_f0
     from pipeline.data.engines import get_engine
     from pipeline.eval.metrics import word_error_rate
     from pipeline.infer import EncoderFreeModel
-    from pipeline.models.teacher import whisper_transcripts
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.candidate_voices", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -64,12 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     for engine, voice, role in voices_to_measure([e for e in args.engines.split(",") if e]):
         tts = get_engine(engine)
         audio = [tts.synthesize(t, voice) for t in tqdm(texts, desc=f"speak {engine}:{voice}", unit="utt", leave=False)]
-        heard = [model.ctc_transcribe([a])[0].text for a in audio]
-        teacher = whisper_transcripts(audio, cfg.models.teacher, cfg.models.cache_dir)
+        _, student_wer, whisper_wer = read_aloud(model, cfg, texts, audio)
         f0 = [median_f0(a) for a in audio[:8]]
         row = results["voices"][f"{engine}:{voice}"] = {
-            "role": role, "student_ctc_wer": word_error_rate(texts, heard).wer,
-            "whisper_wer": word_error_rate(texts, teacher).wer, "median_f0_hz": float(np.nanmedian(f0)),
+            "role": role, "student_ctc_wer": student_wer, "whisper_wer": whisper_wer,
+            "median_f0_hz": float(np.nanmedian(f0)),
             "seconds": float(sum(len(a) for a in audio) / 16000)}
         print(f"{engine + ':' + voice:16s} {role:18s} F0 {row['median_f0_hz']:4.0f} Hz   student CTC WER "
               f"{100 * row['student_ctc_wer']:5.1f} %   Whisper {100 * row['whisper_wer']:5.1f} %")

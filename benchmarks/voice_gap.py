@@ -55,6 +55,16 @@ def dev_texts(manifest: str, count: int, seed: int = 0) -> list[str]:
     return texts[:count]
 
 
+def read_aloud(model, cfg, texts: list[str], audio: list[np.ndarray]) -> tuple[list[str], float, float]:
+    """What the student's CTC head hears in ``audio`` (the spoken ``texts``), its WER and Whisper's on the same clips."""
+    from pipeline.eval.metrics import word_error_rate
+    from pipeline.models.teacher import whisper_transcripts
+
+    heard = [model.ctc_transcribe([a])[0].text for a in audio]
+    teacher = whisper_transcripts(audio, cfg.models.teacher, cfg.models.cache_dir)
+    return heard, word_error_rate(texts, heard).wer, word_error_rate(texts, teacher).wer
+
+
 def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
@@ -64,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_config
     from pipeline.eval.metrics import word_error_rate
     from pipeline.infer import EncoderFreeModel
-    from pipeline.models.teacher import whisper_transcripts
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.voice_gap", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -86,13 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, engine, voice, accent in RENDERINGS:
         tts = engine_for(engine, accent)
         audio = [tts.synthesize(t, voice) for t in tqdm(texts, desc=f"speak {name}", unit="utt")]
-        heard = [model.ctc_transcribe([a])[0].text for a in audio]
-        per_text = [word_error_rate([t], [h]) for t, h in zip(texts, heard)]
-        errors[name] = np.array([w.errors for w in per_text])
-        teacher = whisper_transcripts(audio, cfg.models.teacher, cfg.models.cache_dir)
+        heard, student_wer, whisper_wer = read_aloud(model, cfg, texts, audio)
+        errors[name] = np.array([word_error_rate([t], [h]).errors for t, h in zip(texts, heard)])
         results["renderings"][name] = {"engine": engine, "voice": voice, "accent": accent or voice,
-                                       "student_ctc_wer": word_error_rate(texts, heard).wer,
-                                       "whisper_wer": word_error_rate(texts, teacher).wer}
+                                       "student_ctc_wer": student_wer, "whisper_wer": whisper_wer}
         r = results["renderings"][name]
         print(f"{name:9s} {engine + ':' + voice:15s} {r['accent']:11s} student CTC WER {100 * r['student_ctc_wer']:5.1f} %   "
               f"Whisper {100 * r['whisper_wer']:5.1f} %")
