@@ -58,10 +58,9 @@ def _as_built_wer(out_dir: Path, rows: list[dict], cfg: CorpusConfig, teacher: s
     known = cache["transcripts"]
     missing = [row for group in picked.values() for row in group if row["key"] not in known]
     if missing:
-        if progress:
-            print(f"summary: Whisper ({teacher}) transcribes {len(missing)} rendered clips", flush=True)
         clips = [sf.read(out_dir / row["audio"], dtype="float32")[0] for row in missing]
-        for row, text in zip(missing, whisper_transcripts(clips, teacher, cache_dir)):
+        label = f"summary: Whisper ({teacher}) transcribes rendered clips" if progress else None
+        for row, text in zip(missing, whisper_transcripts(clips, teacher, cache_dir, progress=label)):
             known[row["key"]] = text
         partial = cache_path.with_name(cache_path.name + ".partial")
         partial.write_text(json.dumps(cache))

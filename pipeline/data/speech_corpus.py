@@ -335,11 +335,10 @@ def run_voice_check(cfg: CorpusConfig, models: ModelsConfig, sentences: Sequence
                 clips.append(clip)
                 refs.append(text)
                 owners.append(voice)
-    if progress:
-        print(f"voice check: Whisper ({models.teacher}) transcribes {len(clips)} clips", flush=True)
     from pipeline.models.teacher import whisper_transcripts  # torch: only when the check runs
 
-    hyps = whisper_transcripts(clips, models.teacher, models.cache_dir) if clips else []
+    label = f"voice check: Whisper ({models.teacher}) transcribes" if progress else None
+    hyps = whisper_transcripts(clips, models.teacher, models.cache_dir, progress=label) if clips else []
     wer: dict[str, float | None] = dict(measured_before)
     for voice in to_measure:
         pairs = [(r, h) for r, h, o in zip(refs, hyps, owners) if o == voice]

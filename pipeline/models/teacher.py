@@ -237,9 +237,13 @@ def average_pool(states: torch.Tensor, pooling: int, lengths: torch.Tensor | Non
     return pooled, (None if lengths is None else -(-lengths // pooling))
 
 
-def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path, batch_size: int = 8) -> list[str]:
-    """Greedy transcripts of 16 kHz clips by a Whisper model (the teacher's, by default)."""
+def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path, batch_size: int = 8,
+                        progress: str | None = None) -> list[str]:
+    """Greedy transcripts of 16 kHz clips by a Whisper model (the teacher's, by default); ``progress``, when given,
+    labels a progress bar over the clips (hundreds of clips take minutes on CPU)."""
     import copy
+
+    from tqdm.auto import tqdm
 
     from pipeline.cluster import quiet_transformers
     from pipeline.models.sources import load_whisper
@@ -249,9 +253,11 @@ def whisper_transcripts(clips: Sequence[np.ndarray], spec: str, cache_dir: Path,
         model, feature_extractor, tokenizer = load_whisper(spec, cache_dir)
         generation = copy.deepcopy(model.generation_config)
         generation.max_length, generation.max_new_tokens, generation.num_beams, generation.do_sample = None, 120, 1, False
-        for start in range(0, len(clips), batch_size):
-            batch = [np.asarray(c, dtype=np.float32) for c in clips[start:start + batch_size]]
-            features = feature_extractor(batch, sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="pt").input_features
-            ids = model.generate(features, generation_config=generation)
-            out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        with tqdm(total=len(clips), desc=progress, unit="clip", disable=progress is None) as bar:
+            for start in range(0, len(clips), batch_size):
+                batch = [np.asarray(c, dtype=np.float32) for c in clips[start:start + batch_size]]
+                features = feature_extractor(batch, sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="pt").input_features
+                ids = model.generate(features, generation_config=generation)
+                out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+                bar.update(len(batch))
     return out

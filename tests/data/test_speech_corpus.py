@@ -96,9 +96,10 @@ def test_no_training_voice_fails_clearly():
 
 
 @pytest.mark.slow
-def test_build_grow_and_reject(tmp_path, monkeypatch, model_cache_dir):
+def test_build_grow_and_reject(tmp_path, monkeypatch, model_cache_dir, capsys):
     """A real build (every engine, the bundled Whisper), grown by one part; a text no engine can speak is
-    rejected with its file, key and reason; a missing engine is left out by the voice check."""
+    rejected with its file, key and reason; a missing engine is left out by the voice check; Whisper's passes show
+    progress."""
     sentences = [Sentence(f"Station {w} is closed on weekends and holidays.", "test", str(i))
                  for i, w in enumerate(["north", "south", "east", "west", "central", "harbour", "airport", "market",
                                         "castle", "bridge", "garden", "museum", "river", "forest", "valley", "park"] * 3)]
@@ -111,7 +112,10 @@ def test_build_grow_and_reject(tmp_path, monkeypatch, model_cache_dir):
                                "nosuch:voice": 0.1},
                        drop_voice_wer=5.0, poor_voice_wer=5.0)
     models = ModelsConfig(cache_dir=model_cache_dir)
-    manifest = build_speech_corpus(tmp_path, cfg, models, progress=False)
+    manifest = build_speech_corpus(tmp_path, cfg, models, progress=True)
+    shown = capsys.readouterr().err
+    assert "voice check: Whisper (bundled:whisper-tiny.en) transcribes: 100%" in shown and "10/10 [" in shown
+    assert "summary: Whisper (bundled:whisper-tiny.en) transcribes rendered clips: 100%" in shown
     check = json.loads((tmp_path / "voice_check.json").read_text())
     assert "nosuch:voice" in check["dropped"] and "unknown TTS engine 'nosuch'" in check["dropped"]["nosuch:voice"]
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
