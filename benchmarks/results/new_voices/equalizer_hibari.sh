@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The release's other soup ingredient on the Hibari corpus (after hibari.sh): the equalizer recipe (half of the clips
+# raised, pitch x 1.2-2.6, formants x 1.0-1.2, half heard through the +-15-dB equalizer) from the release (e61da57),
+# seed 4, 800 steps x 16 at lr 3e-4, on configs/student_hibari.yaml; then it alone and its soup with hibari.sh's
+# stage are paired with the release and that stage on the unseen-voice set (the gate).
+#   bash benchmarks/results/new_voices/equalizer_hibari.sh     # resumes; skips what is done
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=benchmarks/results/new_voices
+RUN=runs/hibari/checkpoints_equalizer
+STEP=distill/exports/step-000800.safetensors
+CONFIG=configs/student_hibari.yaml bash benchmarks/voice_stage.sh $RUN 4 e61da57 \
+  --set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 \
+  --set train.equalizer_max_db=15
+cp $RUN/distill/eval.csv $OUT/hibari_equalizer_eval.csv
+cp $RUN/distill/metrics.csv $OUT/hibari_equalizer_metrics.csv
+SOUP=runs/soups/hibari_broad_equalizer.safetensors
+[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup runs/hibari/checkpoints_broad/$STEP $RUN/$STEP --out $SOUP
+bash benchmarks/pair_once.sh $OUT/paired_unseen_hibari_soup.json --export release="$(bash benchmarks/release_at.sh e61da57)" \
+  --export broad=runs/hibari/checkpoints_broad/$STEP --export equalizer=$RUN/$STEP --export soup=$SOUP \
+  --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
