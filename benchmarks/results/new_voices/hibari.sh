@@ -8,13 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/new_voices
 CONFIG=configs/student_hibari.yaml
-if [ ! -d runs/hibari/store.zarr ]; then  # the 22,000 rows as rendered, ingested and precomputed for the release
-  mkdir -p runs/hibari
-  cp -a runs/speech/corpus runs/speech/shards runs/speech/store.zarr runs/hibari/
-fi
-.venv/bin/aura corpus --config $CONFIG
-.venv/bin/aura ingest runs/hibari/corpus/manifest.jsonl --config $CONFIG
-.venv/bin/aura precompute --config $CONFIG
+bash benchmarks/grow_corpus.sh runs/hibari $CONFIG
 cp runs/hibari/corpus/summary.md $OUT/hibari_corpus_summary.md
 RUN=runs/hibari/checkpoints_broad
 CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \

@@ -10,13 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/new_voices
 CONFIG=configs/student_new_voices.yaml
-if [ ! -d runs/voices/store.zarr ]; then  # the 22,000 rows as rendered, ingested and precomputed for the release
-  mkdir -p runs/voices
-  cp -a runs/speech/corpus runs/speech/shards runs/speech/store.zarr runs/voices/
-fi
-.venv/bin/aura corpus --config $CONFIG
-.venv/bin/aura ingest runs/voices/corpus/manifest.jsonl --config $CONFIG
-.venv/bin/aura precompute --config $CONFIG
+bash benchmarks/grow_corpus.sh runs/voices $CONFIG
 cp runs/voices/corpus/summary.md $OUT/corpus_summary.md
 RUN=runs/voices/checkpoints_broad
 CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
