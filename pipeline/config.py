@@ -461,8 +461,43 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping in config file ``path``, on top of the file its ``base`` key names (relative to ``path``'s folder):
+    a section merges key by key, and each key the file names replaces the base's value whole."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"config file {seen[-1]} names {path} as its base, which leads back to itself")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        where = f" (the base of {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file not found: {path}{where}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    tree = loaded or {}
+    base = tree.pop("base", None)
+    if base is None:
+        return tree
+    if not isinstance(base, str):
+        raise ConfigError(f"config file {path}: base must be a file name, got {base!r}")
+    return _merged(_read_yaml_tree(path.parent / base, (*seen, path)), tree)
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    # One level only: a field whose value is a mapping (corpus.voices, ...) is replaced whole, never blended.
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AuraConfig:
     """Load an :class:`AuraConfig` from YAML, then apply ``key.sub=value`` overrides (YAML-typed).
+
+    A file may start from another: ``base: student.yaml`` (relative to the file) takes that file's values, and the
+    file's own sections change only the keys they name.
 
     >>> load_config(None, ["train.zero_stage=3"]).train.zero_stage
     3
@@ -471,15 +506,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        tree = loaded or {}
+        tree = _read_yaml_tree(Path(path))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")

@@ -24,6 +24,8 @@ def test_shipped_configs_set_what_they_say_and_round_trip(path):
     cfg = load_config(path)
     dumped = cfg.model_dump(mode="json")
     for key, value in leaves(yaml.safe_load(path.read_text())).items():
+        if key == "base":  # resolved into the rest (test_a_config_file_starts_from_its_base)
+            continue
         node = dumped
         for part in key.split("."):
             node = node[part]
@@ -33,6 +35,42 @@ def test_shipped_configs_set_what_they_say_and_round_trip(path):
         else:
             assert node == value, key
     assert AuraConfig.model_validate(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+def test_a_config_file_starts_from_its_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "workdir: runs/base\ncorpus:\n  num_utterances: 100\n  seed: 3\n"
+        "  voices: {'pico:en-US': 0.5, 'piper:joe': 0.5}\ntrain:\n  lr: 0.002\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "grown.yaml"
+    child.write_text("base: ../base.yaml\ncorpus:\n  num_utterances: 200\n  voices: {'pico:en-US': 1.0}\n")
+    cfg = load_config(child, ["train.max_steps=9"])
+    assert cfg.workdir == Path("runs/base").absolute()  # taken from the base
+    assert (cfg.corpus.num_utterances, cfg.corpus.seed) == (200, 3)  # a section merges key by key
+    assert cfg.corpus.voices == {"pico:en-US": 1.0}  # a mapping value the child names replaces the base's keys too
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.002, 9)
+
+
+def test_the_grown_corpus_configs_differ_from_the_release_only_where_they_say():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    release = load_config(root / "student.yaml").model_dump()
+    grown = load_config(root / "student_hibari_28k.yaml").model_dump()
+    changed = {k for k in release if release[k] != grown[k]}
+    assert changed == {"workdir", "corpus", "paths"}
+    assert {k for k in release["corpus"] if release["corpus"][k] != grown["corpus"][k]} == \
+        {"num_utterances", "voice_growth"}
+
+
+@pytest.mark.faults("config", "config whose base is missing or leads back to itself")
+def test_a_bad_base_names_the_files(tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_config(loop)
+    orphan = tmp_path / "orphan.yaml"
+    orphan.write_text("base: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"gone\.yaml \(the base of .*orphan\.yaml\)"):
+        load_config(orphan)
 
 
 def test_every_config_field_is_documented_and_shown_by_help():
