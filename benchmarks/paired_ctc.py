@@ -6,6 +6,10 @@ same resampled clips for both), and the share of clips where it makes fewer / mo
 
     python -m benchmarks.paired_ctc --config configs/student.yaml --split heldout --samples 200 \\
         --export own=runs/.../own.safetensors --export shifted=runs/.../shifted.safetensors
+
+Each student's transcript of each clip is kept (``WORKDIR/paired_ctc_cache``, one JSON file per export file's
+content and read-out settings), so a later pairing that names the same student again reads only the clips it has not
+read before: a release paired with three candidates in turn is read once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 from benchmarks import save_results
 
 import argparse
+import hashlib
+import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -35,9 +43,44 @@ def paired_gap(errors_a: np.ndarray, errors_b: np.ndarray, words: np.ndarray, dr
             "fewer_errors": float(np.mean(errors_b < errors_a)), "more_errors": float(np.mean(errors_b > errors_a))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def cache_file(cache_dir: Path, export: Path, settings: dict) -> Path:
+    """Where one student's transcripts are kept: named by the export file's bytes and the read-out's ``settings``
+    (the config's model, student and eval sections, the CTC search), so a retrained or repacked export, or another
+    decoding, never reads another's transcripts.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.safetensors").write_bytes(b"weights")
+    >>> one = cache_file(folder, folder / "a.safetensors", {"beam": 1})
+    >>> one == cache_file(folder, folder / "a.safetensors", {"beam": 1}), one == cache_file(folder, folder / "a.safetensors", {"beam": 4})
+    (True, False)
+    """
+    digest = hashlib.sha256()
+    with open(export, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return cache_dir / f"{digest.hexdigest()[:32]}.json"
+
+
+def transcripts(clip_ids: Sequence[str], read: Callable[[str], str], cache: Path | None, desc: str = "") -> list[str]:
+    """Each clip's transcript: from ``cache`` (a JSON object, clip id -> text) where it has one, else ``read(clip_id)``
+    (a progress bar counts these), which is then added to it, written atomically."""
     from tqdm import tqdm
 
+    from pipeline.fs import atomic_write_text
+
+    known = json.loads(cache.read_text(encoding="utf-8")) if cache is not None and cache.is_file() else {}
+    missing = [c for c in clip_ids if c not in known]
+    for clip_id in tqdm(missing, desc=desc, unit="utt", disable=not missing):
+        known[clip_id] = read(clip_id)
+    if cache is not None and missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps(known, ensure_ascii=False, sort_keys=True))
+    return [known[c] for c in clip_ids]
+
+
+def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_config
     from pipeline.data.shards import ShardSet
     from pipeline.eval.metrics import word_error_rate
@@ -60,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--voices", default=None, help="only clips of voices that start with one of these, comma-separated "
                    "(e.g. kokoro: or kokoro:jf_alpha,kokoro:jm_kumo)")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    p.add_argument("--cache", default=None, help="folder of the kept transcripts (default: WORKDIR/paired_ctc_cache)")
+    p.add_argument("--no-cache", action="store_true", help="read every clip again and keep nothing")
     args = p.parse_args(argv)
 
     cfg = load_config(args.config)
@@ -78,13 +123,20 @@ def main(argv: list[str] | None = None) -> int:
         name, values = spec.split("=", 1)
         beam, lm_weight, length_bonus = values.split(",")
         searches[name] = CTCSearch(int(beam), float(lm_weight), float(length_bonus))
+    cache_dir = None if args.no_cache else Path(args.cache or Path(cfg.workdir) / "paired_ctc_cache")
+    shard_root = Path(args.shards or cfg.paths.shards).resolve()
+    clip_ids = [f"{shard_root}::{k}" for k in keys]  # a shard set's key names one clip: ingest never rewrites one
     for spec in args.export:
         name, path = spec.split("=", 1)
         model = EncoderFreeModel.from_config(cfg, export_path=path)
         if name in searches:
             model.ctc_search = searches[name]
-        heard = [model.ctc_transcribe([np.asarray(data.audio(k), dtype=np.float32)])[0].text
-                 for k in tqdm(keys, desc=f"{args.split}: {name}", unit="utt")]
+        settings = {"ctc_search": asdict(model.ctc_search),
+                    **cfg.model_dump(mode="json", include={"models", "student", "store", "eval"})}
+        cache = cache_file(cache_dir, Path(path), settings) if cache_dir is not None else None
+        by_id = dict(zip(clip_ids, keys))
+        heard = transcripts(clip_ids, lambda c: model.ctc_transcribe([np.asarray(data.audio(by_id[c]), dtype=np.float32)])[0].text,
+                            cache, desc=f"{args.split}: {name}")
         per_utt = [word_error_rate([r], [h]) for r, h in zip(references, heard)]
         errors[name] = np.array([w.errors for w in per_utt])
         results["students"][name] = {"export": path, "ctc_search": asdict(model.ctc_search),
