@@ -67,6 +67,7 @@ from pipeline.data.qa import (  # noqa: F401  (QA facts live in qa.py; re-export
     spoken_qa_facts,
 )
 from pipeline.data.tts import SAMPLE_RATE, synthesize
+from pipeline.fs import atomic_write_text
 from pipeline.workers import worker_pool
 
 logger = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ def generate_corpus(
         rows_per_task={t: sum(u.task == t for u in plan) for t in TASKS},
         voices_per_split={s: len({u.voice for u in plan if u.split == s}) for s in SPLITS},
     )
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(asdict(summary), indent=2) + "\n")
     logger.debug("corpus %s: %s", out_dir, summary.describe())
     if progress:
         print(summary.describe(), file=sys.stderr)

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import CorpusConfig
+from pipeline.fs import atomic_write_bytes, atomic_write_text
 
 SUMMARY_JSON, SUMMARY_MD, SUMMARY_PNG = "summary.json", "summary.md", "summary.png"
 TRANSCRIPTS_NAME = "summary_transcripts.json"
@@ -233,7 +234,7 @@ def plot_summary(summary: dict, path: Path) -> Path:
     for ax in axes:
         ax.tick_params(axis="x", rotation=60, labelsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path
 
@@ -252,9 +253,9 @@ def write_summary(out_dir: Path, cfg: CorpusConfig, voice_check, build: dict, *,
         as_built = _as_built_wer(out_dir, rows, cfg, teacher or check.get("whisper") or models.teacher,
                                  cache_dir or models.cache_dir, progress)
     summary = summarize(rows, cfg, check, build, as_built)
-    (out_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
-    markdown = render_markdown(summary)
-    (out_dir / SUMMARY_MD).write_text(markdown)
+    atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")  # new files, never rewritten
+    markdown = render_markdown(summary)                                                # in place: a hard-linked
+    atomic_write_text(out_dir / SUMMARY_MD, markdown)                                  # copy keeps its own
     plot_summary(summary, out_dir / SUMMARY_PNG)
     if progress:
         print(markdown, flush=True)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from pipeline.config import IngestConfig
 from pipeline.data.audio import AUDIO_EXTENSIONS, AudioRejected, load_checked, to_flac_bytes
 from pipeline.data.shards import MANIFEST_COLUMNS, ShardSet, shard_name
+from pipeline.fs import atomic_write_text
 from pipeline.workers import worker_pool
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,8 @@ def ingest(source: str | Path, shards_dir: str | Path, cfg: IngestConfig, progre
         summary.ingested += len(chunk)
 
     shard_set.root.mkdir(parents=True, exist_ok=True)
-    with open(shard_set.rejects_path, "w", encoding="utf-8") as f:
-        for r in rejects:
-            f.write(json.dumps({"file": r.file, "key": r.key, "reason": r.reason}) + "\n")
+    # Atomic like every file here (a new file renamed into place, never rewritten): a workdir grown from a hard-linked
+    # copy of another (benchmarks/grow_corpus.sh) never changes the files they share.
+    atomic_write_text(shard_set.rejects_path,
+                      "".join(json.dumps({"file": r.file, "key": r.key, "reason": r.reason}) + "\n" for r in rejects))
     return summary
