@@ -33,3 +33,6 @@ cp $CONTROL/distill/metrics.csv $OUT/control_metrics.csv
 bash benchmarks/pair_sets.sh $OUT _control --export release="$RELEASE" \
   --export control=$CONTROL/distill/exports/step-000800.safetensors \
   --export foreign=$FOREIGN/distill/exports/step-000800.safetensors
+# the two arms against each other (every transcript is kept by now: nothing is read again)
+bash benchmarks/pair_sets.sh $OUT _arms --export control=$CONTROL/distill/exports/step-000800.safetensors \
+  --export foreign=$FOREIGN/distill/exports/step-000800.safetensors
