@@ -253,9 +253,10 @@ def write_summary(out_dir: Path, cfg: CorpusConfig, voice_check, build: dict, *,
         as_built = _as_built_wer(out_dir, rows, cfg, teacher or check.get("whisper") or models.teacher,
                                  cache_dir or models.cache_dir, progress)
     summary = summarize(rows, cfg, check, build, as_built)
-    atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")  # new files, never rewritten
-    markdown = render_markdown(summary)                                                # in place: a hard-linked
-    atomic_write_text(out_dir / SUMMARY_MD, markdown)                                  # copy keeps its own
+    # New files renamed into place, never rewritten: a hard-linked copy of this corpus keeps its own.
+    atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    markdown = render_markdown(summary)
+    atomic_write_text(out_dir / SUMMARY_MD, markdown)
     plot_summary(summary, out_dir / SUMMARY_PNG)
     if progress:
         print(markdown, flush=True)

@@ -492,8 +492,8 @@ class FestivalForeignEngine(FestivalEngine):
     """Festival's voices of other languages (Debian main, GPL/LGPL) reading English text by their own language's
     letter-to-sound rules: foreign-accented speech that Whisper mostly mishears, so it is for **untranscribed**
     audio (distillation needs the teacher's states, not the words; ``benchmarks.unseen_voice_dev --untranscribed``).
-    New timbres: an Italian woman and man, a Catalan woman (HTS), Czech women, a child and a man, Finnish woman and
-    man (median F0 76-254 Hz). Their intonation ignores Festival's F0 parameters, so there is no pitch control."""
+    New timbres: an Italian woman and man, a Catalan woman (HTS), a Czech woman, child and man, a Finnish woman and man
+    (median F0 76-251 Hz). Their intonation ignores Festival's F0 parameters, so there is no pitch control."""
 
     name = "festival-foreign"
     pitch_range = (1.0, 1.0)
