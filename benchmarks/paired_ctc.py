@@ -9,7 +9,8 @@ same resampled clips for both), and the share of clips where it makes fewer / mo
 
 Each student's transcript of each clip is kept (``WORKDIR/paired_ctc_cache``, one JSON file per export file's
 content and read-out settings), so a later pairing that names the same student again reads only the clips it has not
-read before: a release paired with three candidates in turn is read once.
+read before: a release paired with three candidates in turn is read once. The cache knows the weights and the
+settings, not the code: after a change to the read-out itself, pass ``--no-cache`` (or delete the folder).
 """
 
 from __future__ import annotations
