@@ -30,6 +30,7 @@ bash benchmarks/pair_sets.sh $OUT "" --export release="$RELEASE" \
 CONTROL=runs/hibari_28k/checkpoints_control6
 CONFIG=configs/student_hibari_28k.yaml bash benchmarks/voice_stage.sh $CONTROL 6 73eb500 "${RECIPE[@]}"
 cp $CONTROL/distill/metrics.csv $OUT/control_metrics.csv
+cp $CONTROL/distill/eval.csv $OUT/control_eval.csv
 bash benchmarks/pair_sets.sh $OUT _control --export release="$RELEASE" \
   --export control=$CONTROL/distill/exports/step-000800.safetensors \
   --export foreign=$FOREIGN/distill/exports/step-000800.safetensors
