@@ -56,10 +56,10 @@ def cache_file(cache_dir: Path, export: Path, settings: dict) -> Path:
     >>> one == cache_file(folder, folder / "a.safetensors", {"beam": 1}), one == cache_file(folder, folder / "a.safetensors", {"beam": 4})
     (True, False)
     """
+    from pipeline.fs import file_sha256
+
     digest = hashlib.sha256()
-    with open(export, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    file_sha256(export, digest)
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return cache_dir / f"{digest.hexdigest()[:32]}.json"
 

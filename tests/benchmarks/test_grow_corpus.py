@@ -2,16 +2,16 @@
 changes a file the two share (every file of a corpus, its shards and its store is written as a new file renamed into
 place)."""
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
 
+from pipeline.fs import file_sha256
 from tests.conftest import REPO, build_tiny_workdir
 
 
 def _contents(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(root)): file_sha256(p)
             for p in sorted(root.rglob("*")) if p.is_file() and "_leases" not in p.parts}
 
 
