@@ -26,8 +26,8 @@ REFERENCES = (("pico", "en-US", "a training voice"), ("pico", "en-GB", "the held
 def voices_to_measure(engines: list[str]) -> list[tuple[str, str, str]]:
     """``(engine, voice, role)`` for the references and every voice of ``engines``.
 
-    >>> [v for _, v, _ in voices_to_measure(["hibari"])]
-    ['en-US', 'en-GB', 'heart']
+    >>> [v for _, v, _ in voices_to_measure(["hibari"])][:4]
+    ['en-US', 'en-GB', 'heart', 'heart_t0.84_p0.52']
     """
     from pipeline.data.engines import get_engine
 

@@ -312,38 +312,129 @@ class KokoroEngine(TTSEngine):
         return _to_float(np.asarray(audio).ravel(), self._SOURCE_RATE)
 
 
+@dataclass(frozen=True)
+class VoiceMorph:
+    """A new speaker made from Hibari's ``heart`` inside its vocoder: the spectral envelope stretched along
+    frequency by ``tract`` (> 1: formants higher, a shorter vocal tract) and F0 scaled by ``pitch``.
+
+    Hibari's network predicts a source-filter spectrum per 12.5 ms frame (an F0 curve; per-bin log magnitudes of a
+    harmonic, a noise and a free-phase branch), which its host code turns into a waveform. Changing the envelope and
+    F0 there, before any waveform exists, moves the vocal tract and the voice's pitch apart and without the
+    artefacts of reshaping finished audio (Praat's *Change gender*, the training-time speaker shift). The harmonic
+    branch means something only at the voice's own harmonics (between them the network's values are never heard), so
+    it is first read there and joined into an envelope (:func:`harmonic_envelope`), then stretched.
+
+    >>> VoiceMorph(0.86, 0.55).name
+    'heart_t0.86_p0.55'
+    """
+
+    tract: float
+    pitch: float
+
+    @property
+    def name(self) -> str:
+        return f"heart_t{self.tract:.2f}_p{self.pitch:.2f}"
+
+
+def warp_frequency(spectrum: np.ndarray, tract: float) -> np.ndarray:
+    """``spectrum`` (bins, frames) with its frequency axis stretched by ``tract``: bin ``k`` takes what bin
+    ``k / tract`` held (linear between bins; past the top bin, the top bin's value).
+
+    >>> warp_frequency(np.arange(5, dtype=np.float32)[:, None], 2.0).ravel().tolist()
+    [0.0, 0.5, 1.0, 1.5, 2.0]
+    """
+    bins = spectrum.shape[0]
+    source = np.minimum(np.arange(bins, dtype=np.float64) / tract, bins - 1)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, bins - 1)
+    weight = (source - low).astype(spectrum.dtype)[:, None]
+    return spectrum[low] * (1 - weight) + spectrum[high] * weight
+
+
+def harmonic_envelope(spectrum: np.ndarray, f0: np.ndarray, bin_hz: float, voiced_hz: float,
+                      top_hz: float) -> np.ndarray:
+    """``spectrum`` (bins, frames) read at each voiced frame's harmonics of ``f0`` (up to ``top_hz``) and joined
+    linearly between them: the filter those harmonics heard, with nothing left of where they fell. Unvoiced frames
+    (``f0 <= voiced_hz``) are kept as they are.
+
+    >>> x = np.array([[7.0], [0.0], [4.0], [9.0], [6.0]])  # 10-Hz bins; a 20-Hz voice's harmonics at bins 2 and 4
+    >>> harmonic_envelope(x, np.array([20.0]), bin_hz=10.0, voiced_hz=5.0, top_hz=40.0).ravel().tolist()
+    [4.0, 4.0, 4.0, 5.0, 6.0]
+    """
+    out, bins = spectrum.copy(), np.arange(spectrum.shape[0], dtype=np.float64)
+    for frame in np.flatnonzero(f0 > voiced_hz):
+        harmonics = np.arange(1, int(top_hz // f0[frame]) + 1) * (f0[frame] / bin_hz)
+        out[:, frame] = np.interp(bins, harmonics, np.interp(harmonics, bins, spectrum[:, frame]))
+    return out
+
+
 class HibariEngine(TTSEngine):
     """Hibari's ``heart`` voice: an American woman, Kokoro-82M's ``af_heart`` distilled into a small int8 ONNX model
     with its own English G2P (PyPI ``hibari-tts``, Apache-2.0). Only ``heart`` ships inside the wheel (the package
     fetches its other voices from the hub on first use, so they are not offered). Whisper tiny.en reads it at ~4 %
     WER. Its sampling noise is seeded, so a text and speed give the same samples every time.
+
+    Beside ``heart``, the :data:`MORPHS`: speakers made from it in the vocoder (:class:`VoiceMorph`), from a low man's
+    voice to a child's, each a fixed vocal tract and pitch.
     """
 
     name = "hibari"
     speed_range = (0.5, 2.0)
     pitch_range = (1.0, 1.0)
+    MORPHS = (VoiceMorph(0.84, 0.52), VoiceMorph(0.88, 0.62), VoiceMorph(0.92, 0.74), VoiceMorph(0.90, 0.95),
+              VoiceMorph(1.06, 0.85), VoiceMorph(1.08, 1.20), VoiceMorph(1.14, 1.40), VoiceMorph(1.20, 1.60))
+    _VOICED_HZ = 40.0  # hibari.dsp.pulses: frames at or below this F0 are unvoiced ...
+    _HARMONICS_TOP_HZ = 11_000.0  # ... and no harmonic is made above this
 
     def __init__(self):
         try:
             from hibari import SAMPLE_RATE as rate
-            from hibari import Hibari
+            from hibari import Hibari, dsp
             from hibari.voices import voice_path
         except ImportError:
             raise EngineUnavailable("the hibari engine needs the PyPI package hibari-tts (pip install hibari-tts)") from None
         if not Path(voice_path("heart", download_missing=False)).is_file():
             raise EngineUnavailable("hibari-tts has no bundled 'heart' voice: pip install --force-reinstall hibari-tts")
         self._tts = Hibari(voice="heart", threads=1)  # one engine per core, as for piper
+        self._vocoder = dsp
         self._rate = rate
+        self._morphs = {morph.name: morph for morph in self.MORPHS}
 
     def voices(self) -> tuple[str, ...]:
-        return ("heart",)
+        return ("heart", *self._morphs)
 
     def synthesize(self, text, voice, speed=1.0, pitch=1.0):
         self._check(voice, speed, pitch)
+        if voice != "heart":
+            return self.speak_morph(text, self._morphs[voice], speed)
         audio = np.asarray(self._tts(text, speed=speed, seed=0), dtype=np.float32).ravel()
         if audio.size == 0:
             raise SynthesisFailed(f"hibari returned no audio for {text!r}")
         return _to_float(audio, self._rate)
+
+    def speak_morph(self, text: str, morph: VoiceMorph, speed: float = 1.0) -> np.ndarray:
+        """``text`` in any :class:`VoiceMorph` of ``heart`` (the named ones are voices of their own), 16 kHz: heart's
+        synthesis (as ``Hibari.__call__``: a sentence at a time, its noise seeded once) with the network's spectrum
+        stretched and its F0 scaled before the vocoder."""
+        self._check("heart", speed, 1.0)
+        rng, parts = np.random.default_rng(0), []
+        for phonemes in self._tts.phonemize(text):
+            ids = self._tts.ids(phonemes)
+            if len(ids) < 3:
+                continue
+            outputs = self._tts.sess.run(None, {"ids": np.asarray([ids], np.int64),
+                                                "speed": np.asarray([speed], np.float32)})
+            harmonic, phase, noise, residual, residual_phase, f0 = (o[0] for o in outputs)
+            # the harmonic branch's gain and phase rotation as envelopes, read at heart's own harmonics
+            bin_hz, top_hz = self._vocoder.SR / self._vocoder.N_FFT, self._HARMONICS_TOP_HZ
+            harmonic, phase = (harmonic_envelope(x, f0, bin_hz, self._VOICED_HZ, top_hz) for x in (harmonic, phase))
+            harmonic, phase, noise, residual = (warp_frequency(x, morph.tract) for x in (harmonic, phase, noise, residual))
+            voiced = f0 > self._VOICED_HZ
+            f0 = np.where(voiced, np.maximum(f0 * morph.pitch, self._VOICED_HZ + 1), f0).astype(np.float32)
+            parts.append(self._vocoder.synth(harmonic, phase, noise, residual, residual_phase, f0, rng))
+        if not parts:
+            raise SynthesisFailed(f"hibari returned no audio for {text!r}")
+        return _to_float(np.concatenate(parts), self._rate)
 
 
 class DectalkEngine(TTSEngine):

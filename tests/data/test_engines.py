@@ -69,6 +69,38 @@ def test_hibari_repeats_exactly():
     assert np.array_equal(engine.synthesize(TEXT, "heart"), engine.synthesize(TEXT, "heart"))
 
 
+def test_hibari_morphs_are_new_speakers_with_the_same_words():
+    engine = get_engine("hibari")
+    heart = engine.synthesize(TEXT, "heart")
+    low, high = engine.MORPHS[0], engine.MORPHS[-1]
+    deep, child = engine.synthesize(TEXT, low.name), engine.synthesize(TEXT, high.name)
+    # the pitch moves as the morph says (within the pitch tracker's error) and the timing is heart's, sample for sample
+    assert 0.8 * low.pitch < _f0(deep) / _f0(heart) < 1.25 * low.pitch
+    assert 0.8 * high.pitch < _f0(child) / _f0(heart) < 1.25 * high.pitch
+    assert len(deep) == len(child) == len(heart)
+    np.testing.assert_array_equal(deep, engine.synthesize(TEXT, low.name))  # deterministic, as heart is
+    # the vocal tract: the long-term spectrum is the unmorphed one's stretched along frequency by the morph's factor,
+    # whatever its pitch (the frequency scale, 0.6-1.6, that best maps one spectrum onto the other, 300 Hz - 5 kHz)
+    def stretch(audio, reference):
+        from scipy.signal import welch
+        f, mine = welch(audio, engines.SAMPLE_RATE, nperseg=1024)
+        _, theirs = welch(reference, engines.SAMPLE_RATE, nperseg=1024)
+        band, scales = (f > 300) & (f < 5000), np.arange(0.6, 1.61, 0.02)
+        def misfit(scale):
+            gap = np.log(mine[band]) - np.interp(f[band] / scale, f, np.log(theirs))
+            return np.var(gap)
+        return float(scales[np.argmin([misfit(s) for s in scales])])
+    long_text = TEXT + " It closes late in the evening, after the last of the readers has gone home."
+    plain = engine.speak_morph(long_text, engines.VoiceMorph(1.0, 1.0))
+    for tract in (0.85, 1.0, 1.2):
+        for pitch in (0.7, 1.0, 1.5):
+            morphed = engine.speak_morph(long_text, engines.VoiceMorph(tract, pitch))
+            assert abs(stretch(morphed, plain) - tract) < 0.05, (tract, pitch)
+    assert len(set(engine.voices())) == len(engine.MORPHS) + 1
+    with pytest.raises(ValueError, match="no voice"):
+        engine.synthesize(TEXT, "heart_t1.00_p1.00")
+
+
 def test_kokoro_blend_is_a_speaker_between_its_two():
     engine = get_engine("kokoro")
     female, male = _f0(engine.synthesize(TEXT, "jf_alpha")), _f0(engine.synthesize(TEXT, "jm_kumo"))
