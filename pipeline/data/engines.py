@@ -54,7 +54,7 @@ import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -327,10 +327,21 @@ class VoiceMorph:
 
     >>> VoiceMorph(0.86, 0.55).name
     'heart_t0.86_p0.55'
+    >>> VoiceMorph(0.3, 1.0)
+    Traceback (most recent call last):
+    ValueError: VoiceMorph: tract 0.3 outside [0.5, 2.0]
     """
 
     tract: float
     pitch: float
+
+    TRACT_RANGE: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    PITCH_RANGE: ClassVar[tuple[float, float]] = (0.25, 4.0)
+
+    def __post_init__(self):
+        for what, value, (low, high) in (("tract", self.tract, self.TRACT_RANGE), ("pitch", self.pitch, self.PITCH_RANGE)):
+            if not low <= value <= high:
+                raise ValueError(f"VoiceMorph: {what} {value} outside [{low}, {high}]")
 
     @property
     def name(self) -> str:
@@ -421,7 +432,8 @@ class HibariEngine(TTSEngine):
     def speak_morph(self, text: str, morph: VoiceMorph, speed: float = 1.0) -> np.ndarray:
         """``text`` in any :class:`VoiceMorph` of ``heart`` (the named ones are voices of their own), 16 kHz: heart's
         synthesis (as ``Hibari.__call__``: a sentence at a time, its noise seeded once) with the network's spectrum
-        stretched and its F0 scaled before the vocoder."""
+        stretched and its F0 scaled before the vocoder. It reaches inside ``hibari-tts`` 0.2 (its ONNX session's six
+        outputs and ``hibari.dsp``), so pyproject.toml keeps that package below 0.3."""
         self._check("heart", speed, 1.0)
         rng, parts = np.random.default_rng(0), []
         for phonemes in self._tts.phonemize(text):
