@@ -436,6 +436,7 @@ class HibariEngine(TTSEngine):
         outputs and ``hibari.dsp``), so pyproject.toml keeps that package below 0.3."""
         self._check("heart", speed, 1.0)
         rng, parts = np.random.default_rng(0), []
+        bin_hz, top_hz = self._vocoder.SR / self._vocoder.N_FFT, self._HARMONICS_TOP_HZ
         for phonemes in self._tts.phonemize(text):
             ids = self._tts.ids(phonemes)
             if len(ids) < 3:
@@ -444,7 +445,6 @@ class HibariEngine(TTSEngine):
                                                 "speed": np.asarray([speed], np.float32)})
             harmonic, phase, noise, residual, residual_phase, f0 = (o[0] for o in outputs)
             # the harmonic branch's gain and phase rotation as envelopes, read at heart's own harmonics
-            bin_hz, top_hz = self._vocoder.SR / self._vocoder.N_FFT, self._HARMONICS_TOP_HZ
             harmonic, phase = (harmonic_envelope(x, f0, bin_hz, self._VOICED_HZ, top_hz) for x in (harmonic, phase))
             harmonic, phase, noise, residual = (warp_frequency(x, morph.tract) for x in (harmonic, phase, noise, residual))
             voiced = f0 > self._VOICED_HZ
