@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# A second unseen-voice set, from an engine no student of the release's line has heard: DECtalk's nine speakers
+# (formant synthesis, median F0 97-329 Hz; licence unclear, so rendered for measurement only and never trained on)
+# speaking the dev rows (benchmarks/unseen_voice_dev.py), the CTC read-out of the release 30830d9 and of this sitting's
+# candidates paired on it. Reported only: the gate's set has chosen every release since it was made, so its verdicts
+# on candidates near the release carry that choice's luck; this set has chosen nothing.
+#   bash benchmarks/results/hibari_morph/confirm.sh     # after cloud.sh, soup_four.sh and continued.sh; skips what is done
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=benchmarks/results/hibari_morph
+SET=runs/speech/dectalk_dev
+VOICES=$(.venv/bin/python -c "from pipeline.data.engines import get_engine; print(','.join('dectalk:' + v for v in get_engine('dectalk').voices()))")
+.venv/bin/python -m benchmarks.unseen_voice_dev --config configs/student_hibari_morph_cloud.yaml --voices "$VOICES" --out $SET
+STEP=checkpoints/distill/exports/step-000800.safetensors
+bash benchmarks/pair_once.sh $OUT/paired_dectalk.json --shards $SET/shards --split dev --samples 1000 \
+  --export release="$(bash benchmarks/release_at.sh 30830d9)" \
+  --export control=runs/hibari_28k/checkpoints_control6/distill/exports/step-000800.safetensors \
+  --export wide_soup=runs/hibari_morph_wide/soup_wide_foreign.safetensors \
+  --export cloud_soup=runs/hibari_morph_cloud/soup_cloud_foreign.safetensors \
+  --export soup_four=runs/hibari_morph_cloud/soup_four.safetensors \
+  --export continued=runs/hibari_morph_cloud/checkpoints_from_release/distill/exports/step-000800.safetensors
