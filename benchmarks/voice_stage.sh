@@ -6,6 +6,7 @@
 # ../results/equalizer and ../results/soup_broad). Resumes from RUN_DIR's last checkpoint. The data is
 # configs/student.yaml's unless CONFIG names another config (e.g. a grown corpus).
 #   bash benchmarks/voice_stage.sh RUN_DIR SEED START --set "train.speaker_pitch_range=[0.7,2.6]" ...
+# (the named option sets of the results scripts: benchmarks/voice_recipes.sh)
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 RUN_DIR SEED START_COMMIT [--set key=value ...]" >&2; exit 2; }
 RUN=$1

@@ -7,6 +7,7 @@
 #   bash benchmarks/results/equalizer/candidate.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/equalizer/candidate
 mkdir -p $OUT
 RUN=runs/speech/checkpoints_equalizer_candidate
@@ -16,8 +17,7 @@ RUN=runs/speech/checkpoints_equalizer_candidate
 .venv/bin/aura precompute --config configs/student.yaml
 [ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || .venv/bin/python -m benchmarks.unseen_voice_dev \
   --config configs/student.yaml --out runs/speech/unseen_voice_dev
-bash benchmarks/voice_stage.sh $RUN 0 2229f82 --set "train.speaker_formant_range=[1.0,1.2]" \
-  --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
+bash benchmarks/voice_stage.sh $RUN 0 2229f82 "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/candidate_eval.csv
 cp $RUN/distill/metrics.csv $OUT/candidate_metrics.csv
 EXPORTS="--export release=$(bash benchmarks/release_at.sh 742786a) --export candidate=$RUN/distill/exports/step-000800.safetensors"

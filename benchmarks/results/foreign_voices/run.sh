@@ -11,6 +11,7 @@
 #   bash benchmarks/results/foreign_voices/run.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/foreign_voices
 P=.venv/bin/python
 VOICES=$($P -c "from pipeline.data.engines import FestivalForeignEngine as E; print(','.join('festival-foreign:' + v for v in E.VOICES))")
@@ -18,17 +19,15 @@ VOICES=$($P -c "from pipeline.data.engines import FestivalForeignEngine as E; pr
   --config configs/student_hibari_28k.yaml --split train --rows 2400 --untranscribed --voices "$VOICES" \
   --out runs/foreign_voices
 .venv/bin/aura precompute --config configs/foreign_voices.yaml
-RECIPE=(--set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]"
-        --set train.equalizer=0.5 --set train.equalizer_max_db=15)
 FOREIGN=runs/foreign_voices/checkpoints
-CONFIG=configs/foreign_voices.yaml bash benchmarks/voice_stage.sh $FOREIGN 6 73eb500 "${RECIPE[@]}"
+CONFIG=configs/foreign_voices.yaml bash benchmarks/voice_stage.sh $FOREIGN 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $FOREIGN/distill/eval.csv $OUT/foreign_eval.csv
 cp $FOREIGN/distill/metrics.csv $OUT/foreign_metrics.csv
 RELEASE=$(bash benchmarks/release_at.sh 73eb500)
 bash benchmarks/pair_sets.sh $OUT "" --export release="$RELEASE" \
   --export foreign=$FOREIGN/distill/exports/step-000800.safetensors
 CONTROL=runs/hibari_28k/checkpoints_control6
-CONFIG=configs/student_hibari_28k.yaml bash benchmarks/voice_stage.sh $CONTROL 6 73eb500 "${RECIPE[@]}"
+CONFIG=configs/student_hibari_28k.yaml bash benchmarks/voice_stage.sh $CONTROL 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $CONTROL/distill/metrics.csv $OUT/control_metrics.csv
 cp $CONTROL/distill/eval.csv $OUT/control_eval.csv
 bash benchmarks/pair_sets.sh $OUT _control --export release="$RELEASE" \

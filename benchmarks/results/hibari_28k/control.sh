@@ -5,11 +5,11 @@
 #   bash benchmarks/results/hibari_28k/control.sh     # after run.sh; resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_28k
 RUN=runs/hibari/checkpoints_seed5
 CONFIG=configs/student_hibari.yaml bash benchmarks/voice_stage.sh $RUN 5 0dea27e \
-  --set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 \
-  --set train.equalizer_max_db=15
+  "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/control_eval.csv
 cp $RUN/distill/metrics.csv $OUT/control_metrics.csv
 STEP=distill/exports/step-000800.safetensors

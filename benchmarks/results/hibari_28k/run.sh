@@ -7,14 +7,14 @@
 #   bash benchmarks/results/hibari_28k/run.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_28k
 CONFIG=configs/student_hibari_28k.yaml
 bash benchmarks/grow_corpus.sh runs/hibari_28k $CONFIG runs/hibari
 cp runs/hibari_28k/corpus/summary.md $OUT/corpus_summary.md
 RUN=runs/hibari_28k/checkpoints_equalizer
 CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 5 0dea27e \
-  --set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 \
-  --set train.equalizer_max_db=15
+  "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/equalizer_eval.csv
 cp $RUN/distill/metrics.csv $OUT/equalizer_metrics.csv
 EXPORTS="--export release=$(bash benchmarks/release_at.sh 0dea27e) --export hibari_28k=$RUN/distill/exports/step-000800.safetensors"

@@ -7,15 +7,14 @@
 #   bash benchmarks/results/hibari_morph/cloud.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_morph
 CONFIG=configs/student_hibari_morph_cloud.yaml
 bash benchmarks/grow_corpus.sh runs/hibari_morph_cloud $CONFIG runs/hibari_28k
 cp runs/hibari_morph_cloud/corpus/summary.md $OUT/corpus_summary_cloud.md
 [ "${GROW_ONLY:-}" = 1 ] && exit 0
-RECIPE=(--set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]"
-        --set train.equalizer=0.5 --set train.equalizer_max_db=15)
 CLOUD=runs/hibari_morph_cloud/checkpoints
-CONFIG=$CONFIG bash benchmarks/voice_stage.sh $CLOUD 6 73eb500 "${RECIPE[@]}"
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $CLOUD 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $CLOUD/distill/eval.csv $OUT/cloud_eval.csv
 cp $CLOUD/distill/metrics.csv $OUT/cloud_metrics.csv
 bash benchmarks/pair_sets.sh $OUT _cloud --export control=runs/hibari_28k/checkpoints_control6/distill/exports/step-000800.safetensors \

@@ -6,11 +6,10 @@
 #   bash benchmarks/results/hibari_morph/continued.sh     # after cloud.sh; resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_morph
-RECIPE=(--set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]"
-        --set train.equalizer=0.5 --set train.equalizer_max_db=15)
 RUN=runs/hibari_morph_cloud/checkpoints_from_release
-CONFIG=configs/student_hibari_morph_cloud.yaml bash benchmarks/voice_stage.sh $RUN 7 30830d9 "${RECIPE[@]}"
+CONFIG=configs/student_hibari_morph_cloud.yaml bash benchmarks/voice_stage.sh $RUN 7 30830d9 "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/continued_eval.csv
 cp $RUN/distill/metrics.csv $OUT/continued_metrics.csv
 bash benchmarks/pair_sets.sh $OUT _continued --export release="$(bash benchmarks/release_at.sh 30830d9)" \

@@ -9,6 +9,7 @@
 #   bash benchmarks/results/hibari_morph/run.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_morph
 CONFIG=configs/student_hibari_morph.yaml
 P=.venv/bin/python
@@ -16,10 +17,8 @@ P=.venv/bin/python
   --export "$(bash benchmarks/release_at.sh 73eb500)" --engines hibari --texts 40 --out $OUT/candidate_voices.json
 bash benchmarks/grow_corpus.sh runs/hibari_morph $CONFIG runs/hibari_28k
 cp runs/hibari_morph/corpus/summary.md $OUT/corpus_summary.md
-RECIPE=(--set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]"
-        --set train.equalizer=0.5 --set train.equalizer_max_db=15)
 MORPH=runs/hibari_morph/checkpoints
-CONFIG=$CONFIG bash benchmarks/voice_stage.sh $MORPH 6 73eb500 "${RECIPE[@]}"
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $MORPH 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $MORPH/distill/eval.csv $OUT/morph_eval.csv
 cp $MORPH/distill/metrics.csv $OUT/morph_metrics.csv
 CONTROL=runs/hibari_28k/checkpoints_control6   # trained by ../foreign_voices/run.sh

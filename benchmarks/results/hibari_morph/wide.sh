@@ -7,15 +7,14 @@
 #   bash benchmarks/results/hibari_morph/wide.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/hibari_morph
 CONFIG=configs/student_hibari_morph_wide.yaml
 bash benchmarks/grow_corpus.sh runs/hibari_morph_wide $CONFIG runs/hibari_morph
 cp runs/hibari_morph_wide/corpus/summary.md $OUT/corpus_summary_wide.md
 [ "${GROW_ONLY:-}" = 1 ] && exit 0
-RECIPE=(--set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]"
-        --set train.equalizer=0.5 --set train.equalizer_max_db=15)
 WIDE=runs/hibari_morph_wide/checkpoints
-CONFIG=$CONFIG bash benchmarks/voice_stage.sh $WIDE 6 73eb500 "${RECIPE[@]}"
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $WIDE 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $WIDE/distill/eval.csv $OUT/wide_eval.csv
 cp $WIDE/distill/metrics.csv $OUT/wide_metrics.csv
 bash benchmarks/pair_sets.sh $OUT _wide --export control=runs/hibari_28k/checkpoints_control6/distill/exports/step-000800.safetensors \

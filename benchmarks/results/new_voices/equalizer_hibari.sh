@@ -6,12 +6,12 @@
 #   bash benchmarks/results/new_voices/equalizer_hibari.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/new_voices
 RUN=runs/hibari/checkpoints_equalizer
 STEP=distill/exports/step-000800.safetensors
 CONFIG=configs/student_hibari.yaml bash benchmarks/voice_stage.sh $RUN 4 e61da57 \
-  --set "train.speaker_formant_range=[1.0,1.2]" --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 \
-  --set train.equalizer_max_db=15
+  "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/hibari_equalizer_eval.csv
 cp $RUN/distill/metrics.csv $OUT/hibari_equalizer_metrics.csv
 SOUP=runs/soups/hibari_broad_equalizer.safetensors

@@ -6,13 +6,13 @@
 #   bash benchmarks/results/new_voices/hibari.sh     # after run.sh; resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/new_voices
 CONFIG=configs/student_hibari.yaml
 bash benchmarks/grow_corpus.sh runs/hibari $CONFIG
 cp runs/hibari/corpus/summary.md $OUT/hibari_corpus_summary.md
 RUN=runs/hibari/checkpoints_broad
-CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
-  --set "train.speaker_pitch_range=[0.7,2.6]"
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 "${BROAD_SHIFT[@]}"
 cp $RUN/distill/eval.csv $OUT/hibari_eval.csv
 cp $RUN/distill/metrics.csv $OUT/hibari_metrics.csv
 STEP=distill/exports/step-000800.safetensors

@@ -8,13 +8,13 @@
 #   bash benchmarks/results/new_voices/run.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/new_voices
 CONFIG=configs/student_new_voices.yaml
 bash benchmarks/grow_corpus.sh runs/voices $CONFIG
 cp runs/voices/corpus/summary.md $OUT/corpus_summary.md
 RUN=runs/voices/checkpoints_broad
-CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
-  --set "train.speaker_pitch_range=[0.7,2.6]"
+CONFIG=$CONFIG bash benchmarks/voice_stage.sh $RUN 3 e61da57 "${BROAD_SHIFT[@]}"
 cp $RUN/distill/eval.csv $OUT/broad_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_metrics.csv
 STEP=distill/exports/step-000800.safetensors

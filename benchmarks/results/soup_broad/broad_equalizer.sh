@@ -7,10 +7,10 @@
 #   bash benchmarks/results/soup_broad/broad_equalizer.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/soup_broad
 RUN=runs/speech/checkpoints_soup_broad_equalizer
-bash benchmarks/voice_stage.sh $RUN 2 2229f82 --set "train.speaker_formant_range=[0.85,1.25]" \
-  --set "train.speaker_pitch_range=[0.7,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
+bash benchmarks/voice_stage.sh $RUN 2 2229f82 "${BROAD_SHIFT[@]}" "${EQUALIZER_OPTIONS[@]}"
 cp $RUN/distill/eval.csv $OUT/broad_equalizer_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_equalizer_metrics.csv
 NEW=$RUN/distill/exports/step-000800.safetensors

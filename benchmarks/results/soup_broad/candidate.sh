@@ -8,10 +8,10 @@
 #   bash benchmarks/results/soup_broad/candidate.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/soup_broad
 RUN=runs/speech/checkpoints_soup_broad
-bash benchmarks/voice_stage.sh $RUN 1 2229f82 --set "train.speaker_formant_range=[0.85,1.25]" \
-  --set "train.speaker_pitch_range=[0.7,2.6]"
+bash benchmarks/voice_stage.sh $RUN 1 2229f82 "${BROAD_SHIFT[@]}"
 cp $RUN/distill/eval.csv $OUT/broad_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_metrics.csv
 SOUP=runs/soups/high_pitch_equalizer_broad.safetensors

@@ -9,11 +9,11 @@
 #   bash benchmarks/results/soup_continued/candidate.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/soup_continued
 BROAD=runs/speech/checkpoints_continued_broad
 EQUALIZER=runs/speech/checkpoints_continued_equalizer
-bash benchmarks/voice_stage.sh $BROAD 3 e61da57 --set "train.speaker_formant_range=[0.85,1.25]" \
-  --set "train.speaker_pitch_range=[0.7,2.6]"
+bash benchmarks/voice_stage.sh $BROAD 3 e61da57 "${BROAD_SHIFT[@]}"
 RELEASED=$(bash benchmarks/release_at.sh e61da57)
 STEP=distill/exports/step-000800.safetensors
 # The first stage checked before the second runs: alone and averaged with the release it started from.
@@ -23,8 +23,7 @@ bash benchmarks/pair_once.sh $OUT/paired_unseen_broad.json --export release="$RE
   --export broad_release=runs/soups/continued_broad_release.safetensors --shards runs/speech/unseen_voice_dev/shards \
   --split dev --samples 1000
 # Stopped here on 2026-12-06 (README.md): the second stage ran to step 351 of 800 (checkpoint 300), resumable.
-bash benchmarks/voice_stage.sh $EQUALIZER 4 e61da57 --set "train.speaker_formant_range=[1.0,1.2]" \
-  --set "train.speaker_pitch_range=[1.2,2.6]" --set train.equalizer=0.5 --set train.equalizer_max_db=15
+bash benchmarks/voice_stage.sh $EQUALIZER 4 e61da57 "${RELEASE_RECIPE[@]}"
 for RUN in $BROAD $EQUALIZER; do
   NAME=${RUN##*_}
   cp $RUN/distill/eval.csv $OUT/${NAME}_eval.csv
