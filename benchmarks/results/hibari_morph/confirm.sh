@@ -19,3 +19,7 @@ bash benchmarks/pair_once.sh $OUT/paired_dectalk.json --shards $SET/shards --spl
   --export cloud_soup=runs/hibari_morph_cloud/soup_cloud_foreign.safetensors \
   --export soup_four=runs/hibari_morph_cloud/soup_four.safetensors \
   --export continued=runs/hibari_morph_cloud/checkpoints_from_release/distill/exports/step-000800.safetensors
+# every release since the unseen-voice set first chose one (2229f82 made it), oldest first, on the same clips
+EXPORTS=()
+for C in 30830d9 2229f82 742786a fd0397c e61da57 0dea27e 73eb500; do EXPORTS+=(--export "r$C=$(bash benchmarks/release_at.sh $C)"); done
+bash benchmarks/pair_once.sh $OUT/paired_dectalk_releases.json --shards $SET/shards --split dev --samples 1000 "${EXPORTS[@]}"
