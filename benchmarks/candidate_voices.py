@@ -23,14 +23,19 @@ import numpy as np
 REFERENCES = (("pico", "en-US", "a training voice"), ("pico", "en-GB", "the held-out voice"))
 
 
-def voices_to_measure(engines: list[str]) -> list[tuple[str, str, str]]:
-    """``(engine, voice, role)`` for the references and every voice of ``engines``.
+def voices_to_measure(engines: list[str], voices: list[str] = ()) -> list[tuple[str, str, str]]:
+    """``(engine, voice, role)`` for the references and every voice of ``engines``, or only ``voices``
+    (``engine:voice``) where given.
 
     >>> [v for _, v, _ in voices_to_measure(["hibari"])][:4]
-    ['en-US', 'en-GB', 'heart', 'heart_t0.84_p0.52']
+    ['en-US', 'en-GB', 'heart', 'heart_gb']
+    >>> voices_to_measure([], ["hibari:heart_gb"])[2:]
+    [('hibari', 'heart_gb', 'candidate')]
     """
     from pipeline.data.engines import get_engine
 
+    if voices:
+        return list(REFERENCES) + [(*voice.split(":", 1), "candidate") for voice in voices]
     return list(REFERENCES) + [(name, voice, "candidate") for name in engines for voice in get_engine(name).voices()]
 
 
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--export", default=None, help="the student (default: the workdir's trained one, else the release)")
     p.add_argument("--engines", default="hibari,dectalk", help="comma-separated engines whose voices are measured")
+    p.add_argument("--voices", default="", help="comma-separated engine:voice measured instead of --engines' voices")
     p.add_argument("--texts", type=int, default=60, help="dev texts, each spoken by every voice")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"texts": len(texts), "export": args.export or "default",
                      "baseline_the_of_the": word_error_rate(texts, ["the of the"] * len(texts)).wer, "voices": {}}
     print(f"without listening (\"the of the\" for every text): WER {100 * results['baseline_the_of_the']:.1f} %")
-    for engine, voice, role in voices_to_measure([e for e in args.engines.split(",") if e]):
+    for engine, voice, role in voices_to_measure([e for e in args.engines.split(",") if e],
+                                                 [v for v in args.voices.split(",") if v]):
         tts = get_engine(engine)
         audio = [tts.synthesize(t, voice) for t in tqdm(texts, desc=f"speak {engine}:{voice}", unit="utt", leave=False)]
         _, student_wer, whisper_wer = read_aloud(model, cfg, texts, audio)

