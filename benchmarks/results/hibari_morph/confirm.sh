@@ -23,3 +23,8 @@ bash benchmarks/pair_once.sh $OUT/paired_dectalk.json --shards $SET/shards --spl
 EXPORTS=()
 for C in 30830d9 2229f82 742786a fd0397c e61da57 0dea27e 73eb500; do EXPORTS+=(--export "r$C=$(bash benchmarks/release_at.sh $C)"); done
 bash benchmarks/pair_once.sh $OUT/paired_dectalk_releases.json --shards $SET/shards --split dev --samples 1000 "${EXPORTS[@]}"
+# per speaker (median F0 97-329 Hz): where the release line's gain on this set came from
+for V in $(echo "$VOICES" | tr ',' ' '); do
+  bash benchmarks/pair_once.sh "$OUT/dectalk/paired_${V#dectalk:}.json" --shards $SET/shards --split dev --samples 1000 \
+    --voices "$V" --export release="$(bash benchmarks/release_at.sh 30830d9)" --export r2229f82="$(bash benchmarks/release_at.sh 2229f82)"
+done
