@@ -452,8 +452,7 @@ class HibariEngine(TTSEngine):
             return self.speak_morph(text, self.morph_for(text, speed), speed)
         if voice not in ("heart", self.BRITISH_VOICE):
             return self.speak_morph(text, self._morphs[voice], speed)
-        tts = self._tts if voice == "heart" else self._british()
-        audio = np.asarray(tts(text, speed=speed, seed=0), dtype=np.float32).ravel()
+        audio = np.asarray(self._reader(voice)(text, speed=speed, seed=0), dtype=np.float32).ravel()
         if audio.size == 0:
             raise SynthesisFailed(f"hibari returned no audio for {text!r}")
         return _to_float(audio, self._rate)
@@ -467,10 +466,12 @@ class HibariEngine(TTSEngine):
         ('ðə bˈæθ', 'ðə bˈɑːθ')
         """
         self._check(voice, 1.0, 1.0)
-        tts = self._british() if voice == self.BRITISH_VOICE else self._tts
-        return " ".join(tts.phonemize(text))
+        return " ".join(self._reader(voice).phonemize(text))
 
-    def _british(self):
+    def _reader(self, voice: str):
+        """The ``Hibari`` whose G2P ``voice`` reads with: heart_gb's British one, else heart's (morphs included)."""
+        if voice != self.BRITISH_VOICE:
+            return self._tts
         if self._british_tts is None:
             from hibari import Hibari
             from hibari.g2p import G2P
