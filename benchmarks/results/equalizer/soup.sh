@@ -10,8 +10,8 @@ cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/equalizer/candidate
 SOUP=runs/soups/equalizer_release.safetensors
 RELEASED=$(bash benchmarks/release_at.sh 742786a)
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup \
-  runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors "$RELEASED" --out $SOUP
+bash benchmarks/soup_once.sh $SOUP \
+  runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors "$RELEASED"
 EXPORTS="--export release=$RELEASED --export soup=$SOUP"
 # shellcheck disable=SC2086
 bash benchmarks/pair_once.sh $OUT/paired_unseen_soup.json $EXPORTS --shards runs/speech/unseen_voice_dev/shards \

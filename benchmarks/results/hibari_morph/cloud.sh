@@ -21,7 +21,7 @@ bash benchmarks/pair_sets.sh $OUT _cloud --export control=runs/hibari_28k/checkp
   --export wide=runs/hibari_morph_wide/checkpoints/distill/exports/step-000800.safetensors \
   --export cloud=$CLOUD/distill/exports/step-000800.safetensors
 SOUP=runs/hibari_morph_cloud/soup_cloud_foreign.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup $CLOUD/distill/exports/step-000800.safetensors \
-  runs/foreign_voices/checkpoints/distill/exports/step-000800.safetensors --out $SOUP
+bash benchmarks/soup_once.sh $SOUP $CLOUD/distill/exports/step-000800.safetensors \
+  runs/foreign_voices/checkpoints/distill/exports/step-000800.safetensors
 bash benchmarks/pair_sets.sh $OUT _cloud_soup --export release="$(bash benchmarks/release_at.sh 30830d9)" \
   --export wide_soup=runs/hibari_morph_wide/soup_wide_foreign.safetensors --export cloud_soup=$SOUP

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/hibari_morph
 SOUP=runs/hibari_morph/soup_morph_foreign.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup \
+bash benchmarks/soup_once.sh $SOUP \
   runs/hibari_morph/checkpoints/distill/exports/step-000800.safetensors \
-  runs/foreign_voices/checkpoints/distill/exports/step-000800.safetensors --out $SOUP
+  runs/foreign_voices/checkpoints/distill/exports/step-000800.safetensors
 bash benchmarks/pair_sets.sh $OUT _soup --export control=runs/hibari_28k/checkpoints_control6/distill/exports/step-000800.safetensors \
   --export release="$(bash benchmarks/release_at.sh 73eb500)" --export soup=$SOUP

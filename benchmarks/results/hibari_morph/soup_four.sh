@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/hibari_morph
 SOUP=runs/hibari_morph_cloud/soup_four.safetensors
 STEP=checkpoints/distill/exports/step-000800.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup runs/hibari_morph/$STEP runs/hibari_morph_wide/$STEP \
-  runs/hibari_morph_cloud/$STEP runs/foreign_voices/$STEP --out $SOUP
+bash benchmarks/soup_once.sh $SOUP runs/hibari_morph/$STEP runs/hibari_morph_wide/$STEP \
+  runs/hibari_morph_cloud/$STEP runs/foreign_voices/$STEP
 bash benchmarks/pair_sets.sh $OUT _soup_four --export release="$(bash benchmarks/release_at.sh 30830d9)" \
   --export cloud_soup=runs/hibari_morph_cloud/soup_cloud_foreign.safetensors --export soup_four=$SOUP

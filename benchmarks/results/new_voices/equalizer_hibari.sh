@@ -15,7 +15,7 @@ CONFIG=configs/student_hibari.yaml bash benchmarks/voice_stage.sh $RUN 4 e61da57
 cp $RUN/distill/eval.csv $OUT/hibari_equalizer_eval.csv
 cp $RUN/distill/metrics.csv $OUT/hibari_equalizer_metrics.csv
 SOUP=runs/soups/hibari_broad_equalizer.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup runs/hibari/checkpoints_broad/$STEP $RUN/$STEP --out $SOUP
+bash benchmarks/soup_once.sh $SOUP runs/hibari/checkpoints_broad/$STEP $RUN/$STEP
 bash benchmarks/pair_once.sh $OUT/paired_unseen_hibari_soup.json --export release="$(bash benchmarks/release_at.sh e61da57)" \
   --export broad=runs/hibari/checkpoints_broad/$STEP --export equalizer=$RUN/$STEP --export soup=$SOUP \
   --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000

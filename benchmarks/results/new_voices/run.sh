@@ -34,7 +34,7 @@ for V in jm_kumo jf_nezumi jf_gongitsune jf_alpha jf_tebukuro; do
 done
 # explored: the new-voices stage averaged with the release's equalizer ingredient (trained on the old rows)
 SOUP=runs/soups/new_voices_equalizer.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup $RUN/$STEP \
-  runs/speech/checkpoints_equalizer_candidate/$STEP --out $SOUP
+bash benchmarks/soup_once.sh $SOUP $RUN/$STEP \
+  runs/speech/checkpoints_equalizer_candidate/$STEP
 bash benchmarks/pair_once.sh $OUT/paired_unseen_soup_equalizer.json --export new_voices=$RUN/$STEP \
   --export with_equalizer=$SOUP --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000

@@ -15,9 +15,9 @@ cp $RUN/distill/eval.csv $OUT/broad_equalizer_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_equalizer_metrics.csv
 NEW=$RUN/distill/exports/step-000800.safetensors
 SOUP=runs/soups/equalizer_broad_broad_equalizer.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup \
+bash benchmarks/soup_once.sh $SOUP \
   runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors \
-  runs/speech/checkpoints_soup_broad/distill/exports/step-000800.safetensors $NEW --out $SOUP
+  runs/speech/checkpoints_soup_broad/distill/exports/step-000800.safetensors $NEW
 RELEASED=$(bash benchmarks/release_at.sh e61da57)
 bash benchmarks/pair_once.sh $OUT/paired_unseen_broad_equalizer.json --export release="$RELEASED" \
   --export broad_equalizer=$NEW --export soup3=$SOUP --shards runs/speech/unseen_voice_dev/shards --split dev \
@@ -30,8 +30,7 @@ bash benchmarks/pair_once.sh $OUT/paired_heldout_soup3.json --export release="$R
 # new stage in a pair with each of the release's two ingredients.
 for OTHER in equalizer:runs/speech/checkpoints_equalizer_candidate broad:runs/speech/checkpoints_soup_broad; do
   PAIR=runs/soups/broad_equalizer_${OTHER%%:*}.safetensors
-  [ -f $PAIR ] || .venv/bin/python -m benchmarks.student_soup $NEW ${OTHER#*:}/distill/exports/step-000800.safetensors \
-    --out $PAIR
+  bash benchmarks/soup_once.sh $PAIR $NEW ${OTHER#*:}/distill/exports/step-000800.safetensors
 done
 bash benchmarks/pair_once.sh $OUT/paired_unseen_broad_equalizer_pairs.json --export release="$RELEASED" \
   --export with_equalizer=runs/soups/broad_equalizer_equalizer.safetensors \

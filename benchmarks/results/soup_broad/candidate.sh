@@ -15,9 +15,9 @@ bash benchmarks/voice_stage.sh $RUN 1 2229f82 "${BROAD_SHIFT[@]}"
 cp $RUN/distill/eval.csv $OUT/broad_eval.csv
 cp $RUN/distill/metrics.csv $OUT/broad_metrics.csv
 SOUP=runs/soups/high_pitch_equalizer_broad.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup "$(bash benchmarks/release_at.sh 742786a)" \
+bash benchmarks/soup_once.sh $SOUP "$(bash benchmarks/release_at.sh 742786a)" \
   runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors \
-  $RUN/distill/exports/step-000800.safetensors --out $SOUP
+  $RUN/distill/exports/step-000800.safetensors
 EXPORTS="--export release=$(bash benchmarks/release_at.sh fd0397c) --export soup=$SOUP"
 UNSEEN=(--shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000)
 # shellcheck disable=SC2086

@@ -10,7 +10,7 @@ OUT=benchmarks/results/soup_broad
 EQUALIZER=runs/speech/checkpoints_equalizer_candidate/distill/exports/step-000800.safetensors
 BROAD=runs/speech/checkpoints_soup_broad/distill/exports/step-000800.safetensors
 SOUP=runs/soups/equalizer_broad.safetensors
-[ -f $SOUP ] || .venv/bin/python -m benchmarks.student_soup $EQUALIZER $BROAD --out $SOUP
+bash benchmarks/soup_once.sh $SOUP $EQUALIZER $BROAD
 RELEASED=$(bash benchmarks/release_at.sh fd0397c)
 bash benchmarks/pair_once.sh $OUT/paired_unseen_ingredients.json --export release="$RELEASED" --export broad=$BROAD \
   --export equalizer_broad=$SOUP --export equalizer=$EQUALIZER --shards runs/speech/unseen_voice_dev/shards \

@@ -17,8 +17,7 @@ bash benchmarks/voice_stage.sh $BROAD 3 e61da57 "${BROAD_SHIFT[@]}"
 RELEASED=$(bash benchmarks/release_at.sh e61da57)
 STEP=distill/exports/step-000800.safetensors
 # The first stage checked before the second runs: alone and averaged with the release it started from.
-[ -f runs/soups/continued_broad_release.safetensors ] || .venv/bin/python -m benchmarks.student_soup $BROAD/$STEP \
-  "$RELEASED" --out runs/soups/continued_broad_release.safetensors
+bash benchmarks/soup_once.sh runs/soups/continued_broad_release.safetensors $BROAD/$STEP "$RELEASED"
 bash benchmarks/pair_once.sh $OUT/paired_unseen_broad.json --export release="$RELEASED" --export broad=$BROAD/$STEP \
   --export broad_release=runs/soups/continued_broad_release.safetensors --shards runs/speech/unseen_voice_dev/shards \
   --split dev --samples 1000
@@ -31,8 +30,8 @@ for RUN in $BROAD $EQUALIZER; do
 done
 SOUP2=runs/soups/continued_broad_equalizer.safetensors
 SOUP3=runs/soups/continued_broad_equalizer_release.safetensors
-[ -f $SOUP2 ] || .venv/bin/python -m benchmarks.student_soup $BROAD/$STEP $EQUALIZER/$STEP --out $SOUP2
-[ -f $SOUP3 ] || .venv/bin/python -m benchmarks.student_soup $BROAD/$STEP $EQUALIZER/$STEP "$RELEASED" --out $SOUP3
+bash benchmarks/soup_once.sh $SOUP2 $BROAD/$STEP $EQUALIZER/$STEP
+bash benchmarks/soup_once.sh $SOUP3 $BROAD/$STEP $EQUALIZER/$STEP "$RELEASED"
 bash benchmarks/pair_once.sh $OUT/paired_unseen.json --export release="$RELEASED" --export broad=$BROAD/$STEP \
   --export equalizer=$EQUALIZER/$STEP --export soup2=$SOUP2 --export soup3=$SOUP3 \
   --shards runs/speech/unseen_voice_dev/shards --split dev --samples 1000
