@@ -8,11 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/hibari_morph
-SET=runs/speech/dectalk_dev
+SET=runs/speech/dectalk_dev   # built by benchmarks/rebuild_data.sh too
 VOICES=$(.venv/bin/python -c "from pipeline.data.engines import get_engine; print(','.join('dectalk:' + v for v in get_engine('dectalk').voices()))")
 .venv/bin/python -m benchmarks.unseen_voice_dev --config configs/student_hibari_morph_cloud.yaml --voices "$VOICES" --out $SET
 STEP=checkpoints/distill/exports/step-000800.safetensors
-bash benchmarks/pair_once.sh $OUT/paired_dectalk.json --shards $SET/shards --split dev --samples 1000 \
+bash benchmarks/pair_once.sh $OUT/paired_dectalk_candidates.json --shards $SET/shards --split dev --samples 1000 \
   --export release="$(bash benchmarks/release_at.sh 30830d9)" \
   --export control=runs/hibari_28k/checkpoints_control6/distill/exports/step-000800.safetensors \
   --export wide_soup=runs/hibari_morph_wide/soup_wide_foreign.safetensors \
