@@ -32,3 +32,25 @@ def test_the_soup_of_the_release_and_a_shifted_copy_is_their_midpoint_and_keeps_
         meta = handle.metadata()
     assert meta["aura_student"] == release_meta["aura_student"] and "aura_release" not in meta
     assert json.loads(meta["aura_soup"])["weights"] == [3.0, 1.0]
+
+
+def test_soup_once_writes_the_soup_then_leaves_it_as_it_is(tmp_path):
+    """benchmarks/soup_once.sh (the results scripts' resumable soup): the soup is written once; run again with other
+    students, the file already there is kept."""
+    import subprocess
+
+    from tests.conftest import REPO
+
+    release = load_file(RELEASE)
+    save_file({name: t.float() + 1.0 if t.is_floating_point() else t for name, t in release.items()},
+              str(tmp_path / "shifted.safetensors"))
+    out = tmp_path / "soup.safetensors"
+    script = str(REPO / "benchmarks" / "soup_once.sh")
+    subprocess.run(["bash", script, str(out), RELEASE, str(tmp_path / "shifted.safetensors")], check=True,
+                   cwd=REPO, capture_output=True, timeout=300)
+    first = out.read_bytes()
+    assert (load_file(str(out))["ctc.proj.weight"] - (release["ctc.proj.weight"].float() + 0.5)).abs().max() < 1e-6
+    subprocess.run(["bash", script, str(out), RELEASE, RELEASE], check=True, cwd=REPO, capture_output=True, timeout=300)
+    assert out.read_bytes() == first
+    usage = subprocess.run(["bash", script, str(out)], cwd=REPO, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage" in usage.stderr
