@@ -15,7 +15,7 @@ source benchmarks/voice_recipes.sh
 OUT=benchmarks/results/release_reproduced
 P=.venv/bin/python
 STEP=distill/exports/step-000800.safetensors
-bash benchmarks/rebuild_data.sh
+STOP_AFTER=release bash benchmarks/rebuild_data.sh   # the stages' data first
 MORPH=runs/hibari_morph/checkpoints
 CONFIG=configs/student_hibari_morph.yaml bash benchmarks/voice_stage.sh $MORPH 6 73eb500 "${RELEASE_RECIPE[@]}"
 cp $MORPH/distill/eval.csv $OUT/morph_eval.csv
@@ -29,6 +29,7 @@ bash benchmarks/soup_once.sh $SOUP $MORPH/$STEP $FOREIGN/$STEP
 PACKED=runs/reproduced_30830d9/student.safetensors
 [ -f $PACKED ] || OUT_DIR=runs/reproduced_30830d9 bash benchmarks/results/hibari_morph/release.sh
 RELEASED=$(bash benchmarks/release_at.sh 30830d9)
+bash benchmarks/rebuild_data.sh   # the rest: the DECtalk set
 $P -m benchmarks.same_student "$RELEASED" $PACKED --out $OUT/same_student_30830d9.json
 bash benchmarks/pair_sets.sh $OUT _30830d9 --export released="$RELEASED" --export reproduced=$PACKED \
   --export r73eb500="$(bash benchmarks/release_at.sh 73eb500)"
