@@ -12,6 +12,9 @@ OUT=$1
 SUFFIX=$2
 shift 2
 cd "$(dirname "$0")/.."
+for SET in runs/speech/unseen_voice_dev runs/speech/dectalk_dev; do
+  [ -f $SET/shards/manifest.parquet ] || { echo "$SET: not built (bash benchmarks/rebuild_data.sh builds it)" >&2; exit 1; }
+done
 bash benchmarks/pair_once.sh "$OUT/paired_unseen$SUFFIX.json" "$@" --shards runs/speech/unseen_voice_dev/shards \
   --split dev --samples 1000
 bash benchmarks/pair_once.sh "$OUT/paired_dectalk$SUFFIX.json" "$@" --shards runs/speech/dectalk_dev/shards \
