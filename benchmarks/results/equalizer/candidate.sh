@@ -12,11 +12,7 @@ OUT=benchmarks/results/equalizer/candidate
 mkdir -p $OUT
 RUN=runs/speech/checkpoints_equalizer_candidate
 # The data, on a machine that kept nothing (each renders/ingests/computes only what is missing; ~42 min from nothing)
-.venv/bin/aura corpus --config configs/student.yaml
-.venv/bin/aura ingest runs/speech/corpus/manifest.jsonl --config configs/student.yaml
-.venv/bin/aura precompute --config configs/student.yaml
-[ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || .venv/bin/python -m benchmarks.unseen_voice_dev \
-  --config configs/student.yaml --out runs/speech/unseen_voice_dev
+STOP_AFTER=speech bash benchmarks/rebuild_data.sh
 bash benchmarks/voice_stage.sh $RUN 0 2229f82 "${RELEASE_RECIPE[@]}"
 cp $RUN/distill/eval.csv $OUT/candidate_eval.csv
 cp $RUN/distill/metrics.csv $OUT/candidate_metrics.csv

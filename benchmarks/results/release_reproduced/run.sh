@@ -9,17 +9,12 @@
 #   bash benchmarks/results/release_reproduced/run.sh     # resumes; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-A=.venv/bin/aura
 P=.venv/bin/python
 OUT=benchmarks/results/release_reproduced
 STAGE1_RUN=runs/speech/checkpoints_teacher_stem_frozen_patch
 EXPORT=runs/speech/checkpoints_stem_release/tasks/export/student.safetensors
 RELEASED=$(bash benchmarks/release_at.sh 2925e8b)  # the stem student as released on 2026-12-04
-$A corpus --config configs/student.yaml                                     # each renders/ingests/computes only
-$A ingest runs/speech/corpus/manifest.jsonl --config configs/student.yaml   # what is missing
-$A precompute --config configs/student.yaml
-[ -f runs/speech/unseen_voice_dev/shards/manifest.parquet ] || $P -m benchmarks.unseen_voice_dev \
-  --config configs/student.yaml --out runs/speech/unseen_voice_dev
+STOP_AFTER=speech bash benchmarks/rebuild_data.sh   # corpus, store, unseen-voice set: only what is missing
 OUT=$OUT PLAIN_RUN=$STAGE1_RUN AURA_EVAL=0 bash benchmarks/results/teacher_stem/frozen_patch.sh  # stage 1, no pairing
 bash benchmarks/results/student_stem/run.sh                                                    # stage 2
 $P -m benchmarks.same_student $RELEASED $EXPORT --out $OUT/same_student.json
