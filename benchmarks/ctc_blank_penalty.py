@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"export": args.export, "split": args.split, "shards": args.shards, "clips": len(keys),
                      "settings": []}
     for penalty in (float(v) for v in args.penalties.split(",")):
-        heard = [model.tokenizer.decode(greedy_with_blank_penalty(lp, penalty), skip_special_tokens=True).strip()
+        heard = [model.ctc_head.text(greedy_with_blank_penalty(lp, penalty), model.tokenizer)
                  for lp in log_probs]
         score = word_error_rate(references, heard)
         results["settings"].append({"blank_penalty": penalty, "wer": score.wer, "hits": score.hits,

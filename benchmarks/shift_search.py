@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         for g in grid]
             log_probs, lengths = model.ctc_log_probs(variants)
             ids = ctc_greedy_ids(log_probs, lengths)
-            heard.append([model.tokenizer.decode(t, skip_special_tokens=True).strip() for t in ids])
+            heard.append([model.ctc_head.text(t, model.tokenizer) for t in ids])
             confidence.append([float(log_probs[b, : int(n)].max(-1).values.mean()) for b, n in enumerate(lengths)])
     errors = np.array([[word_error_rate([r], [h]).errors for h in row] for r, row in zip(references, heard)])
     words = np.array([word_error_rate([r], [""]).reference_words for r in references])

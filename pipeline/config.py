@@ -237,6 +237,13 @@ class StudentConfig(_Section):
     ctc_layer: int | None = Field(
         None, ge=1, description="student layer (1-based output of a decoder layer) the CTC head reads; None = the "
         "deepest distilled layer")
+    ctc_vocabulary: Literal["llm_tokens", "characters"] = Field(
+        "llm_tokens", description="what the CTC head spells: the LLM's own tokens through its output embedding, or "
+        "the 27 characters of the normalised transcript (letters and space; a word never heard is spelt from its "
+        "sounds; pipeline.models.ctc.CharacterCTCHead)")
+    ctc_upsample: int = Field(
+        3, ge=1, description="characters: CTC frames per audio token (12.5 tokens/s x 3 = 37.5 frames/s, above "
+        "English's ~15 characters/s); the LLM-token head reads one frame per token")
 
     @model_validator(mode="after")
     def _front_end_parts(self) -> "StudentConfig":

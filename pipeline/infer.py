@@ -59,7 +59,7 @@ from pipeline.decoding import (
     text_only_generate,
 )
 from pipeline.layout import RunLayout
-from pipeline.models.ctc import CTCSearch, TokenCTCHead, ctc_beam_search, ctc_greedy_ids
+from pipeline.models.ctc import CTCHead, CTCSearch, ctc_beam_search, ctc_greedy_ids
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import (
     build_attention_mask,
@@ -134,7 +134,7 @@ class EncoderFreeModel:
 
     def __init__(self, llm: nn.Module, tokenizer, patch_embedding: AudioPatchEmbedding,
                  bidirectional_audio: bool = True, metadata: dict | None = None,
-                 ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None, adapters: nn.Module | None = None):
+                 ctc_head: CTCHead | None = None, ctc_layer: int | None = None, adapters: nn.Module | None = None):
         ensure_mask_attention(llm)
         self.adapters = adapters  # the peft model when LoRA is not merged: its adapters can be switched off
         self.llm = llm.eval()
@@ -307,14 +307,16 @@ class EncoderFreeModel:
         log_probs, lengths, prompt_tokens = self._ctc_log_probs(audios)
         ids = ctc_greedy_ids(log_probs, lengths) if self.ctc_search.greedy else self._ctc_beam_ids(log_probs, lengths)
         latency = time.perf_counter() - start
-        return [GenerationResult(text=self.tokenizer.decode(i, skip_special_tokens=True).strip(),
-                                 num_audio_tokens=int(n), prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
+        audio_tokens = (lengths // self.ctc_head.upsample).tolist()
+        return [GenerationResult(text=self.ctc_head.text(i, self.tokenizer), num_audio_tokens=int(n),
+                                 prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
                                  time_to_first_token_s=latency, token_ids=list(i))
-                for i, n, p in zip(ids, lengths.tolist(), prompt_tokens)]
+                for i, n, p in zip(ids, audio_tokens, prompt_tokens)]
 
     def ctc_log_probs(self, audios: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The CTC head's log-probabilities per audio token, ``(batch, tokens, 1 + vocabulary)`` with the blank at
-        0, and each clip's number of audio tokens: what :meth:`ctc_transcribe` reads its transcripts from.
+        """The CTC head's log-probabilities per CTC frame, ``(batch, frames, 1 + vocabulary)`` with the blank at
+        0, and each clip's number of frames (its audio tokens x the head's ``upsample``: one for the LLM-token head):
+        what :meth:`ctc_transcribe` reads its transcripts from (``ctc_head.text`` turns a path's ids into text).
 
         >>> log_probs, lengths = model.ctc_log_probs([audio])   # doctest: +SKIP
         >>> log_probs[0, : lengths[0]].max(-1).values.mean()    # the read-out's confidence  # doctest: +SKIP
@@ -322,7 +324,10 @@ class EncoderFreeModel:
         log_probs, lengths, _ = self._ctc_log_probs(audios)
         return log_probs, lengths
 
-    def _ctc_log_probs(self, audios):
+    def ctc_states(self, audios: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The states the CTC head reads: the output of decoder layer ``ctc_layer`` at the audio positions,
+        ``(batch, tokens, width)`` zero padded, each clip's number of audio tokens, and each prompt's length in tokens
+        (e.g. to train another read-out on a frozen student: ``benchmarks.ctc_vocabulary``)."""
         self.read_out("ctc")  # refuses a student without a CTC head
         prefix = self.build_prefix(audios, instruction_for("transcribe"))
         # The audio states cannot see the text after them, so the full prompt gives stage 1's states; the layers
@@ -334,14 +339,21 @@ class EncoderFreeModel:
         audio = torch.zeros(len(audios), int(lengths.max()), hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
         for b in range(len(audios)):
             audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
+        return audio, lengths, prefix["attention_mask"].sum(1).tolist()
+
+    def _ctc_log_probs(self, audios):
+        audio, lengths, prompt_tokens = self.ctc_states(audios)
         log_probs = self.ctc_head(audio, self.llm.get_output_embeddings())
-        return log_probs, lengths, prefix["attention_mask"].sum(1).tolist()
+        return log_probs, self.ctc_head.frame_lengths(lengths), prompt_tokens
 
     def _ctc_beam_ids(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """:func:`ctc_beam_search` per clip; with an LM weight, the LLM with its adapters off is the LM (text through
         the LoRA layers is not the LLM's any more)."""
         search = self.ctc_search
         scorer = None
+        if search.lm_weight and self.ctc_head.vocabulary != "llm_tokens":
+            raise ValueError(f"eval.ctc_lm_weight={search.lm_weight}: the LLM scores its own tokens, and this CTC head "
+                             f"spells {self.ctc_head.vocabulary}; its beam search takes no LM weight")
         if search.lm_weight:
             if self.adapters is None:
                 raise ValueError("the CTC beam search's LM is the LLM with its adapters off: it needs the LoRA unmerged")

@@ -331,14 +331,14 @@ def test_ask_uses_the_prompt(run_config, audio_dir, capsys):
 
 
 @torch.no_grad()
-def make_ctc_student(llm_spec: str) -> tuple[AuraStudent, object]:
+def make_ctc_student(llm_spec: str, **cfg) -> tuple[AuraStudent, object]:
     """A student with a CTC head, random LoRA B and blank row (so that the read-out is not all blanks)."""
     llm, tokenizer = load_llm(llm_spec)
-    student = AuraStudent.from_llm(llm, StudentConfig(ctc_weight=0.5), TEACHER_LAYERS, TEACHER_WIDTH, n_mels=80,
-                                   pooling=1).eval()
+    student = AuraStudent.from_llm(llm, StudentConfig(ctc_weight=0.5, **cfg), TEACHER_LAYERS, TEACHER_WIDTH,
+                                   n_mels=80, pooling=1).eval()
     gen = torch.Generator().manual_seed(7)
     for name, param in student.named_parameters():
-        if "lora_B" in name or name.startswith("ctc_head.blank"):
+        if "lora_B" in name or name.startswith(("ctc_head.blank", "ctc_head.classify")):
             param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
     return student, tokenizer
 
@@ -370,6 +370,34 @@ def test_ctc_transcribe_reads_the_states_stage_1_trained(llm_dir):
     plain, _ = make_student(llm_dir)
     with pytest.raises(ValueError, match="no CTC head"):
         AuraCTCSystem(EncoderFreeModel.from_student(plain, tokenizer, merge=True))
+
+
+@torch.no_grad()
+def test_ctc_transcribe_spells_characters_with_a_character_head(llm_dir):
+    """A character head's read-out: the greedy path over ``ctc_upsample`` frames per audio token, spelt in letters;
+    the clip's audio tokens are still reported as such; its beam search takes no LLM as LM (the LLM scores tokens)."""
+    from pipeline.models.ctc import CTCSearch, ctc_greedy_ids
+    from pipeline.prompts import audio_prefix_ids
+
+    student, tokenizer = make_ctc_student(llm_dir, ctc_vocabulary="characters", ctc_upsample=2)
+    audios = [noise_audio(0.5, 11), noise_audio(0.9, 12)]
+    mel, lengths = student.patch_embedding.mel_batch(audios)
+    out = student.forward_distill(mel, lengths, prefix_ids=audio_prefix_ids(tokenizer))
+    expected = ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"])
+    assert any(expected), "a read-out of blanks only would test nothing"
+
+    model = EncoderFreeModel.from_student(student, tokenizer, merge=False)
+    heard = model.ctc_transcribe(audios)
+    assert [r.token_ids for r in heard] == expected
+    assert [r.text for r in heard] == [student.ctc_head.text(ids) for ids in expected]
+    assert set("".join(r.text for r in heard)) <= set(" abcdefghijklmnopqrstuvwxyz")
+    assert [r.num_audio_tokens for r in heard] == lengths.tolist()
+    assert torch.equal(model.ctc_log_probs(audios)[1], 2 * lengths)
+    model.ctc_search = CTCSearch(beam=4)   # a beam without an LM reads any vocabulary
+    assert len(model.ctc_transcribe(audios)) == 2
+    model.ctc_search = CTCSearch(beam=4, lm_weight=0.5)
+    with pytest.raises(ValueError, match="spells characters"):
+        model.ctc_transcribe(audios)
 
 
 @torch.no_grad()

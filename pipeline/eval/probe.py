@@ -143,13 +143,13 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
                 cos_sums[f"{p}cos_L{j}"] += float(v["cosine"]) * len(chunk)
             if kind == "position_mean":
                 predictions[kind] = guess[last]
-        ctc_ids = ctc_greedy_ids(out["ctc_log_probs"], token_lengths) if "ctc" in systems else None
+        ctc_ids = ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"]) if "ctc" in systems else None
         for b, key in enumerate(chunk):
             row = batch.rows[b]
             references.append(spoken_text(row))
             n_tokens, n_frames = int(token_lengths[b]), int(batch.target_lengths[b])
             if ctc_ids is not None:
-                hypotheses["ctc"].append(tokenizer.decode(ctc_ids[b], skip_special_tokens=True).strip())
+                hypotheses["ctc"].append(student.ctc_head.text(ctc_ids[b], tokenizer))
             for name in systems[:3]:
                 states = prepare.to_teacher_space(last, predictions[name][b, :n_tokens], reference.frame_norm[last],
                                                   n_frames)
@@ -168,6 +168,7 @@ def probe_export(cfg: AuraConfig, export_path: str | Path, split: str = "dev", m
         "layer_map": meta["layer_map"],
         "pooling": prepare.pool * store.fingerprint.pooling, "standardized": prepare.standardize,
         "wer": wer, "cosine": cosine, "examples": examples,
+        **({"ctc_vocabulary": student.ctc_head.vocabulary} if student.ctc_head is not None else {}),
         "distinct_student_outputs": len(set(hypotheses["student"])),
         "hypotheses": {"keys": keys, "references": references, **hypotheses},
     }
@@ -199,7 +200,8 @@ def format_probe(result: dict[str, Any]) -> str:
              f"  Whisper decoder WER: student {100 * wer['student']:.1f}%  |  teacher states {100 * wer['teacher']:.1f}%"
              f"  |  position mean {100 * wer['position_mean']:.1f}%   "
              f"({result['distinct_student_outputs']} distinct student transcripts)",
-             *([f"  CTC head WER (greedy, LLM tokens): {100 * wer['ctc']:.1f}%  |  an empty transcript 100.0%"]
+             *([f"  CTC head WER (greedy, {result.get('ctc_vocabulary', 'llm_tokens')}): {100 * wer['ctc']:.1f}%  |  "
+                "an empty transcript 100.0%"]
                if "ctc" in wer else []),
              "  cosine per layer (student / constant / position mean): " + "  ".join(
                  f"L{j} {cos[f'cos_L{j}']:.3f}/{cos[f'const_cos_L{j}']:.3f}/{cos[f'posmean_cos_L{j}']:.3f}"

@@ -13,6 +13,13 @@ also a way to judge stage 1 *in words*, cheaply (no LLM layer above the CTC laye
 
 Index 0 of the CTC vocabulary is the blank; LLM token ``v`` is index ``v + 1``.
 
+:class:`CharacterCTCHead` (``student.ctc_vocabulary: characters``) spells the transcript letter by letter instead:
+27 classes (the letters and the space that :func:`pipeline.eval.metrics.normalize_text` leaves, the WER's own
+alphabet) where the LLM's vocabulary has 49,152, so a word never heard in training is still spelt from sounds heard
+in others. English speech runs at ~15 characters/s, more than the 12.5 audio tokens/s CTC could place, so each
+audio token is read as ``ctc_upsample`` CTC frames. Both heads say how to turn a text into their labels
+(``labels``), labels back into text (``text``), and audio tokens into CTC frames (``frame_lengths``).
+
     >>> import torch
     >>> log_probs = torch.full((1, 5, 4), -10.0)
     >>> for t, c in enumerate([1, 1, 0, 3, 0]):   # "a a <blank> c <blank>"
@@ -34,11 +41,15 @@ import torch.nn.functional as F
 from torch import nn
 
 CTC_BLANK = 0
+CHARACTERS = " abcdefghijklmnopqrstuvwxyz"  # what normalize_text leaves of a transcript: the WER's own alphabet
 
 
 class TokenCTCHead(nn.Module):
     """Hidden states ``(..., width)`` -> CTC log-probabilities ``(..., 1 + vocab)`` through the LLM's output
     embedding ``lm_head`` (passed at call time: it is the LLM's, frozen, and never saved with this head)."""
+
+    vocabulary = "llm_tokens"
+    upsample = 1  # one CTC frame per audio token
 
     def __init__(self, llm_width: int, eps: float = 1e-6):
         super().__init__()
@@ -56,11 +67,80 @@ class TokenCTCHead(nn.Module):
         logits = torch.cat([self.blank(x), lm_head(x)], dim=-1)
         return F.log_softmax(logits.float(), dim=-1)
 
+    def frame_lengths(self, token_lengths: torch.Tensor) -> torch.Tensor:
+        return token_lengths
+
+    @staticmethod
+    def labels(text: str, tokenizer) -> list[int]:
+        """The LLM token ids of ``text``: this head's CTC targets."""
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @staticmethod
+    def text(ids: Sequence[int], tokenizer) -> str:
+        return tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+
+class CharacterCTCHead(nn.Module):
+    """Hidden states ``(B, T, width)`` -> CTC log-probabilities ``(B, T x upsample, 1 + 27)`` over
+    :data:`CHARACTERS`: each audio token's state, normalised, is expanded into ``upsample`` frames of ``inner``
+    channels (one linear map, GELU) and each frame classified (a third of a million weights for SmolLM2-135M at the
+    defaults). It reads no LLM weight; ``lm_head`` is accepted for the same call as :class:`TokenCTCHead`.
+
+    >>> head = CharacterCTCHead(16, upsample=3)
+    >>> head(torch.randn(2, 5, 16)).shape, head.frame_lengths(torch.tensor([5, 4])).tolist()
+    (torch.Size([2, 15, 28]), [15, 12])
+    >>> head.labels("It's 10 o'clock!"), head.text(head.labels("It's 10 o'clock!"))
+    ([9, 20, 19, 0, 20, 5, 14, 0, 15, 3, 12, 15, 3, 11], 'its ten oclock')
+    """
+
+    vocabulary = "characters"
+
+    def __init__(self, llm_width: int, upsample: int = 3, inner: int = 256, eps: float = 1e-6):
+        super().__init__()
+        self.upsample = upsample
+        self.norm = nn.RMSNorm(llm_width, eps=eps)
+        self.expand = nn.Linear(llm_width, upsample * inner)
+        self.classify = nn.Linear(inner, 1 + len(CHARACTERS))
+
+    def forward(self, hidden: torch.Tensor, lm_head: nn.Module | None = None) -> torch.Tensor:
+        batch, tokens, _ = hidden.shape
+        frames = F.gelu(self.expand(self.norm(hidden.to(self.expand.weight.dtype))))
+        logits = self.classify(frames.reshape(batch, tokens * self.upsample, -1))
+        return F.log_softmax(logits.float(), dim=-1)
+
+    def frame_lengths(self, token_lengths: torch.Tensor) -> torch.Tensor:
+        return token_lengths * self.upsample
+
+    @staticmethod
+    def labels(text: str, tokenizer=None) -> list[int]:
+        """``text`` normalised as the WER normalises it, as indices into :data:`CHARACTERS` (what else is left,
+        e.g. a letter with an accent, is dropped)."""
+        from pipeline.eval.metrics import normalize_text
+
+        return [CHARACTERS.index(c) for c in normalize_text(text) if c in CHARACTERS]
+
+    @staticmethod
+    def text(ids: Sequence[int], tokenizer=None) -> str:
+        return " ".join("".join(CHARACTERS[i] for i in ids).split())
+
+
+CTCHead = TokenCTCHead | CharacterCTCHead
+
+
+def make_ctc_head(vocabulary: str, llm_width: int, upsample: int = 3) -> CTCHead:
+    """The CTC head ``student.ctc_vocabulary`` names (``llm_tokens`` or ``characters``)."""
+    if vocabulary == "llm_tokens":
+        return TokenCTCHead(llm_width)
+    if vocabulary == "characters":
+        return CharacterCTCHead(llm_width, upsample=upsample)
+    raise ValueError(f"CTC vocabulary {vocabulary!r}: choose llm_tokens or characters")
+
 
 def ctc_token_loss(log_probs: torch.Tensor, lengths: torch.Tensor, token_ids: Sequence[Sequence[int]],
                    batch_alphabet: bool | None = None) -> torch.Tensor:
-    """CTC loss of ``(B, T, 1 + vocab)`` log-probabilities against each sample's LLM token ids, per target
-    token (``reduction="mean"``: each sample's loss over its token count, averaged over the batch).
+    """CTC loss of ``(B, T, 1 + vocab)`` log-probabilities against each sample's label ids (LLM tokens, or
+    characters for a :class:`CharacterCTCHead`; the blank is added at 0), per target
+    label (``reduction="mean"``: each sample's loss over its token count, averaged over the batch).
 
     A sample whose transcript cannot fit its frames (more tokens than CTC can place) contributes 0 rather
     than infinity (``zero_infinity``); samples with no tokens are left out.
@@ -105,7 +185,7 @@ def ctc_token_loss(log_probs: torch.Tensor, lengths: torch.Tensor, token_ids: Se
 
 
 def ctc_greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """Best path per sample: argmax per frame, repeats merged, blanks dropped; LLM token ids."""
+    """Best path per sample: argmax per frame, repeats merged, blanks dropped; label ids (LLM tokens or characters)."""
     best = log_probs.argmax(-1).cpu()
     out = []
     for b, length in enumerate(lengths.tolist()):

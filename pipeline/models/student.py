@@ -47,7 +47,7 @@ from torch import nn
 
 from pipeline.config import StudentConfig
 from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
-from pipeline.models.ctc import TokenCTCHead
+from pipeline.models.ctc import CTCHead, make_ctc_head
 from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
@@ -76,9 +76,9 @@ def _lora_layer(key: str) -> int:
     return int(key.split(".layers.", 1)[1].split(".", 1)[0])
 
 
-def parts_ctc_layer(path: str | Path) -> int | None:
-    """The student layer the CTC head of a :meth:`AuraStudent.save_trainable` file reads, or ``None`` when the
-    file has no CTC head."""
+def parts_ctc_head(path: str | Path) -> dict | None:
+    """The CTC head of a :meth:`AuraStudent.save_trainable` file as ``{"ctc_layer", "ctc_vocabulary",
+    "ctc_upsample"}`` (the student layer it reads and what it spells), or ``None`` when the file has no CTC head."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
@@ -87,7 +87,16 @@ def parts_ctc_layer(path: str | Path) -> int | None:
         metadata = json.loads((f.metadata() or {}).get("aura_student", "{}"))
     if metadata.get("ctc_layer") is None:
         raise ValueError(f"{path}: a CTC head without the layer it reads (no ctc_layer in its metadata)")
-    return int(metadata["ctc_layer"])
+    student = StudentConfig.model_validate(metadata.get("student") or {})  # files before characters: LLM tokens
+    return {"ctc_layer": int(metadata["ctc_layer"]), "ctc_vocabulary": student.ctc_vocabulary,
+            "ctc_upsample": student.ctc_upsample}
+
+
+def parts_ctc_layer(path: str | Path) -> int | None:
+    """The student layer the CTC head of a :meth:`AuraStudent.save_trainable` file reads, or ``None`` when the
+    file has no CTC head."""
+    head = parts_ctc_head(path)
+    return None if head is None else head["ctc_layer"]
 
 
 class AuraStudent(nn.Module):
@@ -101,7 +110,7 @@ class AuraStudent(nn.Module):
 
     def __init__(self, llm: nn.Module, patch_embedding: AudioPatchEmbedding, heads: nn.ModuleDict,
                  layer_map: dict[int, int], lora_layers: int, bidirectional_audio: bool = True,
-                 metadata: dict | None = None, ctc_head: TokenCTCHead | None = None, ctc_layer: int | None = None):
+                 metadata: dict | None = None, ctc_head: CTCHead | None = None, ctc_layer: int | None = None):
         super().__init__()
         self.llm = llm  # a peft PeftModel until merge_and_unload(), then the plain LLM
         self.patch_embedding = patch_embedding
@@ -175,7 +184,7 @@ class AuraStudent(nn.Module):
         ctc_head, ctc_layer = None, None
         if cfg.ctc_weight > 0 or carried_ctc_layer is not None:
             ctc_layer = (cfg.ctc_layer or max(layer_map.values())) if cfg.ctc_weight > 0 else carried_ctc_layer
-            ctc_head = TokenCTCHead(width).to(device=ref.device, dtype=ref.dtype)
+            ctc_head = make_ctc_head(cfg.ctc_vocabulary, width, cfg.ctc_upsample).to(device=ref.device, dtype=ref.dtype)
         metadata = {
             "format_version": _FORMAT_VERSION,
             "student": cfg.model_dump(mode="json"),
@@ -308,11 +317,13 @@ class AuraStudent(nn.Module):
 
     def _ctc_at_audio(self, states: dict[int, torch.Tensor], audio_mask: torch.Tensor,
                       token_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"ctc_log_probs": (B, T_audio, 1 + vocab)}`` from the CTC head, or ``{}`` without one."""
+        """``{"ctc_log_probs": (B, frames, 1 + vocab), "ctc_lengths": (B,)}`` from the CTC head (frames: the audio
+        tokens x the head's ``upsample``), or ``{}`` without one."""
         if self.ctc_head is None:
             return {}
         hidden = self._audio_positions(states[self.ctc_layer], audio_mask, token_mask)
-        return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings())}
+        return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings()),
+                "ctc_lengths": self.ctc_head.frame_lengths(token_mask.sum(1))}
 
     def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
                         prefix_ids: Sequence[int] | None = None, audio_states_at: Sequence[int] = (),
@@ -324,7 +335,7 @@ class AuraStudent(nn.Module):
         stages compute, since text after the audio cannot reach them. Without it the audio starts at position 0.
 
         Returns ``{"layer_states": {teacher_layer: (B, T, teacher_width)}, "token_mask": (B, T) bool}``
-        with ``T = max(token_lengths)``, ``ctc_log_probs`` ``(B, T, 1 + vocab)`` when there is a CTC head (and
+        with ``T = max(token_lengths)``, ``ctc_log_probs`` ``(B, frames, 1 + vocab)`` and ``ctc_lengths`` when there is a CTC head (and
         ``with_ctc``: a training step that does not train the head skips its vocabulary-wide projection), and
         ``audio_states`` ``{m: (B, T, width)}``, the raw states of the student layers ``audio_states_at`` (each at
         most the distilled depth) at the audio positions.
@@ -443,7 +454,7 @@ class AuraStudent(nn.Module):
 
         ``new_parts``: this student may add parts to the file's (a stage that adapts more than the parts it starts
         from): LoRA of layers deeper than the file's keeps its initialisation (B = 0, no update yet), and so does a
-        CTC head the file lacks. Returns what was new, e.g. ``["LoRA of layers 9-30", "the CTC head"]``.
+        CTC head the file lacks or has of another vocabulary (``student.ctc_vocabulary``; the file's is not read). Returns what was new, e.g. ``["LoRA of layers 9-30", "the CTC head"]``.
         """
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -459,8 +470,10 @@ class AuraStudent(nn.Module):
             deeper = sorted({_lora_layer(k) for k in missing if k.startswith("lora.") and _lora_layer(k) > deepest})
             if deeper:
                 new.append(f"LoRA of layers {deeper[0] + 1}-{deeper[-1] + 1}")
-            if self.ctc_head is not None and not any(k.startswith("ctc.") for k in tensors):
-                new.append("the CTC head")
+            file_ctc = {k for k in tensors if k.startswith("ctc.")}
+            if self.ctc_head is not None and file_ctc != {k for k in expected if k.startswith("ctc.")}:
+                new.append("the CTC head")  # none in the file, or one of another vocabulary (left unread)
+                unexpected = [k for k in unexpected if k not in file_ctc]
             if self.patch_embedding.front_end is not None and not any(k.startswith(FRONT_END_KEYS) for k in tensors):
                 new.append("the front end")
             if self.patch_embedding.teacher_stem is not None and not any(k.startswith(TEACHER_STEM_KEYS) for k in tensors):

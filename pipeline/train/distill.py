@@ -37,8 +37,9 @@ class CTCScore:
     """The CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
     what a student that does not listen gives, scores 100 %) and the mean CTC loss."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, head):
         self.tokenizer = tokenizer
+        self.head = head
         self.references: list[str] = []
         self.hypotheses: list[str] = []
         self.loss_sum = 0.0
@@ -48,10 +49,9 @@ class CTCScore:
         from pipeline.models.ctc import ctc_greedy_ids
         from pipeline.prompts import spoken_text
 
-        lengths = out["token_mask"].sum(1)
-        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], lengths), batch.rows))[:weight]:
+        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"]), batch.rows))[:weight]:
             self.references.append(spoken_text(row))
-            self.hypotheses.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            self.hypotheses.append(self.head.text(ids, self.tokenizer))
         self.loss_sum += loss * weight
         self.count += weight
 
@@ -157,7 +157,7 @@ class DistillRecipe(StudentRecipe):
                                                      self.cfg.train.speaker_adversary_weight)
             loss = loss + ce
             per_layer["speaker"] = {"loss": ce, "accuracy": accuracy}
-        return self._add_ctc(loss, per_layer, batch, out, token_lengths, self.cfg.student.ctc_weight)
+        return self._add_ctc(loss, per_layer, batch, out, self.cfg.student.ctc_weight)
 
     def reference_predictors(self):
         """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
@@ -182,7 +182,8 @@ class DistillRecipe(StudentRecipe):
             sums["speaker_acc"] = 0.0
         voice_counts: dict[str, int] = {}
         count = 0
-        ctc = CTCScore(self.tokenizer) if self.engine.module.ctc_head is not None else None
+        head = self.engine.module.ctc_head
+        ctc = CTCScore(self.tokenizer, head) if head is not None else None
         for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
             targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them

@@ -264,7 +264,7 @@ class StudentRecipe:
         the trained parts it starts from loaded (:func:`starting_parts`: ``init_from``, or
         stage 1's export for stage 2). A checkpoint of this run, when there is one, replaces them (resume)."""
         from pipeline.models.sources import load_llm
-        from pipeline.models.student import AuraStudent, parts_ctc_layer
+        from pipeline.models.student import AuraStudent, parts_ctc_head
         from pipeline.prompts import audio_prefix_ids
 
         fp = self.store.fingerprint
@@ -276,10 +276,13 @@ class StudentRecipe:
         start = starting_parts(self.cfg, self.stage)
         # A CTC head of the starting parts stays (for the read-out and the CTC metrics) in a run whose config trains
         # none; the stage freezes a head no loss reaches.
-        carried_ctc_layer = parts_ctc_layer(start) if start is not None and self.cfg.student.ctc_weight == 0 else None
-        student = AuraStudent.from_llm(llm, self.cfg.student, teacher_layers=fp.layers, teacher_width=fp.width,
+        carried = parts_ctc_head(start) if start is not None and self.cfg.student.ctc_weight == 0 else None
+        student_cfg = self.cfg.student
+        if carried is not None:  # the head as it was made (its vocabulary), whatever this config says
+            student_cfg = student_cfg.model_copy(update={k: carried[k] for k in ("ctc_vocabulary", "ctc_upsample")})
+        student = AuraStudent.from_llm(llm, student_cfg, teacher_layers=fp.layers, teacher_width=fp.width,
                                        n_mels=fp.mel.n_mels, pooling=fp.pooling * self.prepare_targets.pool,
-                                       carried_ctc_layer=carried_ctc_layer)
+                                       carried_ctc_layer=carried and carried["ctc_layer"])
         if student.patch_embedding.teacher_stem is not None:
             # From the teacher itself (parts or checkpoints that carry the stem load over it unchanged).
             from pipeline.models.sources import load_whisper
@@ -330,22 +333,24 @@ class StudentRecipe:
         return self.prepare_targets(batch.targets, batch.target_lengths)[0]
 
     def spoken_ids(self, batch) -> list[list[int]]:
-        """The LLM token ids of what each clip of ``batch`` says (the CTC targets), tokenized once per key."""
+        """What each clip of ``batch`` says as the CTC head's labels (LLM token ids or characters: the CTC targets),
+        made once per key."""
         from pipeline.prompts import spoken_text
 
+        head = self.engine.module.ctc_head
         for key, row in zip(batch.keys, batch.rows):
             if key not in self._spoken_ids:
-                self._spoken_ids[key] = self.tokenizer(spoken_text(row), add_special_tokens=False)["input_ids"]
+                self._spoken_ids[key] = head.labels(spoken_text(row), self.tokenizer)
         return [self._spoken_ids[key] for key in batch.keys]
 
-    def _add_ctc(self, loss, per_layer, batch, out, token_lengths, weight: float):
+    def _add_ctc(self, loss, per_layer, batch, out, weight: float):
         """``loss + weight x CTC loss`` when the forward returned CTC log-probs (``per_layer["ctc"]`` logs it): not
         without a CTC head, nor in a training step of a stage that does not train the head it carries."""
         from pipeline.models.ctc import ctc_token_loss
 
         if "ctc_log_probs" not in out:
             return loss, per_layer
-        ctc = ctc_token_loss(out["ctc_log_probs"], token_lengths, self.spoken_ids(batch))
+        ctc = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], self.spoken_ids(batch))
         per_layer["ctc"] = {"loss": ctc}
         return loss + weight * ctc, per_layer
 

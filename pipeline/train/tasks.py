@@ -89,8 +89,7 @@ class TasksRecipe(StudentRecipe):
             loss = loss + self.cfg.train.distill_weight * d_loss
             per_layer.update(d_layers)
         if use_ctc:
-            loss, per_layer = self._add_ctc(loss, per_layer, batch, out, inputs["token_lengths"],
-                                            self.cfg.train.tasks_ctc_weight)
+            loss, per_layer = self._add_ctc(loss, per_layer, batch, out, self.cfg.train.tasks_ctc_weight)
         return loss, per_layer
 
     def evaluate(self) -> dict[str, float]:

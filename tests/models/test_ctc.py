@@ -1,13 +1,21 @@
 """The auxiliary CTC head (pipeline.models.ctc) alone and inside the student: the loss is low only on the
 right transcript, greedy decoding inverts a best path, a CTC student trains, saves, loads and computes the
-same audio states in every layout."""
+same audio states in every layout; a character head spells the normalised transcript at ctc_upsample frames per
+audio token, and a student swaps one vocabulary's head for the other's only when told that parts may be new."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipeline.models.ctc import TokenCTCHead, ctc_beam_search, ctc_greedy_ids, ctc_token_loss
+from pipeline.models.ctc import (
+    CHARACTERS,
+    CharacterCTCHead,
+    TokenCTCHead,
+    ctc_beam_search,
+    ctc_greedy_ids,
+    ctc_token_loss,
+)
 from pipeline.models.student import AuraStudent
 from tests.models.test_student import (
     TEACHER_LAYERS,
@@ -106,6 +114,65 @@ def test_ctc_reads_the_same_audio_states_in_stage1_stage2_and_inference_layouts(
         assert torch.allclose(stage1["layer_states"][j], full["layer_states"][j], atol=1e-5)
     assert "ctc_log_probs" not in s(**mixed_batch(prefix=prefix, tokens=4), mel=mel, token_lengths=lengths,
                                     return_ctc=False)
+
+
+def test_character_head_spells_the_normalised_transcript_trains_saves_and_loads(tmp_path):
+    from pipeline.models.student import parts_ctc_head
+
+    s = make_student("sdpa", ctc_weight=0.5, ctc_vocabulary="characters", ctc_upsample=3).train()
+    assert isinstance(s.ctc_head, CharacterCTCHead) and s.ctc_head.upsample == 3
+    texts = ["Go, Bo!", "at 2"]   # normalised "go bo" and "at two": a repeated letter needs a blank between
+    labels = [s.ctc_head.labels(t) for t in texts]
+    assert [len(x) for x in labels] == [5, 6] and max(max(x) for x in labels) < len(CHARACTERS)
+    mel, lengths = random_mel(2, 4, seed=3), torch.tensor([4, 3])   # 12 and 9 CTC frames
+    optimizer = torch.optim.Adam(s.trainable_parameters(), lr=1e-2)
+    losses = []
+    for _ in range(120):
+        out = s.forward_distill(mel, lengths)
+        assert out["ctc_log_probs"].shape == (2, 12, 1 + len(CHARACTERS))
+        assert out["ctc_lengths"].tolist() == [12, 9]
+        loss = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.2 * losses[0]
+    s.eval()
+    with torch.no_grad():
+        out = s.forward_distill(mel, lengths)
+    assert [s.ctc_head.text(ids) for ids in ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"])] == [
+        "go bo", "at two"]
+
+    path = s.save_trainable(tmp_path / "student.safetensors")
+    assert parts_ctc_head(path) == {"ctc_layer": s.ctc_layer, "ctc_vocabulary": "characters", "ctc_upsample": 3}
+    rebuilt = AuraStudent.load(make_llm("sdpa"), path).eval()
+    assert isinstance(rebuilt.ctc_head, CharacterCTCHead)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.forward_distill(mel, lengths)["ctc_log_probs"], out["ctc_log_probs"])
+
+
+def test_a_head_of_another_vocabulary_is_replaced_only_when_parts_may_be_new(tmp_path):
+    """Token-head parts into a character-head student (a run that starts a character read-out from a release):
+    refused by a strict load; with ``new_parts`` the head is new (the file's is not read), the rest loads."""
+    from pipeline.models.student import parts_ctc_head
+
+    tokens = make_student("sdpa", ctc_weight=0.5)
+    path = tokens.save_trainable(tmp_path / "tokens.safetensors")
+    assert parts_ctc_head(path)["ctc_vocabulary"] == "llm_tokens"
+    chars = make_student("sdpa", ctc_weight=0.5, ctc_vocabulary="characters")
+    with torch.no_grad():   # its own LoRA, so that loading is seen
+        for name, param in chars.named_parameters():
+            if "lora_B" in name:
+                param.add_(1.0)
+    with pytest.raises(ValueError, match="does not fit.*ctc"):
+        chars.load_trainable(path)
+    head_before = {k: v.clone() for k, v in chars.ctc_head.state_dict().items()}
+    assert chars.load_trainable(path, new_parts=True) == ["the CTC head"]
+    assert all(torch.equal(v, head_before[k]) for k, v in chars.ctc_head.state_dict().items())
+    mel, lengths = random_mel(1, 4), torch.tensor([4])
+    with torch.no_grad():
+        torch.testing.assert_close(chars.forward_distill(mel, lengths)["layer_states"][TEACHER_LAYERS[0]],
+                                   tokens.forward_distill(mel, lengths)["layer_states"][TEACHER_LAYERS[0]])
 
 
 def test_students_without_a_ctc_head_are_unchanged():

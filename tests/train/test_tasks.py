@@ -175,3 +175,32 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
     assert all(float(r["ctc_wer"]) >= 0 for r in csv.DictReader(open(adapt / "distill" / "eval.csv")))
     assert "loss_Lctc" not in list(csv.DictReader(open(adapt / "distill" / "metrics.csv")))[-1]
+
+
+@pytest.mark.slow
+def test_a_character_head_trains_in_stage_1_and_is_carried_as_characters(tiny_workdir, tmp_path):
+    """Stage 1 with ``student.ctc_vocabulary=characters``: the CTC loss and the read-out's WER are measured on
+    letters; a later run that trains no CTC head (``student.ctc_weight=0``, the config's vocabulary left at LLM
+    tokens) carries the character head unchanged, as the parts made it."""
+    from pipeline.models.student import parts_ctc_head
+
+    workdir = shutil.copytree(tiny_workdir[0], tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
+    common = ["--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", "--set", "train.eval_every=2",
+              "--set", "train.checkpoint_every=2"]
+    done = run_aura("train", *common, "--set", "train.max_steps=2", "--set", "student.ctc_weight=0.5",
+                    "--set", "student.ctc_vocabulary=characters")
+    assert done.returncode == 0, done.stderr[-3000:]
+    start = workdir / "checkpoints" / "distill" / "export" / "student.safetensors"
+    assert parts_ctc_head(start)["ctc_vocabulary"] == "characters"
+    assert float(list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "metrics.csv")))[-1]["loss_Lctc"]) > 0
+    assert all(float(r["ctc_wer"]) >= 0 for r in csv.DictReader(open(workdir / "checkpoints" / "distill" / "eval.csv")))
+
+    carried = workdir / "carried"
+    done = run_aura("train", *common, "--set", "train.max_steps=2", "--set", f"paths.checkpoints={carried}",
+                    "--set", f"train.init_from={start}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = carried / "distill" / "export" / "student.safetensors"
+    assert parts_ctc_head(after)["ctc_vocabulary"] == "characters"
+    before, now = load_file(str(start)), load_file(str(after))
+    ctc_keys = [k for k in before if k.startswith("ctc.")]
+    assert ctc_keys == [k for k in now if k.startswith("ctc.")] and all(torch.equal(before[k], now[k]) for k in ctc_keys)
