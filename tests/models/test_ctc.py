@@ -35,6 +35,23 @@ def peaked(path: list[int], vocab: int = 6) -> torch.Tensor:
     return log_probs.log_softmax(-1)
 
 
+def fit_ctc(student: AuraStudent, mel: torch.Tensor, lengths: torch.Tensor, labels: list[list[int]], steps: int
+            ) -> tuple[list[float], dict]:
+    """Train ``student`` on its CTC loss alone over one batch; the loss per step and the forward in eval mode after."""
+    optimizer = torch.optim.Adam(student.trainable_parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        out = student.forward_distill(mel, lengths)
+        loss = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    student.eval()
+    with torch.no_grad():
+        return losses, student.forward_distill(mel, lengths)
+
+
 def test_loss_is_near_zero_only_for_the_transcript_the_path_spells():
     log_probs = peaked([3, 3, 0, 3, 5, 0])   # tokens 2, 2, 4 (repeat split by a blank)
     lengths = torch.tensor([6])
@@ -78,19 +95,8 @@ def test_student_ctc_head_trains_saves_and_loads(tmp_path):
 
     mel, lengths = random_mel(2, 8, seed=3), torch.tensor([8, 6])
     transcripts = [[5, 9, 17], [33, 2]]
-    optimizer = torch.optim.Adam(s.trainable_parameters(), lr=1e-2)
-    losses = []
-    for _ in range(80):
-        out = s.forward_distill(mel, lengths)
-        loss = ctc_token_loss(out["ctc_log_probs"], lengths, transcripts)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses, out = fit_ctc(s, mel, lengths, transcripts, steps=80)
     assert losses[-1] < 0.2 * losses[0]
-    s.eval()
-    with torch.no_grad():
-        out = s.forward_distill(mel, lengths)
     assert ctc_greedy_ids(out["ctc_log_probs"], lengths) == transcripts
 
     path = s.save_trainable(tmp_path / "student.safetensors")
@@ -125,21 +131,9 @@ def test_character_head_spells_the_normalised_transcript_trains_saves_and_loads(
     labels = [s.ctc_head.labels(t) for t in texts]
     assert [len(x) for x in labels] == [5, 6] and max(max(x) for x in labels) < len(CHARACTERS)
     mel, lengths = random_mel(2, 4, seed=3), torch.tensor([4, 3])   # 12 and 9 CTC frames
-    optimizer = torch.optim.Adam(s.trainable_parameters(), lr=1e-2)
-    losses = []
-    for _ in range(120):
-        out = s.forward_distill(mel, lengths)
-        assert out["ctc_log_probs"].shape == (2, 12, 1 + len(CHARACTERS))
-        assert out["ctc_lengths"].tolist() == [12, 9]
-        loss = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses, out = fit_ctc(s, mel, lengths, labels, steps=120)
     assert losses[-1] < 0.2 * losses[0]
-    s.eval()
-    with torch.no_grad():
-        out = s.forward_distill(mel, lengths)
+    assert out["ctc_log_probs"].shape == (2, 12, 1 + len(CHARACTERS)) and out["ctc_lengths"].tolist() == [12, 9]
     assert [s.ctc_head.text(ids) for ids in ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"])] == [
         "go bo", "at two"]
 
