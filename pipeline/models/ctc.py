@@ -83,7 +83,7 @@ class TokenCTCHead(nn.Module):
 class CharacterCTCHead(nn.Module):
     """Hidden states ``(B, T, width)`` -> CTC log-probabilities ``(B, T x upsample, 1 + 27)`` over
     :data:`CHARACTERS`: each audio token's state, normalised, is expanded into ``upsample`` frames of ``inner``
-    channels (one linear map, GELU) and each frame classified (a third of a million weights for SmolLM2-135M at the
+    channels (one linear map, GELU) and each frame classified (0.45 M weights for SmolLM2-135M at the
     defaults). It reads no LLM weight; ``lm_head`` is accepted for the same call as :class:`TokenCTCHead`.
 
     >>> head = CharacterCTCHead(16, upsample=3)
