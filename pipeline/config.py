@@ -244,11 +244,21 @@ class StudentConfig(_Section):
     ctc_upsample: int = Field(
         3, ge=1, description="characters: CTC frames per audio token (12.5 tokens/s x 3 = 37.5 frames/s, above "
         "English's ~15 characters/s); the LLM-token head reads one frame per token")
+    character_ctc_weight: float = Field(
+        0.0, ge=0, description="stage 1: weight of a second CTC loss beside the LLM-token head's: a character head "
+        "(ctc_upsample frames per audio token) reads the same layer and spells the transcript letter by letter, a "
+        "finer task that may shape the states for the sounds of words and voices never heard "
+        "(benchmarks/results/character_ctc); the read-out stays the token head. Needs ctc_weight > 0 with "
+        "ctc_vocabulary llm_tokens; 0 = none")
 
     @model_validator(mode="after")
-    def _front_end_parts(self) -> "StudentConfig":
+    def _parts_agree(self) -> "StudentConfig":
         if self.front_end_clip_mean and not self.front_end_channels:
             raise ValueError("student.front_end_clip_mean needs a front end: set student.front_end_channels")
+        if self.character_ctc_weight and not (self.ctc_weight and self.ctc_vocabulary == "llm_tokens"):
+            raise ValueError("student.character_ctc_weight > 0 trains a character head beside the LLM-token head: it "
+                             "needs student.ctc_weight > 0 and student.ctc_vocabulary llm_tokens "
+                             f"(they are {self.ctc_weight} and {self.ctc_vocabulary})")
         return self
 
 

@@ -47,7 +47,7 @@ from torch import nn
 
 from pipeline.config import StudentConfig
 from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
-from pipeline.models.ctc import CTCHead, make_ctc_head
+from pipeline.models.ctc import CharacterCTCHead, CTCHead, make_ctc_head
 from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
@@ -56,6 +56,7 @@ _FORMAT_VERSION = 1
 FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
 STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
+CHARACTER_HEAD_PART = "the character CTC head"  # load_trainable's new part
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,20 +106,25 @@ class AuraStudent(nn.Module):
     Build with :meth:`from_llm` (or :meth:`load` from a :meth:`save_trainable` file); see the module
     docstring for usage. ``layer_map`` maps teacher layer ``j`` -> student layer ``m`` (1-based output
     of decoder layer ``m``). ``ctc_head`` (optional, :mod:`pipeline.models.ctc`) reads student layer
-    ``ctc_layer``. The LLM must be loaded with ``attn_implementation`` ``"sdpa"`` or ``"eager"``.
+    ``ctc_layer``, and so does ``character_ctc_head`` (optional: a second head that spells characters beside an
+    LLM-token head, ``student.character_ctc_weight``). The LLM must be loaded with ``attn_implementation`` ``"sdpa"`` or ``"eager"``.
     """
 
     def __init__(self, llm: nn.Module, patch_embedding: AudioPatchEmbedding, heads: nn.ModuleDict,
                  layer_map: dict[int, int], lora_layers: int, bidirectional_audio: bool = True,
-                 metadata: dict | None = None, ctc_head: CTCHead | None = None, ctc_layer: int | None = None):
+                 metadata: dict | None = None, ctc_head: CTCHead | None = None, ctc_layer: int | None = None,
+                 character_ctc_head: CharacterCTCHead | None = None):
         super().__init__()
         self.llm = llm  # a peft PeftModel until merge_and_unload(), then the plain LLM
         self.patch_embedding = patch_embedding
         self.heads = heads
         if (ctc_head is None) != (ctc_layer is None):
             raise ValueError("a CTC head needs its layer and a CTC layer needs its head")
+        if character_ctc_head is not None and ctc_head is None:
+            raise ValueError("a second, character CTC head goes beside a CTC head")
         self.ctc_head = ctc_head
         self.ctc_layer = ctc_layer
+        self.character_ctc_head = character_ctc_head
         self.layer_map = dict(sorted(layer_map.items()))
         self.lora_layers = lora_layers
         self.bidirectional_audio = bidirectional_audio
@@ -185,6 +191,9 @@ class AuraStudent(nn.Module):
         if cfg.ctc_weight > 0 or carried_ctc_layer is not None:
             ctc_layer = (cfg.ctc_layer or max(layer_map.values())) if cfg.ctc_weight > 0 else carried_ctc_layer
             ctc_head = make_ctc_head(cfg.ctc_vocabulary, width, cfg.ctc_upsample).to(device=ref.device, dtype=ref.dtype)
+        character_ctc_head = None
+        if cfg.character_ctc_weight > 0:  # the config's validator saw to a token head beside it
+            character_ctc_head = CharacterCTCHead(width, cfg.ctc_upsample).to(device=ref.device, dtype=ref.dtype)
         metadata = {
             "format_version": _FORMAT_VERSION,
             "student": cfg.model_dump(mode="json"),
@@ -200,7 +209,7 @@ class AuraStudent(nn.Module):
             "ctc_layer": ctc_layer,
         }
         return cls(peft_llm, patch, heads, layer_map, lora_layers, cfg.bidirectional_audio, metadata,
-                   ctc_head=ctc_head, ctc_layer=ctc_layer)
+                   ctc_head=ctc_head, ctc_layer=ctc_layer, character_ctc_head=character_ctc_head)
 
     @classmethod
     def load(cls, llm: nn.Module, path: str | Path) -> "AuraStudent":
@@ -318,12 +327,17 @@ class AuraStudent(nn.Module):
     def _ctc_at_audio(self, states: dict[int, torch.Tensor], audio_mask: torch.Tensor,
                       token_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"ctc_log_probs": (B, frames, 1 + vocab), "ctc_lengths": (B,)}`` from the CTC head (frames: the audio
-        tokens x the head's ``upsample``), or ``{}`` without one."""
+        tokens x the head's ``upsample``), or ``{}`` without one; with a character head beside it also
+        ``character_ctc_log_probs`` and ``character_ctc_lengths``."""
         if self.ctc_head is None:
             return {}
         hidden = self._audio_positions(states[self.ctc_layer], audio_mask, token_mask)
-        return {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings()),
-                "ctc_lengths": self.ctc_head.frame_lengths(token_mask.sum(1))}
+        out = {"ctc_log_probs": self.ctc_head(hidden, self.base_llm.get_output_embeddings()),
+               "ctc_lengths": self.ctc_head.frame_lengths(token_mask.sum(1))}
+        if self.character_ctc_head is not None:
+            out["character_ctc_log_probs"] = self.character_ctc_head(hidden)
+            out["character_ctc_lengths"] = self.character_ctc_head.frame_lengths(token_mask.sum(1))
+        return out
 
     def forward_distill(self, mel: torch.Tensor, token_lengths: torch.Tensor,
                         prefix_ids: Sequence[int] | None = None, audio_states_at: Sequence[int] = (),
@@ -423,14 +437,16 @@ class AuraStudent(nn.Module):
         return self.llm
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """``patch_embedding.*``, ``heads.*``, ``ctc.*`` (with a CTC head) and ``lora.<peft key>`` tensors (what
-        :meth:`save_trainable` writes)."""
+        """``patch_embedding.*``, ``heads.*``, ``ctc.*`` (with a CTC head), ``character_ctc.*`` (with a second,
+        character head) and ``lora.<peft key>`` tensors (what :meth:`save_trainable` writes)."""
         from peft import get_peft_model_state_dict
 
         state = {f"patch_embedding.{k}": v for k, v in self.patch_embedding.state_dict().items()}
         state.update({f"heads.{k}": v for k, v in self.heads.state_dict().items()})
         if self.ctc_head is not None:
             state.update({f"ctc.{k}": v for k, v in self.ctc_head.state_dict().items()})
+        if self.character_ctc_head is not None:
+            state.update({f"character_ctc.{k}": v for k, v in self.character_ctc_head.state_dict().items()})
         if hasattr(self.llm, "peft_config"):
             # save_embedding_layers=False: "auto" may look the base model up on the Hub.
             lora = get_peft_model_state_dict(self.llm, save_embedding_layers=False)
@@ -454,7 +470,10 @@ class AuraStudent(nn.Module):
 
         ``new_parts``: this student may add parts to the file's (a stage that adapts more than the parts it starts
         from): LoRA of layers deeper than the file's keeps its initialisation (B = 0, no update yet), and so does a
-        CTC head the file lacks or has of another vocabulary (``student.ctc_vocabulary``; the file's is not read). Returns what was new, e.g. ``["LoRA of layers 9-30", "the CTC head"]``.
+        CTC head the file lacks or has of another vocabulary (``student.ctc_vocabulary``; the file's is not read), and a
+        second, character head the file lacks. Returns what was new, e.g. ``["LoRA of layers 9-30", "the CTC head"]``.
+        A second, character head in the file is left unread by a student without one: it was a training aid (its
+        loss shaped the states), and nothing reads it at inference.
         """
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -464,6 +483,8 @@ class AuraStudent(nn.Module):
         tensors = load_file(str(path))
         expected = set(self.trainable_state_dict())
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        if self.character_ctc_head is None:
+            unexpected = [k for k in unexpected if not k.startswith("character_ctc.")]
         new: list[str] = []
         if new_parts:
             deepest = max((_lora_layer(k) for k in tensors if k.startswith("lora.")), default=-1)
@@ -474,12 +495,15 @@ class AuraStudent(nn.Module):
             if self.ctc_head is not None and file_ctc != {k for k in expected if k.startswith("ctc.")}:
                 new.append("the CTC head")  # none in the file, or one of another vocabulary (left unread)
                 unexpected = [k for k in unexpected if k not in file_ctc]
+            if self.character_ctc_head is not None and not any(k.startswith("character_ctc.") for k in tensors):
+                new.append(CHARACTER_HEAD_PART)
             if self.patch_embedding.front_end is not None and not any(k.startswith(FRONT_END_KEYS) for k in tensors):
                 new.append("the front end")
             if self.patch_embedding.teacher_stem is not None and not any(k.startswith(TEACHER_STEM_KEYS) for k in tensors):
                 new.append(STEM_PART)  # the frozen stem keeps what was copied into it (StudentRecipe.build_student)
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
+                       and not (k.startswith("character_ctc.") and CHARACTER_HEAD_PART in new)
                        and not (k.startswith(FRONT_END_KEYS) and "the front end" in new)
                        and not (k.startswith(TEACHER_STEM_KEYS) and STEM_PART in new)]
         if missing or unexpected:
@@ -491,6 +515,9 @@ class AuraStudent(nn.Module):
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
         if self.ctc_head is not None and "the CTC head" not in new:
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})
+        if self.character_ctc_head is not None and CHARACTER_HEAD_PART not in new:
+            self.character_ctc_head.load_state_dict(
+                {k.removeprefix("character_ctc."): v for k, v in tensors.items() if k.startswith("character_ctc.")})
         lora = {k.removeprefix("lora."): v for k, v in tensors.items() if k.startswith("lora.")}
         result = set_peft_model_state_dict(self.llm, lora)
         if getattr(result, "unexpected_keys", None):

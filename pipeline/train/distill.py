@@ -34,22 +34,27 @@ from pipeline.train.recipe import StudentRecipe
 
 
 class CTCScore:
-    """The CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
-    what a student that does not listen gives, scores 100 %) and the mean CTC loss."""
+    """A CTC head's greedy transcripts on the watched split: corpus WER over every rank (an empty transcript,
+    what a student that does not listen gives, scores 100 %) and the mean CTC loss, as ``{name}_wer`` and
+    ``{name}_loss``. ``name`` is also the prefix of the forward's outputs it reads and of its ``per_layer`` entry:
+    ``ctc`` (the CTC head) or ``character_ctc`` (a second, character head beside it)."""
 
-    def __init__(self, tokenizer, head):
+    def __init__(self, tokenizer, head, name: str = "ctc"):
         self.tokenizer = tokenizer
         self.head = head
+        self.name = name
         self.references: list[str] = []
         self.hypotheses: list[str] = []
         self.loss_sum = 0.0
         self.count = 0
 
-    def add(self, batch, out: dict, weight: int, loss: float) -> None:
+    def add(self, batch, out: dict, weight: int, per_layer: dict) -> None:
         from pipeline.models.ctc import ctc_greedy_ids
         from pipeline.prompts import spoken_text
 
-        for ids, row in list(zip(ctc_greedy_ids(out["ctc_log_probs"], out["ctc_lengths"]), batch.rows))[:weight]:
+        ids_per_clip = ctc_greedy_ids(out[f"{self.name}_log_probs"], out[f"{self.name}_lengths"])
+        loss = float(per_layer[self.name]["loss"])
+        for ids, row in list(zip(ids_per_clip, batch.rows))[:weight]:
             self.references.append(spoken_text(row))
             self.hypotheses.append(self.head.text(ids, self.tokenizer))
         self.loss_sum += loss * weight
@@ -66,9 +71,9 @@ class CTCScore:
             dist.all_reduce(totals)
         result = {}
         if totals[1] > 0:
-            result["ctc_wer"] = float(totals[0] / totals[1])
+            result[f"{self.name}_wer"] = float(totals[0] / totals[1])
         if totals[3] > 0:
-            result["ctc_loss"] = float(totals[2] / totals[3])
+            result[f"{self.name}_loss"] = float(totals[2] / totals[3])
         return result
 
 
@@ -157,7 +162,8 @@ class DistillRecipe(StudentRecipe):
                                                      self.cfg.train.speaker_adversary_weight)
             loss = loss + ce
             per_layer["speaker"] = {"loss": ce, "accuracy": accuracy}
-        return self._add_ctc(loss, per_layer, batch, out, self.cfg.student.ctc_weight)
+        return self._add_ctc(loss, per_layer, batch, out, self.cfg.student.ctc_weight,
+                             self.cfg.student.character_ctc_weight)
 
     def reference_predictors(self):
         """Constant and position-mean predictors fitted on training targets (:mod:`pipeline.train.reference`)."""
@@ -182,15 +188,16 @@ class DistillRecipe(StudentRecipe):
             sums["speaker_acc"] = 0.0
         voice_counts: dict[str, int] = {}
         count = 0
-        head = self.engine.module.ctc_head
-        ctc = CTCScore(self.tokenizer, head) if head is not None else None
+        student = self.engine.module
+        scores = [CTCScore(self.tokenizer, head, name) for head, name in
+                  ((student.ctc_head, "ctc"), (student.character_ctc_head, "character_ctc")) if head is not None]
         for batch, weight in self.heldout_batches():
             _, per_layer = self.compute_loss(batch)
             targets, mask = self._last_targets, self._last_out["token_mask"]  # as compute_loss prepared them
             for layer in layers:
                 sums[f"cos_L{layer}"] += float(per_layer[layer]["cosine"]) * weight
-            if ctc is not None:
-                ctc.add(batch, self._last_out, weight, float(per_layer["ctc"]["loss"]))
+            for score in scores:
+                score.add(batch, self._last_out, weight, per_layer)
             if self.speaker_index:
                 sums["speaker_acc"] += float(per_layer["speaker"]["accuracy"]) * weight
                 for row in batch.rows[:weight]:
@@ -204,8 +211,8 @@ class DistillRecipe(StudentRecipe):
         result = self._reduce_weighted(sums, count)
         for prefix in ("", "const_", "posmean_"):
             result[f"{prefix}cos_mean"] = sum(result[f"{prefix}cos_L{layer}"] for layer in layers) / len(layers)
-        if ctc is not None:
-            result.update(ctc.reduce())
+        for score in scores:
+            result.update(score.reduce())
         if self.speaker_index:
             # what naming the commonest voice of this rank's clips scores (the classifier's floor)
             result["speaker_majority"] = self._reduce_weighted(

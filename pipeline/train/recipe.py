@@ -272,7 +272,7 @@ class StudentRecipe:
                                        dtype=torch.bfloat16 if self.bf16 else torch.float32,
                                        trust_remote_code=self.cfg.models.trust_remote_code)
         self.audio_prefix = audio_prefix_ids(self.tokenizer)
-        self._spoken_ids: dict[str, list[int]] = {}
+        self._spoken_labels: dict[tuple[str, str], list[int]] = {}
         start = starting_parts(self.cfg, self.stage)
         # A CTC head of the starting parts stays (for the read-out and the CTC metrics) in a run whose config trains
         # none; the stage freezes a head no loss reaches.
@@ -332,27 +332,34 @@ class StudentRecipe:
             return None
         return self.prepare_targets(batch.targets, batch.target_lengths)[0]
 
-    def spoken_ids(self, batch) -> list[list[int]]:
-        """What each clip of ``batch`` says as the CTC head's labels (LLM token ids or characters: the CTC targets),
-        made once per key."""
+    def spoken_labels(self, batch, head) -> list[list[int]]:
+        """What each clip of ``batch`` says as ``head``'s labels (LLM token ids or characters: the CTC targets),
+        made once per key and vocabulary."""
         from pipeline.prompts import spoken_text
 
-        head = self.engine.module.ctc_head
         for key, row in zip(batch.keys, batch.rows):
-            if key not in self._spoken_ids:
-                self._spoken_ids[key] = head.labels(spoken_text(row), self.tokenizer)
-        return [self._spoken_ids[key] for key in batch.keys]
+            if (head.vocabulary, key) not in self._spoken_labels:
+                self._spoken_labels[head.vocabulary, key] = head.labels(spoken_text(row), self.tokenizer)
+        return [self._spoken_labels[head.vocabulary, key] for key in batch.keys]
 
-    def _add_ctc(self, loss, per_layer, batch, out, weight: float):
+    def _add_ctc(self, loss, per_layer, batch, out, weight: float, character_weight: float = 0.0):
         """``loss + weight x CTC loss`` when the forward returned CTC log-probs (``per_layer["ctc"]`` logs it): not
-        without a CTC head, nor in a training step of a stage that does not train the head it carries."""
+        without a CTC head, nor in a training step of a stage that does not train the head it carries. With
+        ``character_weight`` also that times the second, character head's CTC loss (``per_layer["character_ctc"]``)."""
         from pipeline.models.ctc import ctc_token_loss
 
         if "ctc_log_probs" not in out:
             return loss, per_layer
-        ctc = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], self.spoken_ids(batch))
+        student = self.engine.module
+        ctc = ctc_token_loss(out["ctc_log_probs"], out["ctc_lengths"], self.spoken_labels(batch, student.ctc_head))
         per_layer["ctc"] = {"loss": ctc}
-        return loss + weight * ctc, per_layer
+        loss = loss + weight * ctc
+        if character_weight and "character_ctc_log_probs" in out:
+            characters = ctc_token_loss(out["character_ctc_log_probs"], out["character_ctc_lengths"],
+                                        self.spoken_labels(batch, student.character_ctc_head))
+            per_layer["character_ctc"] = {"loss": characters}
+            loss = loss + character_weight * characters
+        return loss, per_layer
 
     def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
         names = sorted(values)
@@ -513,7 +520,7 @@ class StudentRecipe:
         self._append_csv(self.eval_path, {"step": self.step, **{k: f"{v:.6f}" for k, v in result.items()}})
         for name, value in result.items():
             self.tb.add_scalar(f"heldout/{name}", value, self.step)
-        shown = {k: v for k, v in result.items() if not k.startswith(("const_", "posmean_", "ctc_loss"))
+        shown = {k: v for k, v in result.items() if not k.startswith(("const_", "posmean_", "ctc_loss", "character_ctc_loss"))
                  or k.endswith("_mean")}
         print(f"step {self.step}: {self.heldout.split} " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()), flush=True)
 

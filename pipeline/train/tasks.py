@@ -45,6 +45,8 @@ class TasksRecipe(StudentRecipe):
             student.ctc_head.requires_grad_(False)
         elif student.ctc_head is None and self.cfg.train.tasks_ctc_weight > 0:
             raise ValueError("train.tasks_ctc_weight > 0 needs a stage-1 student with a CTC head (student.ctc_weight > 0)")
+        if student.character_ctc_head is not None:
+            student.character_ctc_head.requires_grad_(False)  # a stage-1 training aid: stage 2 gives it no loss
         frozen = self.cfg.train.tasks_frozen_layers
         if frozen:
             if student.lora_layers <= frozen:

@@ -1,7 +1,8 @@
 """The auxiliary CTC head (pipeline.models.ctc) alone and inside the student: the loss is low only on the
 right transcript, greedy decoding inverts a best path, a CTC student trains, saves, loads and computes the
 same audio states in every layout; a character head spells the normalised transcript at ctc_upsample frames per
-audio token, and a student swaps one vocabulary's head for the other's only when told that parts may be new."""
+audio token, and a student swaps one vocabulary's head for the other's only when told that parts may be new; a
+character head trains beside a token head and is left unread by students without one."""
 
 from __future__ import annotations
 
@@ -167,6 +168,51 @@ def test_a_head_of_another_vocabulary_is_replaced_only_when_parts_may_be_new(tmp
     with torch.no_grad():
         torch.testing.assert_close(chars.forward_distill(mel, lengths)["layer_states"][TEACHER_LAYERS[0]],
                                    tokens.forward_distill(mel, lengths)["layer_states"][TEACHER_LAYERS[0]])
+
+
+def test_a_character_head_beside_the_token_head_trains_saves_and_is_left_by_students_without_one(tmp_path):
+    """``student.character_ctc_weight``: both heads read the CTC layer; the pair saves and loads; parts without
+    the character head start a fresh one only when parts may be new; a student without one leaves it unread."""
+    from pydantic import ValidationError
+
+    s = make_student("sdpa", ctc_weight=0.5, character_ctc_weight=0.5).train()
+    assert isinstance(s.ctc_head, TokenCTCHead) and isinstance(s.character_ctc_head, CharacterCTCHead)
+    mel, lengths = random_mel(2, 4, seed=5), torch.tensor([4, 3])
+    texts = ["Go, Bo!", "at 2"]
+    labels = [s.character_ctc_head.labels(t) for t in texts]
+    optimizer = torch.optim.Adam(s.trainable_parameters(), lr=1e-2)
+    for _ in range(120):   # the character loss alone: its gradient reaches the states through the LoRA
+        out = s.forward_distill(mel, lengths)
+        loss = ctc_token_loss(out["character_ctc_log_probs"], out["character_ctc_lengths"], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    s.eval()
+    with torch.no_grad():
+        out = s.forward_distill(mel, lengths)
+    assert out["ctc_log_probs"].shape[1] == 4 and out["character_ctc_lengths"].tolist() == [12, 9]
+    assert [s.character_ctc_head.text(ids) for ids in
+            ctc_greedy_ids(out["character_ctc_log_probs"], out["character_ctc_lengths"])] == ["go bo", "at two"]
+
+    both = s.save_trainable(tmp_path / "both.safetensors")
+    assert any(k.startswith("character_ctc.") for k in s.trainable_state_dict())
+    rebuilt = AuraStudent.load(make_llm("sdpa"), both).eval()
+    with torch.no_grad():
+        again = rebuilt.forward_distill(mel, lengths)
+    assert torch.equal(again["character_ctc_log_probs"], out["character_ctc_log_probs"])
+    assert torch.equal(again["ctc_log_probs"], out["ctc_log_probs"])
+
+    token_only = make_student("sdpa", ctc_weight=0.5)
+    assert token_only.load_trainable(both) == []   # the character head, a training aid, is left unread
+    with torch.no_grad():
+        assert torch.equal(token_only.eval().forward_distill(mel, lengths)["ctc_log_probs"], out["ctc_log_probs"])
+    parts = token_only.save_trainable(tmp_path / "tokens.safetensors")
+    fresh = make_student("sdpa", ctc_weight=0.5, character_ctc_weight=0.5)
+    with pytest.raises(ValueError, match="does not fit.*character_ctc"):
+        fresh.load_trainable(parts)
+    assert fresh.load_trainable(parts, new_parts=True) == ["the character CTC head"]
+    with pytest.raises(ValidationError, match="character_ctc_weight"):
+        make_student("sdpa", ctc_weight=0.5, ctc_vocabulary="characters", character_ctc_weight=0.5)
 
 
 def test_students_without_a_ctc_head_are_unchanged():
