@@ -112,16 +112,20 @@ def test_the_speaker_adversary_trains_at_the_heads_rate_and_is_never_saved(tmp_p
 
 @pytest.mark.slow
 def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
-    """Stage 1 with the auxiliary CTC head, then stage 2 with the LM, distillation and CTC losses."""
+    """Stage 1 with the auxiliary CTC head (and a character head beside it), then stage 2 with the LM, distillation
+    and CTC losses (the character head frozen: a stage-1 aid)."""
     workdir = shutil.copytree(tiny_workdir[0], tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
     common = ["--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", "--set", "train.eval_every=2",
-              "--set", "train.checkpoint_every=2", "--set", "student.ctc_weight=0.5"]
+              "--set", "train.checkpoint_every=2", "--set", "student.ctc_weight=0.5",
+              "--set", "student.character_ctc_weight=0.5"]
     done = run_aura("train", *common, "--set", "train.max_steps=2")
     assert done.returncode == 0, done.stderr[-3000:]
     stage1 = list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "eval.csv")))
-    for row in stage1:  # CTC greedy transcripts of an untrained head: WER measured, loss positive
-        assert float(row["ctc_wer"]) >= 0 and float(row["ctc_loss"]) > 0
-    assert float(list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "metrics.csv")))[-1]["loss_Lctc"]) > 0
+    for row in stage1:  # CTC greedy transcripts of untrained heads: WER measured, loss positive
+        for head in ("ctc", "character_ctc"):
+            assert float(row[f"{head}_wer"]) >= 0 and float(row[f"{head}_loss"]) > 0
+    last = list(csv.DictReader(open(workdir / "checkpoints" / "distill" / "metrics.csv")))[-1]
+    assert float(last["loss_Lctc"]) > 0 and float(last["loss_Lcharacter_ctc"]) > 0
     done = run_aura("train", *common, "--stage", "tasks", "--set", "train.tasks_max_steps=2",
                     "--set", "train.distill_weight=0.5", "--set", "train.lr_scale_patch_embedding=2",
                     "--set", "train.tasks_ctc_weight=0.5")
@@ -134,6 +138,7 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     metrics = list(csv.DictReader(open(workdir / "checkpoints" / "tasks" / "metrics.csv")))
     assert "loss_L2" in metrics[-1]  # the distillation loss is on beside the LM loss
     assert float(metrics[-1]["loss_Lctc"]) > 0  # and the CTC loss
+    assert "loss_Lcharacter_ctc" not in metrics[-1]  # not the character head's
 
     # Continuing elsewhere (the run's checkpoints gone): stage 2 from the stage-1 export by path starts where
     # the run above started, so its step-0 evaluation is the same; without a start it says how to give one.
@@ -157,12 +162,13 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     stage2 = load_file(str(other / "checkpoints" / "tasks" / "export" / "student.safetensors"))
     kept = [k for k in stage2 if not k.startswith("lora.") or _lora_layer(k) < 2]
     assert set(kept) == set(stage1) and all(torch.equal(stage1[k], stage2[k]) for k in kept)
+    assert any(k.startswith("character_ctc.") for k in kept)  # carried frozen
     assert any(stage2[k].abs().sum() > 0 for k in stage2 if k.startswith("lora.") and "lora_B" in k
                and _lora_layer(k) >= 2)  # the new layers learnt
 
     # Stage 1 again from those parts with no CTC term (student.ctc_weight=0: distillation alone, e.g. on a new voice's
     # untranscribed audio), its targets standardised with another store's statistics: the head is carried unchanged
-    # and still read out in the evaluation, while the rest learns.
+    # and still read out in the evaluation, while the rest learns; the character head, a training aid, is left.
     adapt = other / "adapt"
     done = run_aura("train", "--config", "configs/tiny.yaml", "--set", f"workdir={other}", "--set", "train.max_steps=3",
                     "--set", "train.warmup_steps=1", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3",
@@ -172,6 +178,7 @@ def test_stage2_trains_and_runs_the_listening_test(tiny_workdir, tmp_path):
     before, after = load_file(str(start)), load_file(str(adapt / "distill" / "export" / "student.safetensors"))
     ctc_keys = [k for k in before if k.startswith("ctc.")]
     assert ctc_keys and all(torch.equal(before[k], after[k]) for k in ctc_keys)
+    assert not any(k.startswith("character_ctc.") for k in after)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
     assert all(float(r["ctc_wer"]) >= 0 for r in csv.DictReader(open(adapt / "distill" / "eval.csv")))
     assert "loss_Lctc" not in list(csv.DictReader(open(adapt / "distill" / "metrics.csv")))[-1]
