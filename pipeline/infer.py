@@ -329,17 +329,35 @@ class EncoderFreeModel:
         ``(batch, tokens, width)`` zero padded, each clip's number of audio tokens, and each prompt's length in tokens
         (e.g. to train another read-out on a frozen student: ``benchmarks.ctc_vocabulary``)."""
         self.read_out("ctc")  # refuses a student without a CTC head
+        states, lengths, prompt_tokens = self.audio_states(audios, [self.ctc_layer])
+        return states[self.ctc_layer], lengths, prompt_tokens
+
+    def audio_states(self, audios: Sequence[np.ndarray | torch.Tensor], layers: Sequence[int]
+                     ) -> tuple[dict[int, torch.Tensor], torch.Tensor, list[int]]:
+        """The student's states at the audio positions of a transcription prompt, ``{m: (batch, tokens, width)}``
+        zero padded, for each layer ``m`` of ``layers`` (the output of decoder layer ``m``; 0: the embeddings, the
+        patch embedding's audio tokens), each clip's number of audio tokens and each prompt's length in tokens
+        (e.g. to probe what each depth holds: ``benchmarks.layer_probe``)."""
         prefix = self.build_prefix(audios, instruction_for("transcribe"))
+        deepest = max(layers)
         # The audio states cannot see the text after them, so the full prompt gives stage 1's states; the layers
-        # above the head's are not needed.
-        hidden, _ = run_decoder_layers(self.llm.model, prefix["inputs_embeds"], prefix["attention_mask"],
-                                       prefix["audio_mask"], self.bidirectional_audio,
-                                       self.llm.config._attn_implementation, upto=self.ctc_layer)
+        # above the deepest asked for are not needed.
+        collected = {0: prefix["inputs_embeds"]}
+        if deepest > 0:
+            _, deeper = run_decoder_layers(self.llm.model, prefix["inputs_embeds"], prefix["attention_mask"],
+                                           prefix["audio_mask"], self.bidirectional_audio,
+                                           self.llm.config._attn_implementation, upto=deepest,
+                                           collect=[m for m in layers if m > 0])
+            collected.update(deeper)
         lengths = prefix["token_lengths"]
-        audio = torch.zeros(len(audios), int(lengths.max()), hidden.shape[-1], dtype=hidden.dtype, device=hidden.device)
-        for b in range(len(audios)):
-            audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
-        return audio, lengths, prefix["attention_mask"].sum(1).tolist()
+        states = {}
+        for m in layers:
+            hidden = collected[m]
+            audio = hidden.new_zeros(len(audios), int(lengths.max()), hidden.shape[-1])
+            for b in range(len(audios)):
+                audio[b, : int(lengths[b])] = hidden[b, prefix["audio_mask"][b]]
+            states[m] = audio
+        return states, lengths, prefix["attention_mask"].sum(1).tolist()
 
     def _ctc_log_probs(self, audios):
         audio, lengths, prompt_tokens = self.ctc_states(audios)

@@ -401,6 +401,30 @@ def test_ctc_transcribe_spells_characters_with_a_character_head(llm_dir):
 
 
 @torch.no_grad()
+def test_audio_states_are_stage_1s_at_every_depth_and_the_patch_embeddings_at_0(llm_dir):
+    """What a probe of each depth reads (``benchmarks.layer_probe``): layer 0 is the patch embedding's audio tokens,
+    layer m the audio positions of decoder layer m as stage 1 computes them after the same prompt; padded per clip."""
+    from pipeline.prompts import audio_prefix_ids
+
+    student, tokenizer = make_ctc_student(llm_dir)
+    audios = [noise_audio(0.5, 11), noise_audio(0.9, 12)]
+    mel, lengths = student.patch_embedding.mel_batch(audios)
+    out = student.forward_distill(mel, lengths, prefix_ids=audio_prefix_ids(tokenizer), audio_states_at=(1, 2))
+    tokens = student.patch_embedding(mel, int(lengths.max()))
+    model = EncoderFreeModel.from_student(student, tokenizer, merge=False)
+    states, read_lengths, _ = model.audio_states(audios, [0, 1, 2])
+    assert torch.equal(read_lengths, lengths) and sorted(states) == [0, 1, 2]
+    short = int(lengths[0])
+    for m, expected in ((0, tokens), (1, out["audio_states"][1]), (2, out["audio_states"][2])):
+        assert states[m].shape == expected.shape
+        torch.testing.assert_close(states[m][1], expected[1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(states[m][0, :short], expected[0, :short], atol=1e-5, rtol=1e-5)
+        assert not states[m][0, short:].any()   # padding
+    torch.testing.assert_close(model.ctc_states(audios)[0], model.audio_states(audios, [student.ctc_layer])[0][
+        student.ctc_layer])
+
+
+@torch.no_grad()
 def test_ctc_beam_search_read_out_uses_the_llm_with_its_adapters_off(llm_dir):
     """The read-out's beam search (``model.ctc_search``) per sample of a padded batch equals
     :func:`ctc_beam_search` on the student's own stage-1 log-probs, with the LLM as LM scored with the adapters off
