@@ -39,6 +39,30 @@ def warmup_cosine(step: int, steps: int, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
 
 
+def add_probe_arguments(parser: argparse.ArgumentParser, upsample_help: str) -> None:
+    """The options of a benchmark that trains fresh read-outs on a frozen student (this one, ``benchmarks.layer_probe``):
+    the character heads' CTC frames per state, the evaluation sets, the seed and the JSON to write."""
+    parser.add_argument("--upsample", type=int, default=3, help=upsample_help)
+    parser.add_argument("--set", action="append", dest="sets", default=None,
+                        help="NAME=SHARDS:CLIPS, dev clips of a shard set (SHARDS empty: the config's); default: "
+                             + ", ".join(DEFAULT_SETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the numbers as JSON here")
+
+
+def evaluation_sets(specs: list[str] | None, default_shards):
+    """``(name, data, keys)`` for each ``NAME=SHARDS:CLIPS`` of ``specs`` (default :data:`DEFAULT_SETS`): the set's dev
+    transcription clips, ``CLIPS`` of them spread evenly over it."""
+    from pipeline.data.shards import ShardSet
+    from pipeline.train.data import TrainingData, spread_evenly
+
+    for spec in specs or DEFAULT_SETS:
+        name, rest = spec.split("=", 1)
+        shards, clips = rest.rsplit(":", 1)
+        data = TrainingData(ShardSet(shards or default_shards), None, split="dev", tasks=["transcribe"])
+        yield name, data, spread_evenly(data.keys(), int(clips))
+
+
 def main(argv: list[str] | None = None) -> int:
     import jiwer
     import torch
@@ -51,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.infer import EncoderFreeModel
     from pipeline.models.ctc import CharacterCTCHead, TokenCTCHead, ctc_greedy_ids, ctc_token_loss
     from pipeline.prompts import spoken_text, target_for
-    from pipeline.train.data import TrainingData, spread_evenly
+    from pipeline.train.data import TrainingData
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.ctc_vocabulary", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="its corpus's train split trains the heads")
@@ -60,12 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=16, help="training clips per step")
     p.add_argument("--token-lr", type=float, default=1e-3)
     p.add_argument("--character-lr", type=float, default=2e-3)
-    p.add_argument("--upsample", type=int, default=3, help="the character head's CTC frames per audio token")
-    p.add_argument("--set", action="append", dest="sets", default=None,
-                   help="NAME=SHARDS:CLIPS, dev clips of a shard set (SHARDS empty: the config's); default: "
-                        + ", ".join(DEFAULT_SETS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    add_probe_arguments(p, "the character head's CTC frames per audio token")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -107,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                      "lr": peak, "upsample": args.upsample, "train_seconds": round(train_seconds, 1),
                      "curve": curve, "sets": {}}
     read_outs = {"own head": model.ctc_head, "tokens": heads["tokens"], "characters": heads["characters"]}
-    for spec in args.sets or DEFAULT_SETS:
-        name, rest = spec.split("=", 1)
-        shards, clips = rest.rsplit(":", 1)
-        data = TrainingData(ShardSet(shards or cfg.paths.shards), None, split="dev", tasks=["transcribe"])
-        chosen = spread_evenly(data.keys(), int(clips))
+    for name, data, chosen in evaluation_sets(args.sets, cfg.paths.shards):
         references = [target_for(data.rows[k]) for k in chosen]
         heard: dict[str, list[str]] = {r: [] for r in read_outs}
         for i in tqdm(range(0, len(chosen), 8), desc=name, unit="batch"):

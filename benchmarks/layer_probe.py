@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from benchmarks.ctc_vocabulary import DEFAULT_SETS, warmup_cosine
+from benchmarks.ctc_vocabulary import add_probe_arguments, evaluation_sets, warmup_cosine
 
 
 def parse_layers(text: str) -> list[int]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.teacher import WhisperTeacher, window_options
     from pipeline.prompts import spoken_text, target_for
     from pipeline.store import teacher_fingerprint
-    from pipeline.train.data import TrainingData, spread_evenly
+    from pipeline.train.data import TrainingData
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.layer_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="its corpus's train split trains the probes; its teacher is probed")
@@ -72,12 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=16, help="training clips per step")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--upsample", type=int, default=3, help="each probe's CTC frames per state")
-    p.add_argument("--set", action="append", dest="sets", default=None,
-                   help="NAME=SHARDS:CLIPS, dev clips of a shard set (SHARDS empty: the config's); default: "
-                        + ", ".join(DEFAULT_SETS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    add_probe_arguments(p, "each probe's CTC frames per state")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -134,11 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     cer: dict[str, dict[str, float]] = {name: {} for name in probes}
     examples: dict[str, dict[str, list]] = {name: {} for name in probes}
     clips = {}
-    for spec in args.sets or DEFAULT_SETS:
-        set_name, rest = spec.split("=", 1)
-        shards, count = rest.rsplit(":", 1)
-        data = TrainingData(ShardSet(shards or cfg.paths.shards), None, split="dev", tasks=["transcribe"])
-        chosen = spread_evenly(data.keys(), int(count))
+    for set_name, data, chosen in evaluation_sets(args.sets, cfg.paths.shards):
         clips[set_name] = len(chosen)
         references = [normalize_text(target_for(data.rows[k])) for k in chosen]
         heard: dict[str, list[str]] = {name: [] for name in probes}
