@@ -56,6 +56,7 @@ _FORMAT_VERSION = 1
 FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
 STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
+CHARACTER_CTC_KEYS = "character_ctc."  # the prefix of the optional second, character CTC head's parameters
 CHARACTER_HEAD_PART = "the character CTC head"  # load_trainable's new part
 
 
@@ -107,7 +108,8 @@ class AuraStudent(nn.Module):
     docstring for usage. ``layer_map`` maps teacher layer ``j`` -> student layer ``m`` (1-based output
     of decoder layer ``m``). ``ctc_head`` (optional, :mod:`pipeline.models.ctc`) reads student layer
     ``ctc_layer``, and so does ``character_ctc_head`` (optional: a second head that spells characters beside an
-    LLM-token head, ``student.character_ctc_weight``). The LLM must be loaded with ``attn_implementation`` ``"sdpa"`` or ``"eager"``.
+    LLM-token head, ``student.character_ctc_weight``). The LLM must be loaded with ``attn_implementation``
+    ``"sdpa"`` or ``"eager"``.
     """
 
     def __init__(self, llm: nn.Module, patch_embedding: AudioPatchEmbedding, heads: nn.ModuleDict,
@@ -446,7 +448,7 @@ class AuraStudent(nn.Module):
         if self.ctc_head is not None:
             state.update({f"ctc.{k}": v for k, v in self.ctc_head.state_dict().items()})
         if self.character_ctc_head is not None:
-            state.update({f"character_ctc.{k}": v for k, v in self.character_ctc_head.state_dict().items()})
+            state.update({f"{CHARACTER_CTC_KEYS}{k}": v for k, v in self.character_ctc_head.state_dict().items()})
         if hasattr(self.llm, "peft_config"):
             # save_embedding_layers=False: "auto" may look the base model up on the Hub.
             lora = get_peft_model_state_dict(self.llm, save_embedding_layers=False)
@@ -484,7 +486,7 @@ class AuraStudent(nn.Module):
         expected = set(self.trainable_state_dict())
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
         if self.character_ctc_head is None:
-            unexpected = [k for k in unexpected if not k.startswith("character_ctc.")]
+            unexpected = [k for k in unexpected if not k.startswith(CHARACTER_CTC_KEYS)]
         new: list[str] = []
         if new_parts:
             deepest = max((_lora_layer(k) for k in tensors if k.startswith("lora.")), default=-1)
@@ -495,7 +497,7 @@ class AuraStudent(nn.Module):
             if self.ctc_head is not None and file_ctc != {k for k in expected if k.startswith("ctc.")}:
                 new.append("the CTC head")  # none in the file, or one of another vocabulary (left unread)
                 unexpected = [k for k in unexpected if k not in file_ctc]
-            if self.character_ctc_head is not None and not any(k.startswith("character_ctc.") for k in tensors):
+            if self.character_ctc_head is not None and not any(k.startswith(CHARACTER_CTC_KEYS) for k in tensors):
                 new.append(CHARACTER_HEAD_PART)
             if self.patch_embedding.front_end is not None and not any(k.startswith(FRONT_END_KEYS) for k in tensors):
                 new.append("the front end")
@@ -503,7 +505,7 @@ class AuraStudent(nn.Module):
                 new.append(STEM_PART)  # the frozen stem keeps what was copied into it (StudentRecipe.build_student)
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
-                       and not (k.startswith("character_ctc.") and CHARACTER_HEAD_PART in new)
+                       and not (k.startswith(CHARACTER_CTC_KEYS) and CHARACTER_HEAD_PART in new)
                        and not (k.startswith(FRONT_END_KEYS) and "the front end" in new)
                        and not (k.startswith(TEACHER_STEM_KEYS) and STEM_PART in new)]
         if missing or unexpected:
@@ -517,7 +519,7 @@ class AuraStudent(nn.Module):
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})
         if self.character_ctc_head is not None and CHARACTER_HEAD_PART not in new:
             self.character_ctc_head.load_state_dict(
-                {k.removeprefix("character_ctc."): v for k, v in tensors.items() if k.startswith("character_ctc.")})
+                {k.removeprefix(CHARACTER_CTC_KEYS): v for k, v in tensors.items() if k.startswith(CHARACTER_CTC_KEYS)})
         lora = {k.removeprefix("lora."): v for k, v in tensors.items() if k.startswith("lora.")}
         result = set_peft_model_state_dict(self.llm, lora)
         if getattr(result, "unexpected_keys", None):
