@@ -59,16 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.ctc import CharacterCTCHead, ctc_greedy_ids, ctc_token_loss
     from pipeline.models.teacher import WhisperTeacher, window_options
     from pipeline.prompts import spoken_text, target_for
-    from pipeline.store import teacher_fingerprint
+    from pipeline.store import open_store_for, teacher_fingerprint
     from pipeline.train.data import TrainingData
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.layer_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="its corpus's train split trains the probes; its teacher is probed")
     p.add_argument("--export", required=True, help="the student whose states are probed")
     p.add_argument("--student-layers", type=parse_layers, default=parse_layers("0,2,4,6,8"),
-                   help="student depths to probe (0: the patch embedding's tokens)")
+                   help="student depths to probe (0: the patch embedding's tokens; '' for none)")
     p.add_argument("--teacher-layers", type=parse_layers, default=None,
                    help="teacher encoder layers to probe (default: the store's, the ones distilled)")
+    p.add_argument("--raw-teacher", action="store_true",
+                   help="probe the teacher's states as stored; by default each channel is standardised with the store's "
+                        "training-split statistics (as the distillation targets are), since a few channels of Whisper's "
+                        "states are orders of magnitude larger than the rest and swamp a probe's normalisation")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=16, help="training clips per step")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher = WhisperTeacher.from_spec(cfg.models.teacher, cfg.models.cache_dir, layers=teacher_layers,
                                        pooling=fingerprint.pooling, trust_remote_code=cfg.models.trust_remote_code,
                                        **window_options(fingerprint))
+    teacher_stats = None if args.raw_teacher else open_store_for(cfg).target_stats()
     student_width = model.llm.config.hidden_size
     probes = {**{f"student {m}": CharacterCTCHead(student_width, upsample=args.upsample) for m in args.student_layers},
               **{f"teacher {j}": CharacterCTCHead(teacher.width, upsample=args.upsample) for j in teacher_layers}}
@@ -92,15 +97,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def states_of(audios: list[np.ndarray]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Every probe's input, ``(batch, states, width)`` zero padded, and each clip's number of states."""
+        inputs = {}
         with torch.no_grad():
-            student_states, lengths, _ = model.audio_states(audios, args.student_layers)
+            if args.student_layers:
+                student_states, lengths, _ = model.audio_states(audios, args.student_layers)
+                inputs = {f"student {m}": (student_states[m].float(), lengths) for m in args.student_layers}
             encoded = teacher.encode(audios)   # per clip (layers, frames, width)
-        inputs = {f"student {m}": (student_states[m].float(), lengths) for m in args.student_layers}
         frames = torch.tensor([e.shape[1] for e in encoded])
+        if teacher_stats is not None:
+            encoded = [teacher_stats.standardise(e.astype(np.float32), teacher_layers) for e in encoded]
         for row, j in enumerate(teacher_layers):
             padded = torch.zeros(len(audios), int(frames.max()), teacher.width)
             for b, e in enumerate(encoded):
-                padded[b, : e.shape[1]] = torch.from_numpy(e[row])
+                padded[b, : e.shape[1]] = torch.from_numpy(np.asarray(e[row], dtype=np.float32))
             inputs[f"teacher {j}"] = (padded, frames)
         return inputs
 
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             examples[name][set_name] = [[r, h] for r, h in zip(references[:2], spelt[:2])]
     gaps = voice_gaps(cer) if all("dev" in rates for rates in cer.values()) else {}
     save_results(args.out, {"export": args.export, "config": args.config, "teacher": cfg.models.teacher,
-                            "steps": args.steps, "batch": args.batch, "lr": args.lr, "upsample": args.upsample,
+                            "teacher_standardised": teacher_stats is not None, "steps": args.steps, "batch": args.batch, "lr": args.lr, "upsample": args.upsample,
                             "train_seconds": round(train_seconds, 1), "clips": clips, "cer": cer,
                             "gap_to_dev": gaps, "curve": curve, "examples": examples})
     for name in probes:
