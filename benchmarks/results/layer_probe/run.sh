@@ -10,8 +10,7 @@ bash benchmarks/rebuild_data.sh   # the corpus the probes train on and both unse
 RELEASED=$(bash benchmarks/release_at.sh 30830d9)
 [ -f $OUT/release_30830d9.json ] || .venv/bin/python -m benchmarks.layer_probe \
   --config configs/student_hibari_morph.yaml --export "$RELEASED" --steps 500 --out $OUT/release_30830d9.json
-# The teacher again, each channel standardised with the store's statistics (the probe's default since 2026-12-07; the
-# run above, before it, read the stored states raw, as --raw-teacher does now).
-[ -f $OUT/teacher_standardised.json ] || .venv/bin/python -m benchmarks.layer_probe \
+# The teacher again, each channel standardised with the store's statistics (--standardise-teacher).
+[ -f $OUT/teacher_standardised.json ] || .venv/bin/python -m benchmarks.layer_probe --standardise-teacher \
   --config configs/student_hibari_morph.yaml --export "$RELEASED" --student-layers "" --steps 500 \
   --out $OUT/teacher_standardised.json
