@@ -229,6 +229,13 @@ class StudentConfig(_Section):
         "speech, not from these voices); each token's stem frames reach it through a projection that starts at "
         "zero (a student without the stem loads into it unchanged) and trains at train.lr_scale_front_end. It is "
         "part of the student at inference (0.5 M weights for tiny.en); no Whisper encoder layer runs")
+    teacher_blocks: int = Field(
+        0, ge=0, description="after the teacher stem, the teacher's first encoder layers too (with its positional "
+        "table), copied when a run starts and frozen; their output, standardised per channel with the store's "
+        "statistics of that teacher layer, reaches each token through a projection of its own that starts at zero and "
+        "trains at train.lr_scale_front_end. Needs teacher_stem, fewer layers than the teacher's and that layer in the "
+        "store. It puts Whisper encoder layers into the student at inference (1.8 M weights each for tiny.en), "
+        "against the design's encoder-free student: an experiment on where a new voice is lost, 0 = none")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
@@ -256,6 +263,9 @@ class StudentConfig(_Section):
     def _parts_agree(self) -> "StudentConfig":
         if self.front_end_clip_mean and not self.front_end_channels:
             raise ValueError("student.front_end_clip_mean needs a front end: set student.front_end_channels")
+        if self.teacher_blocks and not self.teacher_stem:
+            raise ValueError("student.teacher_blocks runs the teacher's layers on its stem's frames: set "
+                             "student.teacher_stem")
         if self.character_ctc_weight and not (self.ctc_weight and self.ctc_vocabulary == "llm_tokens"):
             raise ValueError("student.character_ctc_weight > 0 trains a character head beside the LLM-token head: it "
                              "needs student.ctc_weight > 0 and student.ctc_vocabulary llm_tokens "

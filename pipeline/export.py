@@ -79,6 +79,7 @@ def save_patch_embedding(patch: AudioPatchEmbedding, directory: str | Path, bidi
         "front_end_channels": patch.front_end[0].out_channels if patch.front_end is not None else 0,
         "front_end_clip_mean": patch.front_end_clip_mean,
         "teacher_stem_width": patch.teacher_stem[0].out_channels if patch.teacher_stem is not None else 0,
+        "teacher_blocks": len(patch.teacher_blocks) if patch.teacher_blocks is not None else 0,
         "llm_width": patch.proj.out_features,
         "mel_settings": patch.mel_settings.model_dump(),
         "bidirectional_audio": bidirectional_audio,
@@ -100,7 +101,8 @@ def load_patch_embedding(directory: str | Path) -> tuple[AudioPatchEmbedding, di
                                 mel_settings=MelSettings(**config["mel_settings"]),
                                 front_end_channels=config.get("front_end_channels", 0),
                                 front_end_clip_mean=config.get("front_end_clip_mean", False),
-                                teacher_stem_width=config.get("teacher_stem_width", 0))
+                                teacher_stem_width=config.get("teacher_stem_width", 0),
+                                teacher_blocks=config.get("teacher_blocks", 0))
     patch.load_state_dict(load_file(str(directory / PATCH_WEIGHTS)))
     return patch.eval(), config
 
@@ -308,9 +310,27 @@ cfg = json.load(open(f"{export_dir}/patch_embedding.json"))
 info = json.load(open(f"{export_dir}/aura.json"))
 
 
+class WhisperLayer(torch.nn.Module):  # one Whisper encoder layer (pre-norm attention, GELU MLP)
+    def __init__(self, w):
+        super().__init__()
+        self.register_buffer("heads", torch.tensor(0))  # its attention heads, from the file
+        self.self_attn_layer_norm, self.final_layer_norm = torch.nn.LayerNorm(w), torch.nn.LayerNorm(w)
+        self.self_attn = torch.nn.ModuleDict({"q_proj": torch.nn.Linear(w, w), "k_proj": torch.nn.Linear(w, w, bias=False),
+                                              "v_proj": torch.nn.Linear(w, w), "out_proj": torch.nn.Linear(w, w)})
+        self.fc1, self.fc2 = torch.nn.Linear(w, 4 * w), torch.nn.Linear(4 * w, w)
+
+    def forward(self, x, keys):  # keys (B, T): the frames each frame may attend to
+        (b, t, w), a = x.shape, self.self_attn
+        q, k, v = (a[n](self.self_attn_layer_norm(x)).view(b, t, int(self.heads), -1).transpose(1, 2)
+                   for n in ("q_proj", "k_proj", "v_proj"))
+        mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :])
+        x = x + a["out_proj"](mixed.transpose(1, 2).reshape(b, t, w))
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.final_layer_norm(x))))
+
+
 class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B, T, llm_width)
     def __init__(self, n_mels, hidden, llm_width, stride, front_end_channels=0, front_end_clip_mean=False,
-                 teacher_stem_width=0):
+                 teacher_stem_width=0, teacher_blocks=0):
         super().__init__()
         self.patchify = torch.nn.Conv1d(n_mels, hidden, kernel_size=stride, stride=stride)
         self.norm = torch.nn.LayerNorm(hidden)
@@ -327,6 +347,13 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
             self.teacher_stem = torch.nn.Sequential(torch.nn.Conv1d(n_mels, w, 3), torch.nn.GELU(),
                                                     torch.nn.Conv1d(w, w, 3, stride=2), torch.nn.GELU())
             self.stem_proj = torch.nn.Linear(w * stride // 2, hidden)
+        self.teacher_blocks = None  # optional: Whisper's first encoder layers after the stem, standardised, projected
+        if teacher_blocks:
+            self.register_buffer("teacher_positions", torch.zeros(1500, w))
+            self.teacher_blocks = torch.nn.ModuleList(WhisperLayer(w) for _ in range(teacher_blocks))
+            self.register_buffer("blocks_mean", torch.zeros(w))
+            self.register_buffer("blocks_std", torch.ones(w))
+            self.blocks_proj = torch.nn.Linear(w * stride // 2, hidden)
 
     def forward(self, mel):
         floor = (mel.amax(dim=(1, 2), keepdim=True) - 2).clamp(min=-1.5)  # the clip's silence value
@@ -334,7 +361,17 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
         stem = None
         if self.teacher_stem is not None:
             frames = self.teacher_stem(torch.cat([edge, mel, edge], dim=-1)).transpose(1, 2)
-            stem = self.stem_proj(frames.reshape(frames.shape[0], mel.shape[-1] // self.patchify.stride[0], -1))
+            tokens = mel.shape[-1] // self.patchify.stride[0]
+            stem = self.stem_proj(frames.reshape(frames.shape[0], tokens, -1))
+            if self.teacher_blocks is not None:  # each frame attends up to the clip's last frame of sound
+                sound = (mel > floor).any(1)
+                last = torch.where(sound.any(1), sound.shape[1] - 1 - sound.flip(1).int().argmax(1), 0)
+                x = frames + self.teacher_positions[: frames.shape[1]]
+                keys = torch.arange(frames.shape[1])[None, :] * 2 <= last[:, None]
+                for layer in self.teacher_blocks:
+                    x = layer(x, keys)
+                x = (x - self.blocks_mean) / self.blocks_std
+                stem = stem + self.blocks_proj(x.reshape(x.shape[0], tokens, -1))
         if self.front_end is not None:
             seen = torch.cat([edge, mel, edge], dim=-1)  # two frames of silence each side
             if self.clip_mean:  # the clip's mean mel over its frames of sound, beside every frame
@@ -347,7 +384,7 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
 
 
 patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0),
-                       cfg.get("front_end_clip_mean", False), cfg.get("teacher_stem_width", 0))
+                       cfg.get("front_end_clip_mean", False), cfg.get("teacher_stem_width", 0), cfg.get("teacher_blocks", 0))
 patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
 
 # Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:

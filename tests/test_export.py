@@ -108,29 +108,32 @@ def test_export_without_trained_student_says_what_to_do(tmp_path, capsys):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("clip_mean, stem", [(False, 0), (True, 0), (False, 24)])
-def test_patch_embedding_with_a_front_end_travels_and_the_plain_snippet_agrees(tmp_path, clip_mean, stem):
+@pytest.mark.parametrize("clip_mean, stem, blocks", [(False, 0, 0), (True, 0, 0), (False, 24, 0), (False, 128, 1)])
+def test_patch_embedding_with_a_front_end_travels_and_the_plain_snippet_agrees(tmp_path, clip_mean, stem, blocks):
     from pipeline.export import PLAIN_USAGE, load_patch_embedding, save_patch_embedding
     from pipeline.models.patch_embedding import AudioPatchEmbedding
 
     torch.manual_seed(0)
     patch = AudioPatchEmbedding(n_mels=80, llm_width=32, stride=8, front_end_channels=16,
-                                front_end_clip_mean=clip_mean, teacher_stem_width=stem).eval()
+                                front_end_clip_mean=clip_mean, teacher_stem_width=stem, teacher_blocks=blocks).eval()
     for p in patch.parameters():  # the front end's and the stem's output layers start at zero: make them count
         p.normal_(0, 0.1)
+    if blocks:
+        patch.teacher_positions.normal_(0, 0.1)
+        patch.set_blocks_statistics(torch.rand(stem) - 0.5, torch.rand(stem) + 0.5)
     save_patch_embedding(patch, tmp_path)
     loaded, config = load_patch_embedding(tmp_path)
     mel = torch.randn(2, 80, 64)
     mel[1, :, 40:] = (mel[1].max() - 2).clamp(min=-1.5)  # a clip that ends in silence
     assert config["front_end_channels"] == 16 and config["front_end_clip_mean"] == clip_mean
-    assert config["teacher_stem_width"] == stem
+    assert config["teacher_stem_width"] == stem and config["teacher_blocks"] == blocks
     assert torch.equal(loaded(mel), patch(mel))
     # the README's plain-torch class (no package) reads the same files to the same tokens
-    plain_class = PLAIN_USAGE[PLAIN_USAGE.index("class PatchEmbedding"):PLAIN_USAGE.index("\n\n\npatch = ")]
+    plain_class = PLAIN_USAGE[PLAIN_USAGE.index("class WhisperLayer"):PLAIN_USAGE.index("\n\n\npatch = ")]
     scope: dict = {"torch": torch}
     exec(compile(plain_class, "README.md", "exec"), scope)  # noqa: S102 - our own documented snippet
     plain = scope["PatchEmbedding"](80, config["hidden"], config["llm_width"], 8, config["front_end_channels"],
-                                    config["front_end_clip_mean"], config["teacher_stem_width"])
+                                    config["front_end_clip_mean"], config["teacher_stem_width"], config["teacher_blocks"])
     from safetensors.torch import load_file
 
     plain.load_state_dict(load_file(str(tmp_path / "patch_embedding.safetensors")))

@@ -85,6 +85,42 @@ def audio_mel_batch(audios: Sequence[np.ndarray | torch.Tensor], settings: MelSe
     return batch, torch.tensor(lengths, dtype=torch.long)
 
 
+class WhisperEncoderBlock(nn.Module):
+    """One of Whisper's encoder layers (pre-norm self-attention, then a GELU MLP of 4x the width), with its parameter
+    names, so its weights copy over from ``WhisperEncoder.layers[i]`` (:meth:`AudioPatchEmbedding.copy_whisper_stem`).
+    Written out rather than imported so an export needs no Whisper class; attention is bidirectional over the frames a
+    key mask allows. Every Whisper size has 64-channel heads; the count is a buffer, set from the teacher's config when
+    its weights are copied (a small test model has other heads), so it travels with the weights.
+
+    >>> block = WhisperEncoderBlock(128)
+    >>> block(torch.randn(2, 7, 128), torch.ones(2, 7, dtype=torch.bool)).shape
+    torch.Size([2, 7, 128])
+    """
+
+    head_width = 64
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.register_buffer("heads", torch.tensor(max(1, width // self.head_width)))
+        self.self_attn_layer_norm = nn.LayerNorm(width)
+        self.self_attn = nn.ModuleDict({"q_proj": nn.Linear(width, width), "k_proj": nn.Linear(width, width, bias=False),
+                                        "v_proj": nn.Linear(width, width), "out_proj": nn.Linear(width, width)})
+        self.final_layer_norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, 4 * width)
+        self.fc2 = nn.Linear(4 * width, width)
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, width)``; ``keys (B, T)`` bool, the frames every frame may attend to."""
+        batch, frames, width = x.shape
+        attn = self.self_attn
+        h = self.self_attn_layer_norm(x)
+        q, k, v = (attn[name](h).view(batch, frames, int(self.heads), -1).transpose(1, 2)
+                   for name in ("q_proj", "k_proj", "v_proj"))
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :])
+        x = x + attn["out_proj"](mixed.transpose(1, 2).reshape(batch, frames, width))
+        return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
+
+
 class AudioPatchEmbedding(nn.Module):
     """Log-mel ``(B, n_mels, T_mel)`` -> audio tokens ``(B, T_mel / stride, llm_width)``.
 
@@ -94,7 +130,8 @@ class AudioPatchEmbedding(nn.Module):
     ``num_tokens * stride``) is padded on the right with its silence value (:func:`mel_floor`).
     Options: a convolutional front end refining the mel (``front_end_channels``), and the teacher's own
     convolutional stem, frozen, whose frames reach each token through a projection (``teacher_stem_width``;
-    weights from :meth:`copy_whisper_stem`).
+    weights from :meth:`copy_whisper_stem`), and after the stem the teacher's first encoder layers, frozen
+    (``teacher_blocks``), whose standardised frames reach each token through a projection of their own.
 
     >>> embed = AudioPatchEmbedding(n_mels=80, llm_width=64, stride=2)
     >>> embed.num_tokens(16000), embed.num_tokens(16001)
@@ -106,7 +143,8 @@ class AudioPatchEmbedding(nn.Module):
 
     def __init__(self, n_mels: int, llm_width: int, stride: int, hidden: int | None = None,
                  mel_settings: MelSettings | None = None, front_end_channels: int = 0,
-                 front_end_clip_mean: bool = False, teacher_stem_width: int = 0):
+                 front_end_clip_mean: bool = False, teacher_stem_width: int = 0, teacher_blocks: int = 0,
+                 teacher_positions: int = 1500):
         super().__init__()
         if stride < WHISPER_CONV_STRIDE or stride % WHISPER_CONV_STRIDE:
             raise ValueError(f"stride must be {WHISPER_CONV_STRIDE} x pooling (one token per teacher frame), got {stride}")
@@ -142,6 +180,22 @@ class AudioPatchEmbedding(nn.Module):
             self.stem_proj = nn.Linear(teacher_stem_width * self.pooling, hidden)
             nn.init.zeros_(self.stem_proj.weight)
             nn.init.zeros_(self.stem_proj.bias)
+        self.teacher_blocks, self.blocks_proj = None, None
+        if teacher_blocks:
+            if not teacher_stem_width:
+                raise ValueError("teacher_blocks needs the teacher stem (teacher_stem_width > 0)")
+            # Whisper's first layers as its encoder runs them: the stem's frames plus its positional table, then
+            # the layers, copied and frozen. Their output has a few channels far larger than the rest, so it is
+            # standardised per channel with the store's statistics of that teacher layer before its projection
+            # (zero at first, so the embedding starts unchanged).
+            self.register_buffer("teacher_positions", torch.zeros(teacher_positions, teacher_stem_width))
+            self.teacher_blocks = nn.ModuleList(WhisperEncoderBlock(teacher_stem_width) for _ in range(teacher_blocks))
+            self.teacher_blocks.requires_grad_(False)
+            self.register_buffer("blocks_mean", torch.zeros(teacher_stem_width))
+            self.register_buffer("blocks_std", torch.ones(teacher_stem_width))
+            self.blocks_proj = nn.Linear(teacher_stem_width * self.pooling, hidden)
+            nn.init.zeros_(self.blocks_proj.weight)
+            nn.init.zeros_(self.blocks_proj.bias)
         self.norm = nn.LayerNorm(hidden)
         self.proj = nn.Linear(hidden, llm_width)
 
@@ -155,16 +209,59 @@ class AudioPatchEmbedding(nn.Module):
 
     def copy_whisper_stem(self, encoder: nn.Module) -> None:
         """Copy the stem (``conv1``, ``conv2``) of a Whisper encoder (e.g. ``model.model.encoder``) into
-        :attr:`teacher_stem`; it stays frozen."""
+        :attr:`teacher_stem`, and with :attr:`teacher_blocks` its positional table and first layers; all stay frozen."""
         if self.teacher_stem is None:
             raise ValueError("this patch embedding has no teacher stem (teacher_stem_width=0)")
-        for mine, whisper in ((self.teacher_stem[0], encoder.conv1), (self.teacher_stem[2], encoder.conv2)):
-            if mine.weight.shape != whisper.weight.shape:
-                raise ValueError(f"the teacher's stem {tuple(whisper.weight.shape)} does not fit this one "
-                                 f"{tuple(mine.weight.shape)}")
+        pairs = [(self.teacher_stem[0], encoder.conv1), (self.teacher_stem[2], encoder.conv2)]
+        if self.teacher_blocks is not None:
+            if len(encoder.layers) <= len(self.teacher_blocks):  # all of them would be the encoder, and its last
+                raise ValueError(f"the teacher has {len(encoder.layers)} encoder layers; the student may run fewer, "
+                                 f"not {len(self.teacher_blocks)}")  # output is normalised besides
+            pairs += list(zip(self.teacher_blocks, encoder.layers))
+            for block in self.teacher_blocks:
+                block.heads.fill_(encoder.config.encoder_attention_heads)
+        for mine, whisper in pairs:
+            ours, theirs = dict(mine.named_parameters()), whisper.state_dict()
+            if {k: v.shape for k, v in ours.items()} != {k: theirs[k].shape for k in ours if k in theirs}:
+                raise ValueError(f"the teacher's {type(whisper).__name__} does not fit this one "
+                                 f"({type(mine).__name__}, width {self.teacher_stem[0].out_channels})")
             with torch.no_grad():
-                mine.weight.copy_(whisper.weight)
-                mine.bias.copy_(whisper.bias)
+                for name, param in ours.items():
+                    param.copy_(theirs[name])
+        if self.teacher_blocks is not None:
+            table = encoder.embed_positions.weight
+            if table.shape != self.teacher_positions.shape:
+                raise ValueError(f"the teacher's positional table is {tuple(table.shape)}, this one "
+                                 f"{tuple(self.teacher_positions.shape)}")
+            with torch.no_grad():
+                self.teacher_positions.copy_(table)
+
+    def set_blocks_statistics(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
+        """The per-channel mean and standard deviation of the teacher layer :attr:`teacher_blocks` ends at (the
+        feature store's training-split statistics), which standardise its frames before their projection."""
+        if self.teacher_blocks is None:
+            raise ValueError("this patch embedding has no teacher blocks (teacher_blocks=0)")
+        with torch.no_grad():
+            self.blocks_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=self.blocks_mean.dtype))
+            self.blocks_std.copy_(torch.as_tensor(np.asarray(std), dtype=self.blocks_std.dtype))
+
+    def blocks_features(self, mel: torch.Tensor, stem_frames: torch.Tensor) -> torch.Tensor:
+        """The teacher blocks' standardised output ``(B, T_mel / 2, width)`` from the stem's ``(B, T_mel / 2, width)``
+        frames. Each frame attends to the clip's frames up to its last sound (the mel above its silence value in
+        some channel), so a clip alone and padded with silence in a batch get the same tokens."""
+        frames = stem_frames.shape[1]
+        if frames > self.teacher_positions.shape[0]:
+            raise ValueError(f"{frames} teacher frames ({frames / 50:.1f} s) exceed the teacher's "
+                             f"{self.teacher_positions.shape[0]} positions")
+        sound = (mel > mel_floor(mel)).any(dim=1)  # (B, T_mel)
+        last = torch.where(sound.any(dim=1), sound.shape[1] - 1 - sound.flip(1).int().argmax(dim=1), 0)
+        # Stem frame f is centred on mel frame 2f (the second convolution has stride 2): keys end at the last sound,
+        # inside the clip's own tokens whatever the batch pads it to.
+        keys = torch.arange(frames, device=mel.device)[None, :] * 2 <= last[:, None]
+        x = stem_frames + self.teacher_positions[:frames].to(stem_frames.dtype)
+        for block in self.teacher_blocks:
+            x = block(x, keys)
+        return (x - self.blocks_mean.to(x.dtype)) / self.blocks_std.to(x.dtype)
 
     def stem_features(self, mel: torch.Tensor) -> torch.Tensor:
         """The teacher stem's output ``(B, width, T_mel / 2)``: Whisper's, frame for frame, with the clip's silence
@@ -203,6 +300,9 @@ class AudioPatchEmbedding(nn.Module):
         if self.teacher_stem is not None:  # reads the mel as Whisper would, before any front end
             frames = self.stem_features(mel).transpose(1, 2)  # (B, tokens * pooling, width)
             stem = self.stem_proj(frames.reshape(frames.shape[0], num_tokens, -1))
+            if self.teacher_blocks is not None:
+                blocks = self.blocks_features(mel, frames)
+                stem = stem + self.blocks_proj(blocks.reshape(blocks.shape[0], num_tokens, -1))
         if self.front_end is not None:
             mel = mel + self.front_end(self._front_end_input(mel))
         patches = self.patchify(mel).transpose(1, 2)  # (B, tokens, hidden)

@@ -31,9 +31,9 @@ morning, so please be on time. She sells fresh bread and cheese at the market ev
 When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow.
 """
 
-RANDOM_WHISPER_CONFIG = dict(
+RANDOM_WHISPER_CONFIG = dict(  # the encoder's MLP 4 x d_model wide as in every Whisper size (student.teacher_blocks)
     d_model=64, encoder_layers=4, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-    encoder_ffn_dim=128, decoder_ffn_dim=128, num_mel_bins=80, max_source_positions=1500,
+    encoder_ffn_dim=256, decoder_ffn_dim=128, num_mel_bins=80, max_source_positions=1500,
     max_target_positions=128,
 )
 RANDOM_LLAMA_CONFIG = dict(

@@ -56,6 +56,9 @@ _FORMAT_VERSION = 1
 FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
 STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
+TEACHER_BLOCKS_KEYS = ("patch_embedding.teacher_blocks.", "patch_embedding.blocks_proj.",  # the optional teacher
+                       "patch_embedding.teacher_positions", "patch_embedding.blocks_")    # layers' (and their buffers)
+BLOCKS_PART = "the teacher layers' projection (the layers themselves are copied from the teacher)"
 CHARACTER_CTC_KEYS = "character_ctc."  # the prefix of the optional second, character CTC head's parameters
 CHARACTER_HEAD_PART = "the character CTC head"  # load_trainable's new part
 
@@ -185,7 +188,8 @@ class AuraStudent(nn.Module):
         patch = AudioPatchEmbedding(n_mels, width, WHISPER_CONV_STRIDE * pooling, mel_settings=mel_settings,
                                     front_end_channels=cfg.front_end_channels,
                                     front_end_clip_mean=cfg.front_end_clip_mean,
-                                    teacher_stem_width=teacher_width if cfg.teacher_stem else 0)
+                                    teacher_stem_width=teacher_width if cfg.teacher_stem else 0,
+                                    teacher_blocks=cfg.teacher_blocks)
         heads = nn.ModuleDict({_head_key(j): DistillationHead(width, teacher_width) for j in layer_map})
         patch.to(device=ref.device, dtype=ref.dtype)
         heads.to(device=ref.device, dtype=ref.dtype)
@@ -503,17 +507,21 @@ class AuraStudent(nn.Module):
                 new.append("the front end")
             if self.patch_embedding.teacher_stem is not None and not any(k.startswith(TEACHER_STEM_KEYS) for k in tensors):
                 new.append(STEM_PART)  # the frozen stem keeps what was copied into it (StudentRecipe.build_student)
+            if self.patch_embedding.teacher_blocks is not None and not any(k.startswith(TEACHER_BLOCKS_KEYS)
+                                                                           for k in tensors):
+                new.append(BLOCKS_PART)  # as the stem: the frozen layers and their statistics keep what was set
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
                        and not (k.startswith(CHARACTER_CTC_KEYS) and CHARACTER_HEAD_PART in new)
                        and not (k.startswith(FRONT_END_KEYS) and "the front end" in new)
-                       and not (k.startswith(TEACHER_STEM_KEYS) and STEM_PART in new)]
+                       and not (k.startswith(TEACHER_STEM_KEYS) and STEM_PART in new)
+                       and not (k.startswith(TEACHER_BLOCKS_KEYS) and BLOCKS_PART in new)]
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this student: missing {missing[:5]}, unexpected {unexpected[:5]} "
                              f"({len(missing)} missing, {len(unexpected)} unexpected)")
         self.patch_embedding.load_state_dict(
             {k.removeprefix("patch_embedding."): v for k, v in tensors.items() if k.startswith("patch_embedding.")},
-            strict="the front end" not in new and STEM_PART not in new)
+            strict=not {"the front end", STEM_PART, BLOCKS_PART} & set(new))
         self.heads.load_state_dict({k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")})
         if self.ctc_head is not None and "the CTC head" not in new:
             self.ctc_head.load_state_dict({k.removeprefix("ctc."): v for k, v in tensors.items() if k.startswith("ctc.")})

@@ -78,7 +78,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     output layers start at zero, so at the patch embedding's rate they barely move in a short run
     (benchmarks/results/front_end/).
     """
-    from pipeline.models.student import FRONT_END_KEYS, TEACHER_STEM_KEYS
+    from pipeline.models.student import FRONT_END_KEYS, TEACHER_BLOCKS_KEYS, TEACHER_STEM_KEYS
 
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
@@ -87,7 +87,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS)):
+        if name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS, *TEACHER_BLOCKS_KEYS)):
             part = "front_end"
         elif name.startswith(("patch_embedding.", "heads.", "speaker_adversary.")):
             part = name.split(".")[0]
@@ -291,6 +291,14 @@ class StudentRecipe:
                                          trust_remote_code=self.cfg.models.trust_remote_code)
             student.patch_embedding.copy_whisper_stem(whisper.model.encoder)
             del whisper
+        if student.patch_embedding.teacher_blocks is not None:
+            last = len(student.patch_embedding.teacher_blocks)
+            if last not in fp.layers:
+                raise ValueError(f"student.teacher_blocks={last} standardises with teacher layer {last}'s statistics, "
+                                 f"but the store holds layers {list(fp.layers)}")
+            stats = self.prepare_targets.stats  # the targets' own (train.target_stats_from, or the store's)
+            row = stats.positions([last])[0]
+            student.patch_embedding.set_blocks_statistics(stats.mean[row], stats.std[row])
         if start is not None:
             added = student.load_trainable(start, new_parts=True)
             if added and self.rank == 0:

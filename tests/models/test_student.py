@@ -631,3 +631,65 @@ def test_merged_llm_gives_the_same_logits(impl):
     torch.testing.assert_close(s(**batch, mel=mel, token_lengths=lengths)["logits"], unmerged, atol=1e-5, rtol=0)
     with pytest.raises(RuntimeError, match="merged"):
         s.save_trainable("/nonexistent/never-written.safetensors")
+
+
+@torch.no_grad()
+def test_teacher_blocks_are_whispers_first_layers_frozen_and_start_as_the_student_without_them(tmp_path):
+    """The teacher's first encoder layers after its stem (``student.teacher_blocks``): on the stem's frames they give
+    Whisper's own layer output; parts without them load (``new_parts``) and give their own outputs; they stay frozen
+    while their projection learns; a clip alone and in a padded batch get the same tokens; all of a teacher's layers
+    are refused; layers, positions and statistics travel with the student's file."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from pipeline.models.student import BLOCKS_PART
+
+    torch.manual_seed(0)
+    encoder = WhisperEncoder(WhisperConfig(d_model=TEACHER_WIDTH, num_mel_bins=N_MELS, encoder_layers=2,
+                                           encoder_attention_heads=2, encoder_ffn_dim=4 * TEACHER_WIDTH)).eval()
+    patch = AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=TEACHER_WIDTH,
+                                teacher_blocks=1)
+    patch.copy_whisper_stem(encoder)
+    mel = torch.randn(1, N_MELS, 3000)  # Whisper's 30 s window
+    whisper = encoder(mel, output_hidden_states=True).hidden_states[1]  # after its first layer
+    stem = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel)))).transpose(1, 2)
+    mine = patch.blocks_features(torch.full_like(mel, 5.0), stem)  # every frame sound: all are keys
+    assert torch.allclose(mine, whisper, atol=1e-5)
+    with pytest.raises(ValueError, match="fewer"):
+        AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=TEACHER_WIDTH,
+                            teacher_blocks=2).copy_whisper_stem(encoder)
+    with pytest.raises(ValueError, match="needs the teacher stem"):
+        AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_blocks=1)
+    with pytest.raises(ValueError, match="set student.teacher_stem"):
+        StudentConfig(teacher_blocks=1)
+
+    stemmed = make_student("sdpa", teacher_stem=True)
+    stemmed.patch_embedding.copy_whisper_stem(encoder)
+    path = stemmed.save_trainable(tmp_path / "stem.safetensors")
+    batch, mel, lengths = mixed_batch(), random_mel(1, 4), torch.tensor([4])
+    expected = stemmed(**batch, mel=mel, token_lengths=lengths)["logits"]
+    student = make_student("sdpa", teacher_stem=True, teacher_blocks=1)
+    student.patch_embedding.copy_whisper_stem(encoder)
+    student.patch_embedding.set_blocks_statistics(torch.full((TEACHER_WIDTH,), 0.5), torch.full((TEACHER_WIDTH,), 2.0))
+    with pytest.raises(ValueError, match="does not fit.*teacher_blocks"):
+        make_student("sdpa", teacher_stem=True, teacher_blocks=1).load_trainable(path)
+    assert student.load_trainable(path, new_parts=True) == [BLOCKS_PART]
+    embed = student.patch_embedding
+    assert torch.equal(embed.teacher_blocks[0].fc1.weight, encoder.layers[0].fc1.weight)  # kept, not reset
+    assert int(embed.teacher_blocks[0].heads) == 2  # the teacher's, not 64-channel heads
+    assert torch.equal(embed.blocks_std, torch.full((TEACHER_WIDTH,), 2.0))
+    assert torch.equal(student(**batch, mel=mel, token_lengths=lengths)["logits"], expected)
+    with torch.enable_grad():
+        student(**batch, mel=mel, token_lengths=lengths)["logits"].square().mean().backward()
+    assert all(not p.requires_grad and p.grad is None for p in embed.teacher_blocks.parameters())
+    assert embed.blocks_proj.weight.grad is not None and embed.blocks_proj.weight.grad.abs().sum() > 0
+    embed.blocks_proj.weight.normal_(0, 0.1)
+    changed = student(**batch, mel=mel, token_lengths=lengths)["logits"]
+    assert not torch.allclose(changed, expected)
+    clip = random_mel(1, 3)
+    padded = torch.cat([clip, (clip.max() - 2).clamp(min=-1.5).expand(1, N_MELS, 4)], dim=-1)
+    assert torch.allclose(embed(padded, 5)[:, :3], embed(clip, 3), atol=1e-6)
+    assert not torch.allclose(embed(clip.flip(-1), 3)[:, :1], embed(clip, 3)[:, :1])  # the first token hears the rest
+    saved = student.save_trainable(tmp_path / "blocks.safetensors")
+    assert torch.equal(AuraStudent.load(make_llm("sdpa"), saved).eval()(**batch, mel=mel, token_lengths=lengths)["logits"],
+                       changed)
