@@ -231,8 +231,8 @@ class StudentConfig(_Section):
         "part of the student at inference (0.5 M weights for tiny.en); no Whisper encoder layer runs")
     teacher_blocks: int = Field(
         0, ge=0, description="after the teacher stem, the teacher's first encoder layers too (with its positional "
-        "table), copied when a run starts and frozen; their output, standardised per channel with the store's "
-        "statistics of that teacher layer, reaches each token through a projection of its own that starts at zero and "
+        "table), copied when a run starts and frozen; their output, standardised per channel with the distillation "
+        "targets' statistics of that teacher layer, reaches each token through a projection of its own that starts at zero and "
         "trains at train.lr_scale_front_end. Needs teacher_stem, fewer layers than the teacher's and that layer in the "
         "store. It puts Whisper encoder layers into the student at inference (1.8 M weights each for tiny.en), "
         "against the design's encoder-free student: an experiment on where a new voice is lost, 0 = none")

@@ -367,7 +367,7 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
                 sound = (mel > floor).any(1)
                 last = torch.where(sound.any(1), sound.shape[1] - 1 - sound.flip(1).int().argmax(1), 0)
                 x = frames + self.teacher_positions[: frames.shape[1]]
-                keys = torch.arange(frames.shape[1])[None, :] * 2 <= last[:, None]
+                keys = torch.arange(frames.shape[1], device=mel.device)[None, :] * 2 <= last[:, None]
                 for layer in self.teacher_blocks:
                     x = layer(x, keys)
                 x = (x - self.blocks_mean) / self.blocks_std

@@ -186,8 +186,8 @@ class AudioPatchEmbedding(nn.Module):
                 raise ValueError("teacher_blocks needs the teacher stem (teacher_stem_width > 0)")
             # Whisper's first layers as its encoder runs them: the stem's frames plus its positional table, then
             # the layers, copied and frozen. Their output has a few channels far larger than the rest, so it is
-            # standardised per channel with the store's statistics of that teacher layer before its projection
-            # (zero at first, so the embedding starts unchanged).
+            # standardised per channel (:meth:`set_blocks_statistics`: the distillation targets' statistics of that
+            # teacher layer) before its projection (zero at first, so the embedding starts unchanged).
             self.register_buffer("teacher_positions", torch.zeros(teacher_positions, teacher_stem_width))
             self.teacher_blocks = nn.ModuleList(WhisperEncoderBlock(teacher_stem_width) for _ in range(teacher_blocks))
             self.teacher_blocks.requires_grad_(False)
@@ -237,8 +237,9 @@ class AudioPatchEmbedding(nn.Module):
                 self.teacher_positions.copy_(table)
 
     def set_blocks_statistics(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
-        """The per-channel mean and standard deviation of the teacher layer :attr:`teacher_blocks` ends at (the
-        feature store's training-split statistics), which standardise its frames before their projection."""
+        """The per-channel mean and standard deviation of the teacher layer :attr:`teacher_blocks` ends at (those that
+        standardise the distillation targets: the feature store's training split), which standardise its frames
+        before their projection."""
         if self.teacher_blocks is None:
             raise ValueError("this patch embedding has no teacher blocks (teacher_blocks=0)")
         with torch.no_grad():
