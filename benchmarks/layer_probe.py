@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-layers", type=parse_layers, default=None,
                    help="teacher encoder layers to probe (default: the store's, the ones distilled)")
     p.add_argument("--standardise-teacher", action="store_true",
-                   help="standardise each channel of the teacher's states with the store's training-split statistics "
-                        "(as the distillation targets are) before its probe; a few of Whisper's channels are far larger "
-                        "than the rest, yet the probes read the standardised states worse (benchmarks/results/layer_probe)")
+                   help="standardise each channel of the teacher's states with the store's training-split "
+                        "statistics (as the distillation targets are) before its probe; a few of Whisper's channels "
+                        "are far larger than the rest, yet the probes read the standardised states worse "
+                        "(benchmarks/results/layer_probe)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=16, help="training clips per step")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             examples[name][set_name] = [[r, h] for r, h in zip(references[:2], spelt[:2])]
     gaps = voice_gaps(cer) if all("dev" in rates for rates in cer.values()) else {}
     save_results(args.out, {"export": args.export, "config": args.config, "teacher": cfg.models.teacher,
-                            "teacher_standardised": teacher_stats is not None, "steps": args.steps, "batch": args.batch, "lr": args.lr, "upsample": args.upsample,
+                            "teacher_standardised": teacher_stats is not None, "steps": args.steps,
+                            "batch": args.batch, "lr": args.lr, "upsample": args.upsample,
                             "train_seconds": round(train_seconds, 1), "clips": clips, "cer": cer,
                             "gap_to_dev": gaps, "curve": curve, "examples": examples})
     for name in probes:

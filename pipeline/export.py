@@ -315,7 +315,8 @@ class WhisperLayer(torch.nn.Module):  # one Whisper encoder layer (pre-norm atte
         super().__init__()
         self.register_buffer("heads", torch.tensor(0))  # its attention heads, from the file
         self.self_attn_layer_norm, self.final_layer_norm = torch.nn.LayerNorm(w), torch.nn.LayerNorm(w)
-        self.self_attn = torch.nn.ModuleDict({"q_proj": torch.nn.Linear(w, w), "k_proj": torch.nn.Linear(w, w, bias=False),
+        self.self_attn = torch.nn.ModuleDict({"q_proj": torch.nn.Linear(w, w),
+                                              "k_proj": torch.nn.Linear(w, w, bias=False),
                                               "v_proj": torch.nn.Linear(w, w), "out_proj": torch.nn.Linear(w, w)})
         self.fc1, self.fc2 = torch.nn.Linear(w, 4 * w), torch.nn.Linear(4 * w, w)
 
@@ -384,7 +385,8 @@ class PatchEmbedding(torch.nn.Module):  # log-mel (B, n_mels, T * stride) -> (B,
 
 
 patch = PatchEmbedding(cfg["n_mels"], cfg["hidden"], cfg["llm_width"], cfg["stride"], cfg.get("front_end_channels", 0),
-                       cfg.get("front_end_clip_mean", False), cfg.get("teacher_stem_width", 0), cfg.get("teacher_blocks", 0))
+                       cfg.get("front_end_clip_mean", False), cfg.get("teacher_stem_width", 0),
+                       cfg.get("teacher_blocks", 0))
 patch.load_state_dict(load_file(f"{export_dir}/patch_embedding.safetensors"))
 
 # Whisper's log-mel front end (plain DSP, no Whisper weights), cut to whole audio tokens:

@@ -133,7 +133,8 @@ def test_patch_embedding_with_a_front_end_travels_and_the_plain_snippet_agrees(t
     scope: dict = {"torch": torch}
     exec(compile(plain_class, "README.md", "exec"), scope)  # noqa: S102 - our own documented snippet
     plain = scope["PatchEmbedding"](80, config["hidden"], config["llm_width"], 8, config["front_end_channels"],
-                                    config["front_end_clip_mean"], config["teacher_stem_width"], config["teacher_blocks"])
+                                    config["front_end_clip_mean"], config["teacher_stem_width"],
+                                    config["teacher_blocks"])
     from safetensors.torch import load_file
 
     plain.load_state_dict(load_file(str(tmp_path / "patch_embedding.safetensors")))

@@ -103,7 +103,8 @@ class WhisperEncoderBlock(nn.Module):
         super().__init__()
         self.register_buffer("heads", torch.tensor(max(1, width // self.head_width)))
         self.self_attn_layer_norm = nn.LayerNorm(width)
-        self.self_attn = nn.ModuleDict({"q_proj": nn.Linear(width, width), "k_proj": nn.Linear(width, width, bias=False),
+        self.self_attn = nn.ModuleDict({"q_proj": nn.Linear(width, width),
+                                        "k_proj": nn.Linear(width, width, bias=False),  # Whisper's keys have no bias
                                         "v_proj": nn.Linear(width, width), "out_proj": nn.Linear(width, width)})
         self.final_layer_norm = nn.LayerNorm(width)
         self.fc1 = nn.Linear(width, 4 * width)

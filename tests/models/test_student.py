@@ -691,5 +691,5 @@ def test_teacher_blocks_are_whispers_first_layers_frozen_and_start_as_the_studen
     assert torch.allclose(embed(padded, 5)[:, :3], embed(clip, 3), atol=1e-6)
     assert not torch.allclose(embed(clip.flip(-1), 3)[:, :1], embed(clip, 3)[:, :1])  # the first token hears the rest
     saved = student.save_trainable(tmp_path / "blocks.safetensors")
-    assert torch.equal(AuraStudent.load(make_llm("sdpa"), saved).eval()(**batch, mel=mel, token_lengths=lengths)["logits"],
-                       changed)
+    loaded = AuraStudent.load(make_llm("sdpa"), saved).eval()
+    assert torch.equal(loaded(**batch, mel=mel, token_lengths=lengths)["logits"], changed)
