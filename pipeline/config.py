@@ -231,11 +231,12 @@ class StudentConfig(_Section):
         "part of the student at inference (0.5 M weights for tiny.en); no Whisper encoder layer runs")
     teacher_blocks: int = Field(
         0, ge=0, description="after the teacher stem, the teacher's first encoder layers too (with its positional "
-        "table), copied when a run starts and frozen; their output, standardised per channel with the distillation "
-        "targets' statistics of that teacher layer, reaches each token through a projection of its own that starts at zero and "
-        "trains at train.lr_scale_front_end. Needs teacher_stem, fewer layers than the teacher's and that layer in the "
-        "store. It puts Whisper encoder layers into the student at inference (1.8 M weights each for tiny.en), "
-        "against the design's encoder-free student: an experiment on where a new voice is lost, 0 = none")
+        "table), copied when a run starts and frozen (unless train.lr_scale_teacher_blocks); their output, "
+        "standardised per channel with the distillation targets' statistics of that teacher layer, reaches each "
+        "token through a projection of its own that starts at zero and trains at train.lr_scale_front_end. Needs "
+        "teacher_stem, fewer layers than the teacher's and that layer in the store. It puts Whisper encoder layers "
+        "into the student at inference (1.8 M weights each for tiny.en), against the design's encoder-free student: "
+        "an experiment on where a new voice is lost, 0 = none")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
@@ -289,6 +290,10 @@ class TrainConfig(_Section):
     lr_scale_front_end: float = Field(
         1.0, gt=0, description="the patch embedding's front end (student.front_end_channels) and the teacher stem's "
         "projection (student.teacher_stem): their learning rate / lr")
+    lr_scale_teacher_blocks: float = Field(
+        0.0, ge=0, description="the teacher layers copied into the front end (student.teacher_blocks): their learning "
+        "rate / lr. 0 keeps them as copied, frozen; above 0 the student owns them: they start as the teacher's "
+        "(as a distilled student may start from its teacher's layers) and train with the rest")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(
         1.0, ge=0, description="the gradient's global norm is clipped to this (0: no clipping); metrics.csv logs the "
@@ -443,6 +448,13 @@ class AuraConfig(_Section):
     eval: EvalConfig = EvalConfig()
     batch: BatchConfig = BatchConfig()
     paths: PathsConfig = PathsConfig()
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> "AuraConfig":
+        if self.train.lr_scale_teacher_blocks and not self.student.teacher_blocks:
+            raise ValueError("train.lr_scale_teacher_blocks trains the teacher layers copied into the front end: set "
+                             "student.teacher_blocks")
+        return self
 
     @model_validator(mode="after")
     def _derive_paths(self) -> "AuraConfig":

@@ -71,8 +71,8 @@ def use_cuda() -> bool:
 
 def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     """The student's trainable parameters in one AdamW group per part (``lora``, ``patch_embedding``,
-    ``front_end``, ``heads``, and stage 1's ``speaker_adversary`` when it has one, at the heads' rate), each with its
-    learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
+    ``front_end``, ``teacher_blocks`` when they train, ``heads``, and stage 1's ``speaker_adversary`` when it has one,
+    at the heads' rate), each with its learning rate: ``train.lr`` times the part's ``train.lr_scale_*``.
 
     The front end (inside the patch embedding) and the teacher stem's projection have a group of their own: their
     output layers start at zero, so at the patch embedding's rate they barely move in a short run
@@ -82,12 +82,15 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
 
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
-              "heads": train.lr_scale_heads, "speaker_adversary": train.lr_scale_heads}
+              "teacher_blocks": train.lr_scale_teacher_blocks, "heads": train.lr_scale_heads,
+              "speaker_adversary": train.lr_scale_heads}
     parts: dict[str, list] = {name: [] for name in scales}
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS, *TEACHER_BLOCKS_KEYS)):
+        if name.startswith(TEACHER_BLOCKS_KEYS[0]):  # the copied layers themselves (their projection: front_end)
+            part = "teacher_blocks"
+        elif name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS, *TEACHER_BLOCKS_KEYS)):
             part = "front_end"
         elif name.startswith(("patch_embedding.", "heads.", "speaker_adversary.")):
             part = name.split(".")[0]
@@ -299,6 +302,8 @@ class StudentRecipe:
             stats = self.prepare_targets.stats  # the targets' own (train.target_stats_from, or the store's)
             row = stats.positions([last])[0]
             student.patch_embedding.set_blocks_statistics(stats.mean[row], stats.std[row])
+            if self.cfg.train.lr_scale_teacher_blocks:  # the student's own from here on (optimizer_groups)
+                student.patch_embedding.teacher_blocks.requires_grad_(True)
         if start is not None:
             added = student.load_trainable(start, new_parts=True)
             if added and self.rank == 0:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.train.launch import stage_config
 from tests.conftest import run_aura
 
@@ -89,6 +89,29 @@ def test_a_zero_learning_rate_keeps_the_patch_embedding_and_trains_the_stem_proj
     after = dict(student.patch_embedding.named_parameters())
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved == {"stem_proj.weight", "stem_proj.bias"}
+
+
+def test_the_teacher_layers_train_in_a_group_of_their_own_only_when_asked():
+    from pipeline.config import StudentConfig
+    from pipeline.models.student import AuraStudent
+    from pipeline.train.recipe import optimizer_groups
+    from tests.models.test_student import make_llm
+
+    student = AuraStudent.from_llm(make_llm("sdpa"), StudentConfig(lora_rank=2, distill_depth=2, teacher_stem=True,
+                                                                   teacher_blocks=1), [2, 4], 24, 16, 1)
+    blocks = {id(p) for p in student.patch_embedding.teacher_blocks.parameters()}
+    cfg = load_config("configs/tiny.yaml", ["train.lr=1e-3", "student.teacher_stem=true", "student.teacher_blocks=1",
+                                            "train.lr_scale_teacher_blocks=0.1"])
+    frozen = optimizer_groups(student, cfg)  # as built: copied and frozen, in no group
+    assert "teacher_blocks" not in {g["name"] for g in frozen}
+    assert not blocks & {id(p) for g in frozen for p in g["params"]}
+    student.patch_embedding.teacher_blocks.requires_grad_(True)  # what the recipe does at this lr scale
+    groups = {g["name"]: g for g in optimizer_groups(student, cfg)}
+    assert {id(p) for p in groups["teacher_blocks"]["params"]} == blocks and groups["teacher_blocks"]["lr"] == 1e-4
+    projection = {id(p) for p in student.patch_embedding.blocks_proj.parameters()}
+    assert projection <= {id(p) for p in groups["front_end"]["params"]}
+    with pytest.raises(ConfigError, match="set student.teacher_blocks"):
+        load_config("configs/tiny.yaml", ["train.lr_scale_teacher_blocks=0.1"])
 
 
 def test_the_speaker_adversary_trains_at_the_heads_rate_and_is_never_saved(tmp_path):

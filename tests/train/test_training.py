@@ -44,15 +44,15 @@ def _copy_workdir(src: Path, dst: Path) -> Path:
 
 def _train_args(workdir: Path, *extra: str) -> list[str]:
     # Half the clips in another speaker's voice and SpecAugment masks on every clip: a resumed run must hear
-    # exactly what the uninterrupted one did; a speaker adversary, whose classifier must resume with it; and the
-    # teacher's stem and first two encoder layers in the patch embedding (frozen, so not in checkpoints: copied from
-    # the teacher again); and a replayed corpus (the same one, under its replay/ names), whose shards are drawn anew
-    # each epoch.
+    # exactly what the uninterrupted one did; a speaker adversary, whose classifier must resume with it; the
+    # teacher's stem (frozen: copied from the teacher again) and first two encoder layers, trained, so a resume must
+    # restore them over the fresh copy; and a replayed corpus (the same one, under its replay/ names), whose shards
+    # are drawn anew each epoch.
     return ["train", "--config", "configs/tiny.yaml", "--set", f"workdir={workdir}", "--set", f"train.replay_from={workdir}",
             "--set", "train.max_steps=12", "--set", "train.checkpoint_every=4", "--set", "train.eval_every=100",
             "--set", "train.speaker_shift=0.5", "--set", "train.spec_freq_masks=2", "--set", "train.spec_time_masks=2",
             "--set", "train.speaker_adversary_weight=0.5", "--set", "student.teacher_stem=true",
-            "--set", "student.teacher_blocks=2", *extra]
+            "--set", "student.teacher_blocks=2", "--set", "train.lr_scale_teacher_blocks=0.5", *extra]
 
 
 def _assert_same_losses(a: dict, b: dict, steps) -> None:
