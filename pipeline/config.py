@@ -237,6 +237,11 @@ class StudentConfig(_Section):
         "teacher_stem, fewer layers than the teacher's and that layer in the store. It puts Whisper encoder layers "
         "into the student at inference (1.8 M weights each for tiny.en), against the design's encoder-free student: "
         "an experiment on where a new voice is lost, 0 = none")
+    teacher_blocks_weights: Literal["teacher", "random"] = Field(
+        "teacher", description="what the layers of teacher_blocks start as: the teacher's, or (random) a fresh "
+        "initialisation of the same shape after the teacher's positional table, which must then train "
+        "(train.lr_scale_teacher_blocks > 0): whether a new voice is carried by Whisper's weights or by a layer of "
+        "their shape")
     ctc_weight: float = Field(
         0.0, ge=0, description="stage 1: weight of an auxiliary CTC loss beside the distillation loss: the audio "
         "states of student layer ctc_layer spell the transcript's LLM tokens through the LLM's own output "
@@ -454,6 +459,9 @@ class AuraConfig(_Section):
         if self.train.lr_scale_teacher_blocks and not self.student.teacher_blocks:
             raise ValueError("train.lr_scale_teacher_blocks trains the teacher layers copied into the front end: set "
                              "student.teacher_blocks")
+        if self.student.teacher_blocks_weights == "random" and not self.train.lr_scale_teacher_blocks:
+            raise ValueError("student.teacher_blocks_weights=random starts the layers at random: they must train "
+                             "(train.lr_scale_teacher_blocks > 0)")
         return self
 
     @model_validator(mode="after")

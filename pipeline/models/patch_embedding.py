@@ -208,9 +208,10 @@ class AudioPatchEmbedding(nn.Module):
         """``(mel, token_lengths)`` for raw 16 kHz utterances; see :func:`audio_mel_batch`."""
         return audio_mel_batch(audios, self.mel_settings, self.pooling)
 
-    def copy_whisper_stem(self, encoder: nn.Module) -> None:
+    def copy_whisper_stem(self, encoder: nn.Module, layers: bool = True) -> None:
         """Copy the stem (``conv1``, ``conv2``) of a Whisper encoder (e.g. ``model.model.encoder``) into
-        :attr:`teacher_stem`, and with :attr:`teacher_blocks` its positional table and first layers; all stay frozen."""
+        :attr:`teacher_stem`, and with :attr:`teacher_blocks` its positional table, head count and first layers
+        (``layers=False``: the layers keep their fresh initialisation); all stay frozen."""
         if self.teacher_stem is None:
             raise ValueError("this patch embedding has no teacher stem (teacher_stem_width=0)")
         pairs = [(self.teacher_stem[0], encoder.conv1), (self.teacher_stem[2], encoder.conv2)]
@@ -218,7 +219,8 @@ class AudioPatchEmbedding(nn.Module):
             if len(encoder.layers) <= len(self.teacher_blocks):  # all of them would be the encoder, and its last
                 raise ValueError(f"the teacher has {len(encoder.layers)} encoder layers; the student may run fewer, "
                                  f"not {len(self.teacher_blocks)}")  # output is normalised besides
-            pairs += list(zip(self.teacher_blocks, encoder.layers))
+            if layers:
+                pairs += list(zip(self.teacher_blocks, encoder.layers))
             for block in self.teacher_blocks:
                 block.heads.fill_(encoder.config.encoder_attention_heads)
         for mine, whisper in pairs:

@@ -292,7 +292,8 @@ class StudentRecipe:
 
             whisper, _, _ = load_whisper(self.cfg.models.teacher, self.cfg.models.cache_dir,
                                          trust_remote_code=self.cfg.models.trust_remote_code)
-            student.patch_embedding.copy_whisper_stem(whisper.model.encoder)
+            student.patch_embedding.copy_whisper_stem(
+                whisper.model.encoder, layers=self.cfg.student.teacher_blocks_weights == "teacher")
             del whisper
         if student.patch_embedding.teacher_blocks is not None:
             last = len(student.patch_embedding.teacher_blocks)

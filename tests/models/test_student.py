@@ -655,6 +655,13 @@ def test_teacher_blocks_are_whispers_first_layers_frozen_and_start_as_the_studen
     stem = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel)))).transpose(1, 2)
     mine = patch.blocks_features(torch.full_like(mel, 5.0), stem)  # every frame sound: all are keys
     assert torch.allclose(mine, whisper, atol=1e-5)
+    fresh = AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=TEACHER_WIDTH,
+                                teacher_blocks=1)
+    before = fresh.teacher_blocks[0].fc1.weight.clone()
+    fresh.copy_whisper_stem(encoder, layers=False)  # the layer's shape at random, after Whisper's stem and positions
+    assert torch.equal(fresh.teacher_blocks[0].fc1.weight, before)
+    assert torch.equal(fresh.teacher_positions, patch.teacher_positions) and int(fresh.teacher_blocks[0].heads) == 2
+    assert torch.equal(fresh.teacher_stem[2].weight, encoder.conv2.weight)
     with pytest.raises(ValueError, match="fewer"):
         AudioPatchEmbedding(n_mels=N_MELS, llm_width=12, stride=4, teacher_stem_width=TEACHER_WIDTH,
                             teacher_blocks=2).copy_whisper_stem(encoder)

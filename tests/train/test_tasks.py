@@ -112,6 +112,9 @@ def test_the_teacher_layers_train_in_a_group_of_their_own_only_when_asked():
     assert projection <= {id(p) for p in groups["front_end"]["params"]}
     with pytest.raises(ConfigError, match="set student.teacher_blocks"):
         load_config("configs/tiny.yaml", ["train.lr_scale_teacher_blocks=0.1"])
+    with pytest.raises(ConfigError, match="must train"):
+        load_config("configs/tiny.yaml", ["student.teacher_stem=true", "student.teacher_blocks=1",
+                                          "student.teacher_blocks_weights=random"])
 
 
 def test_the_speaker_adversary_trains_at_the_heads_rate_and_is_never_saved(tmp_path):
