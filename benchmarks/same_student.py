@@ -24,6 +24,8 @@ def compare_students(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     >>> x = {"w": torch.tensor([1.0, 2.0]), "v": torch.tensor([0.5])}
     >>> compare_students(x, {"w": torch.tensor([1.0, 2.0], dtype=torch.float16), "v": torch.tensor([0.5])})["identical"]
     True
+    >>> compare_students({"heads": torch.tensor(6)}, {"heads": torch.tensor(6)})["identical"]
+    True
     >>> r = compare_students(x, {"w": torch.tensor([1.0, 2.5]), "u": torch.tensor([0.0])})
     >>> r["identical"], r["only_in_a"], r["only_in_b"], r["max_abs_diff"], r["worst_tensor"]
     (False, ['v'], ['u'], 0.5, 'w')
@@ -35,8 +37,11 @@ def compare_students(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
         if x.shape != y.shape:
             mismatched_shapes.append(name)
             continue
-        dtype = x.dtype if torch.finfo(x.dtype).bits <= torch.finfo(y.dtype).bits else y.dtype
-        x, y = x.to(dtype).float(), y.to(dtype).float()
+        if x.is_floating_point() and y.is_floating_point():
+            dtype = x.dtype if torch.finfo(x.dtype).bits <= torch.finfo(y.dtype).bits else y.dtype
+            x, y = x.to(dtype).float(), y.to(dtype).float()
+        else:  # an integer buffer (a layer's head count) is kept as it is in every precision: compared exactly
+            x, y = x.double(), y.double()
         diff = x - y
         per_tensor[name] = {"max_abs_diff": diff.abs().max().item() if diff.numel() else 0.0,
                             "relative_norm_diff": (diff.norm() / x.norm().clamp_min(1e-12)).item()}
