@@ -56,8 +56,9 @@ _FORMAT_VERSION = 1
 FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional convolutional front end's parameters
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
 STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
-TEACHER_BLOCKS_KEYS = ("patch_embedding.teacher_blocks.", "patch_embedding.teacher_positions",  # the optional teacher
-                       "patch_embedding.blocks_")  # layers', their projection's (blocks_proj) and statistics' (buffers)
+TEACHER_LAYERS_KEYS = "patch_embedding.teacher_blocks."  # the copied teacher layers themselves (their own lr group)
+TEACHER_BLOCKS_KEYS = (TEACHER_LAYERS_KEYS, "patch_embedding.teacher_positions",  # the optional teacher layers',
+                       "patch_embedding.blocks_")  # their projection's (blocks_proj) and statistics' (buffers)
 BLOCKS_PART = "the teacher layers' projection (the layers themselves are copied from the teacher)"
 CHARACTER_CTC_KEYS = "character_ctc."  # the prefix of the optional second, character CTC head's parameters
 CHARACTER_HEAD_PART = "the character CTC head"  # load_trainable's new part

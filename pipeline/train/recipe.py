@@ -78,7 +78,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     output layers start at zero, so at the patch embedding's rate they barely move in a short run
     (benchmarks/results/front_end/).
     """
-    from pipeline.models.student import FRONT_END_KEYS, TEACHER_BLOCKS_KEYS, TEACHER_STEM_KEYS
+    from pipeline.models.student import FRONT_END_KEYS, TEACHER_BLOCKS_KEYS, TEACHER_LAYERS_KEYS, TEACHER_STEM_KEYS
 
     train = cfg.train
     scales = {"lora": 1.0, "patch_embedding": train.lr_scale_patch_embedding, "front_end": train.lr_scale_front_end,
@@ -88,7 +88,7 @@ def optimizer_groups(student, cfg: AuraConfig) -> list[dict[str, Any]]:
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        if name.startswith(TEACHER_BLOCKS_KEYS[0]):  # the copied layers themselves (their projection: front_end)
+        if name.startswith(TEACHER_LAYERS_KEYS):  # the copied layers themselves (their projection: front_end)
             part = "teacher_blocks"
         elif name.startswith((FRONT_END_KEYS, *TEACHER_STEM_KEYS, *TEACHER_BLOCKS_KEYS)):
             part = "front_end"
