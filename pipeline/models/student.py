@@ -59,7 +59,8 @@ STEM_PART = "the teacher stem's projection (the stem itself is copied from the t
 TEACHER_LAYERS_KEYS = "patch_embedding.teacher_blocks."  # the copied teacher layers themselves (their own lr group)
 TEACHER_BLOCKS_KEYS = (TEACHER_LAYERS_KEYS, "patch_embedding.teacher_positions",  # the optional teacher layers',
                        "patch_embedding.blocks_")  # their projection's (blocks_proj) and statistics' (buffers)
-BLOCKS_PART = "the teacher layers' projection (the layers themselves are copied from the teacher)"
+BLOCKS_PART = ("the teacher layers' projection (the layers themselves start as student.teacher_blocks_weights says: "
+               "the teacher's copy, or at random)")
 CHARACTER_CTC_KEYS = "character_ctc."  # the prefix of the optional second, character CTC head's parameters
 CHARACTER_HEAD_PART = "the character CTC head"  # load_trainable's new part
 
@@ -510,7 +511,7 @@ class AuraStudent(nn.Module):
                 new.append(STEM_PART)  # the frozen stem keeps what was copied into it (StudentRecipe.build_student)
             if self.patch_embedding.teacher_blocks is not None and not any(k.startswith(TEACHER_BLOCKS_KEYS)
                                                                            for k in tensors):
-                new.append(BLOCKS_PART)  # as the stem: the frozen layers and their statistics keep what was set
+                new.append(BLOCKS_PART)  # as the stem: the layers and their statistics keep what was set
             missing = [k for k in missing if not (k.startswith("lora.") and _lora_layer(k) in deeper)
                        and not (k.startswith("ctc.") and "the CTC head" in new)
                        and not (k.startswith(CHARACTER_CTC_KEYS) and CHARACTER_HEAD_PART in new)
