@@ -18,3 +18,10 @@ bash benchmarks/pair_sets.sh $OUT _random --export release="$(bash benchmarks/re
   --export frozen_layer_1=runs/teacher_blocks/b1/distill/exports/step-000800.safetensors \
   --export owned_layer_1=runs/teacher_blocks/b1_owned/distill/exports/step-000800.safetensors \
   --export random_layer_1=$RUN/distill/exports/step-000800.safetensors
+# the random layer against the owned copy directly (the gap with its own interval), on both unseen-voice sets
+for SET in unseen_voice_dev:unseen dectalk_dev:dectalk; do
+  bash benchmarks/pair_once.sh $OUT/paired_${SET#*:}_random_vs_owned.json \
+    --export owned_layer_1=runs/teacher_blocks/b1_owned/distill/exports/step-000800.safetensors \
+    --export random_layer_1=$RUN/distill/exports/step-000800.safetensors \
+    --shards runs/speech/${SET%:*}/shards --split dev --samples 1000
+done
