@@ -21,6 +21,3 @@ bash benchmarks/pair_once.sh $OUT/paired_dev_soup.json $EXPORTS --split dev --sa
 # shellcheck disable=SC2086
 bash benchmarks/pair_once.sh $OUT/paired_heldout_soup.json $EXPORTS --split heldout --samples 200   # reported only
 bash benchmarks/release_gate.sh $OUT/soup_gate 742786a $SOUP
-# the release's own dev read-outs on the same (rebuilt) clips: readout_dev is not paired, so both are measured here
-[ -f $OUT/soup_gate/readout_dev_release.json ] || .venv/bin/python -m benchmarks.readout_dev \
-  --config configs/student.yaml --export "$RELEASED" --samples 60 --out $OUT/soup_gate/readout_dev_release.json

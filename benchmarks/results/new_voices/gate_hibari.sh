@@ -2,7 +2,7 @@
 # The release gate for the Hibari corpus's equalizer stage (equalizer_hibari.sh; the lowest on the unseen-voice set,
 # 70.5 %, of that stage, hibari.sh's stage and their soup) beside the release it would replace (e61da57): paired on
 # dev and, reported only, held-out (with the soup), both dev read-outs, the probe, the listening test and the five
-# unseen speakers (../../release_gate.sh), and the release's own dev read-outs on the same clips.
+# unseen speakers and the release's own dev read-outs on the same clips (../../release_gate.sh).
 #   bash benchmarks/results/new_voices/gate_hibari.sh     # after equalizer_hibari.sh; skips what is done
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -14,6 +14,3 @@ bash benchmarks/pair_once.sh $OUT/paired_dev_hibari_soup.json $EXPORTS --split d
 # shellcheck disable=SC2086
 bash benchmarks/pair_once.sh $OUT/paired_heldout_hibari_soup.json $EXPORTS --split heldout --samples 200  # reported only
 bash benchmarks/release_gate.sh $OUT/gate_hibari e61da57 $CANDIDATE
-[ -f $OUT/gate_hibari/readout_dev_release.json ] || .venv/bin/python -m benchmarks.readout_dev \
-  --config configs/student.yaml --export "$(bash benchmarks/release_at.sh e61da57)" --samples 60 \
-  --out $OUT/gate_hibari/readout_dev_release.json

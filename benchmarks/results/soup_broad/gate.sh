@@ -7,5 +7,3 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=benchmarks/results/soup_broad/gate
 bash benchmarks/release_gate.sh $OUT fd0397c runs/soups/equalizer_broad.safetensors
-[ -f $OUT/readout_dev_release.json ] || .venv/bin/python -m benchmarks.readout_dev --config configs/student.yaml \
-  --export "$(bash benchmarks/release_at.sh fd0397c)" --samples 60 --out $OUT/readout_dev_release.json
