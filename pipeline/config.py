@@ -236,7 +236,7 @@ class StudentConfig(_Section):
         "token through a projection of its own that starts at zero and trains at train.lr_scale_front_end. Needs "
         "teacher_stem, fewer layers than the teacher's and that layer in the store. It puts Whisper encoder layers "
         "into the student at inference (1.8 M weights each for tiny.en): frozen, the teacher's layers, against the "
-        "design's encoder-free student; trained, the student's own (the release: 1 layer at 0.1 x lr), 0 = none")
+        "design's encoder-free student; trained, the student's own (the release: 2 layers at 0.1 x lr), 0 = none")
     teacher_blocks_weights: Literal["teacher", "random"] = Field(
         "teacher", description="what the layers of teacher_blocks start as: the teacher's, or (random) a fresh "
         "initialisation of the same shape after the teacher's positional table, which must then train "
