@@ -11,7 +11,8 @@ import torch
 
 from pipeline import released
 from pipeline.config import StudentConfig
-from pipeline.models.student import AuraStudent
+from pipeline.models.patch_embedding import whisper_positions
+from pipeline.models.student import TEACHER_LAYERS_KEYS, TEACHER_POSITIONS_KEY, AuraStudent
 from tests.models.test_student import make_llm
 
 
@@ -40,6 +41,27 @@ def test_pack_release_writes_fp16_with_its_facts(tmp_path, monkeypatch):
     monkeypatch.setattr(released, "RELEASE_DIR", tmp_path / "release")
     assert released.released_student("random:llama-tiny") == out
     assert released.released_student("bundled:smollm2-135m-instruct") is None  # made for another LLM
+
+
+def test_pack_release_leaves_whisper_positions_out_and_loading_computes_them(tmp_path):
+    from tests.models.test_student import make_student
+
+    student = make_student("sdpa", teacher_stem=True, teacher_blocks=1)
+    table = student.patch_embedding.teacher_positions
+    export = student.save_trainable(tmp_path / "formula.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(released.pack_release(export, tmp_path / "formula", "random:llama-tiny", {})), "pt") as handle:
+        assert TEACHER_POSITIONS_KEY not in handle.keys() and TEACHER_LAYERS_KEYS + "0.fc1.weight" in handle.keys()
+    table.copy_(torch.randn_like(table).half())  # a table of another teacher (fp16-exact) travels with the release
+    learned = released.pack_release(student.save_trainable(tmp_path / "other.safetensors"), tmp_path / "other",
+                                    "random:llama-tiny", {})
+    for out, expected in ((tmp_path / "formula" / "student.safetensors", whisper_positions(*table.shape)),
+                          (learned, table)):
+        loaded = make_student("sdpa", teacher_stem=True, teacher_blocks=1)
+        loaded.patch_embedding.teacher_positions.zero_()
+        loaded.load_trainable(out)
+        assert torch.equal(loaded.patch_embedding.teacher_positions, expected)
 
 
 def test_the_shipped_release_is_small_and_names_its_llm():

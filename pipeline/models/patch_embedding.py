@@ -85,6 +85,23 @@ def audio_mel_batch(audios: Sequence[np.ndarray | torch.Tensor], settings: MelSe
     return batch, torch.tensor(lengths, dtype=torch.long)
 
 
+def whisper_positions(length: int, width: int) -> torch.Tensor:
+    """Whisper's encoder positional table ``(length, width)``: sines then cosines over timescales from 1 to 10,000,
+    computed in float64 and rounded to fp16 as the released checkpoints store it (Whisper tiny.en's table equals this
+    bit for bit), so a file need not carry it (:data:`pipeline.models.student.TEACHER_POSITIONS_KEY`).
+
+    >>> table = whisper_positions(1500, 384)
+    >>> table.shape, table.dtype, table[0, :2].tolist(), table[0, -1].item()
+    (torch.Size([1500, 384]), torch.float32, [0.0, 0.0], 1.0)
+    """
+    if width % 2:
+        raise ValueError(f"a sinusoidal table needs an even width, got {width}")
+    increment = math.log(10_000) / (width // 2 - 1)
+    times = torch.arange(length, dtype=torch.float64)[:, None] * torch.exp(
+        -increment * torch.arange(width // 2, dtype=torch.float64))[None, :]
+    return torch.cat([times.sin(), times.cos()], dim=1).to(torch.float16).to(torch.float32)
+
+
 class WhisperEncoderBlock(nn.Module):
     """One of Whisper's encoder layers (pre-norm self-attention, then a GELU MLP of 4x the width), with its parameter
     names, so its weights copy over from ``WhisperEncoder.layers[i]`` (:meth:`AudioPatchEmbedding.copy_whisper_stem`).
@@ -188,8 +205,9 @@ class AudioPatchEmbedding(nn.Module):
             # Whisper's first layers as its encoder runs them: the stem's frames plus its positional table, then
             # the layers, copied and frozen. Their output has a few channels far larger than the rest, so it is
             # standardised per channel (:meth:`set_blocks_statistics`: the distillation targets' statistics of that
-            # teacher layer) before its projection (zero at first, so the embedding starts unchanged).
-            self.register_buffer("teacher_positions", torch.zeros(teacher_positions, teacher_stem_width))
+            # teacher layer) before its projection (zero at first, so the embedding starts unchanged). The positional
+            # table starts as Whisper's formula; :meth:`copy_whisper_stem` copies the teacher's own.
+            self.register_buffer("teacher_positions", whisper_positions(teacher_positions, teacher_stem_width))
             self.teacher_blocks = nn.ModuleList(WhisperEncoderBlock(teacher_stem_width) for _ in range(teacher_blocks))
             self.teacher_blocks.requires_grad_(False)
             self.register_buffer("blocks_mean", torch.zeros(teacher_stem_width))

@@ -49,7 +49,7 @@ from pipeline.config import StudentConfig
 from pipeline.data.mel import WHISPER_CONV_STRIDE, MelSettings
 from pipeline.models.ctc import CharacterCTCHead, CTCHead, make_ctc_head
 from pipeline.models.distillation import DistillationHead, default_layer_map, validate_layer_map
-from pipeline.models.patch_embedding import AudioPatchEmbedding
+from pipeline.models.patch_embedding import AudioPatchEmbedding, whisper_positions
 from pipeline.models.sequence import IGNORE_INDEX, layout_speech_batch, run_decoder_layers
 
 _FORMAT_VERSION = 1
@@ -57,7 +57,8 @@ FRONT_END_KEYS = "patch_embedding.front_end."  # the prefix of the optional conv
 TEACHER_STEM_KEYS = ("patch_embedding.teacher_stem.", "patch_embedding.stem_proj.")  # the optional teacher stem's
 STEM_PART = "the teacher stem's projection (the stem itself is copied from the teacher)"  # load_trainable's new part
 TEACHER_LAYERS_KEYS = "patch_embedding.teacher_blocks."  # the copied teacher layers themselves (their own lr group)
-TEACHER_BLOCKS_KEYS = (TEACHER_LAYERS_KEYS, "patch_embedding.teacher_positions",  # the optional teacher layers',
+TEACHER_POSITIONS_KEY = "patch_embedding.teacher_positions"  # optional in a file: Whisper's table is a formula
+TEACHER_BLOCKS_KEYS = (TEACHER_LAYERS_KEYS, TEACHER_POSITIONS_KEY,  # the optional teacher layers',
                        "patch_embedding.blocks_")  # their projection's (blocks_proj) and statistics' (buffers)
 BLOCKS_PART = ("the teacher layers' projection (the layers themselves start as student.teacher_blocks_weights says: "
                "the teacher's copy, or at random)")
@@ -490,6 +491,9 @@ class AuraStudent(nn.Module):
             raise RuntimeError("LoRA was merged into the LLM; there is nothing to load the adapters into")
         tensors = load_file(str(path))
         expected = set(self.trainable_state_dict())
+        if TEACHER_POSITIONS_KEY in expected and TEACHER_POSITIONS_KEY not in tensors and any(
+                k.startswith(TEACHER_LAYERS_KEYS) for k in tensors):  # a release leaves Whisper's sinusoids out
+            tensors[TEACHER_POSITIONS_KEY] = whisper_positions(*self.patch_embedding.teacher_positions.shape)
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
         if self.character_ctc_head is None:
             unexpected = [k for k in unexpected if not k.startswith(CHARACTER_CTC_KEYS)]

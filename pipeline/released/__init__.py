@@ -48,10 +48,14 @@ def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: 
     """Write ``export``'s tensors in fp16 to ``out_dir/student.safetensors``, with its student metadata and
     ``facts`` (``llm`` = ``llm_spec``, data, budget, results) as ``aura_release`` metadata; ``target_stats`` (the
     training store's ``target_stats.npz``) is copied beside it: a run that goes on from the release without that
-    store keeps its target space with it (``train.target_stats_from``)."""
+    store keeps its target space with it (``train.target_stats_from``). A teacher layers' positional table that is
+    Whisper's formula (:func:`~pipeline.models.patch_embedding.whisper_positions`) is left out: loading computes it."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
+
+    from pipeline.models.patch_embedding import whisper_positions
+    from pipeline.models.student import TEACHER_POSITIONS_KEY
 
     export = Path(export)
     with safe_open(str(export), framework="pt") as handle:
@@ -59,6 +63,9 @@ def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: 
     if "aura_student" not in metadata:
         raise ValueError(f"{export} is not an AuRA student file")
     tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(export)).items()}
+    table = tensors.get(TEACHER_POSITIONS_KEY)
+    if table is not None and torch.equal(table.float(), whisper_positions(*table.shape)):
+        del tensors[TEACHER_POSITIONS_KEY]  # Whisper's sinusoids: the loader computes them (1.15 MB for tiny.en)
     metadata["aura_release"] = json.dumps({**facts, "llm": llm_spec})
     out = Path(out_dir) / "student.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from pipeline.models.cache import weights_fingerprint
+from pipeline.models.patch_embedding import whisper_positions
 from pipeline.models.sources import load_llm, load_whisper, resolve_model_dir
 
 pytestmark = pytest.mark.slow
@@ -110,3 +111,5 @@ def test_whisper_transcribes_synthesized_speech(spec, bundled_dirs, model_cache_
         tokens = model.generate(features)  # defaults: transcribe, no timestamps (base detects English)
     text = tokenizer.batch_decode(tokens, skip_special_tokens=True)[0]
     assert jiwer.wer(normalize(SENTENCE), normalize(text)) <= 0.1, text
+    table = model.model.encoder.embed_positions.weight  # the formula, bit for bit: a release leaves it out
+    assert torch.equal(table.float(), whisper_positions(*table.shape))
