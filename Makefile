@@ -53,6 +53,7 @@ bench: setup
 	$(PY) -m benchmarks.precompute_bench
 	$(PY) -m benchmarks.train_bench
 	$(PY) -m benchmarks.inference_bench
+	$(PY) -m benchmarks.front_end_bench
 
 clean:
 	rm -rf runs
