@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from pipeline.batch import run_batch
 from pipeline.cluster import init_ray
 from pipeline.config import load_config
-from pipeline.released import RELEASE_DIR
+from pipeline.released import RELEASE_DIR, released_examples
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = ("aura", "cascade")
@@ -40,8 +40,8 @@ SYSTEMS = ("aura", "cascade")
 
 def example_manifest(folder: Path, requests: int) -> Path:
     """``requests`` rows cycling over the released student's held-out example clips (distinct keys)."""
-    examples = [json.loads(line) for line in (RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
-    lines = [json.dumps({"audio": str(RELEASE_DIR / "examples" / ex["file"]), "key": f"{ex['key']}-{i:04d}"})
+    examples = released_examples()
+    lines = [json.dumps({"audio": str(ex["path"]), "key": f"{ex['key']}-{i:04d}"})
              for i, ex in zip(range(requests), (examples * (requests // len(examples) + 1)))]
     path = folder / "manifest.jsonl"
     path.write_text("\n".join(lines) + "\n")

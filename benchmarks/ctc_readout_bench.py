@@ -20,7 +20,6 @@ from __future__ import annotations
 from benchmarks import save_results
 
 import argparse
-import json
 import statistics
 import time
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.ctc import CTCSearch
     from pipeline.models.sequence import run_decoder_layers
     from pipeline.prompts import instruction_for
-    from pipeline.released import RELEASE_DIR
+    from pipeline.released import RELEASE_DIR, released_examples
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.ctc_readout_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--llm", default="bundled:smollm2-135m-instruct")
@@ -46,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     model = EncoderFreeModel.from_export(args.llm, RELEASE_DIR / "student.safetensors", dtype="float32")
-    examples = [json.loads(line) for line in (RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
-    audios = [sf.read(RELEASE_DIR / "examples" / e["file"], dtype="float32")[0] for e in examples]
+    examples = released_examples()
+    audios = [sf.read(e["path"], dtype="float32")[0] for e in examples]
     instruction = instruction_for("transcribe")
     prefix = model.build_prefix(audios, instruction)
     layers = len(model.llm.model.layers)

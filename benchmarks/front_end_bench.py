@@ -72,11 +72,10 @@ def _median_ms(values: list[float]) -> float:
 
 def benchmark(layer_counts: list[int], reps: int) -> dict:
     from pipeline.infer import EncoderFreeModel
-    from pipeline.released import RELEASE_DIR
+    from pipeline.released import RELEASE_DIR, released_examples
     import soundfile as sf
 
-    rows = [json.loads(line) for line in (RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
-    audios = [sf.read(RELEASE_DIR / "examples" / r["file"], dtype="float32")[0] for r in rows]
+    audios = [sf.read(row["path"], dtype="float32")[0] for row in released_examples()]
     released = EncoderFreeModel.from_export(LLM, RELEASE_DIR / "student.safetensors", device="cpu", dtype="float32")
     owned = len(released.patch_embedding.teacher_blocks or [])
     models = {}

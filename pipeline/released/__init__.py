@@ -43,6 +43,20 @@ def released_results() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def released_examples() -> list[dict]:
+    """The held-out clips shipped beside the released student (``examples/examples.jsonl``: ``file``, ``key``, ``task``,
+    ``reference`` per clip), each row with ``path``, its audio file's full path; empty when no release is shipped.
+
+    >>> all(row["path"].is_file() for row in released_examples())
+    True
+    """
+    index = RELEASE_DIR / "examples" / "examples.jsonl"
+    if not index.is_file():
+        return []
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    return [{**row, "path": RELEASE_DIR / "examples" / row["file"]} for row in rows]
+
+
 def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict,
                  target_stats: str | Path | None = None) -> Path:
     """Write ``export``'s tensors in fp16 to ``out_dir/student.safetensors``, with its student metadata and
