@@ -59,7 +59,7 @@ from pipeline.decoding import (
     text_only_generate,
 )
 from pipeline.layout import RunLayout
-from pipeline.models.ctc import CTCHead, CTCSearch, ctc_beam_search, ctc_greedy_ids
+from pipeline.models.ctc import CTCHead, CTCSearch, ctc_beam_search, ctc_collapse
 from pipeline.models.patch_embedding import AudioPatchEmbedding
 from pipeline.models.sequence import (
     build_attention_mask,
@@ -304,10 +304,16 @@ class EncoderFreeModel:
         'hello world'
         """
         start = time.perf_counter()
-        log_probs, lengths, prompt_tokens = self._ctc_log_probs(audios)
-        ids = ctc_greedy_ids(log_probs, lengths) if self.ctc_search.greedy else self._ctc_beam_ids(log_probs, lengths)
+        if self.ctc_search.greedy:  # the best label per frame, never the whole vocabulary's log-probabilities
+            states, audio_tokens, prompt_tokens = self.ctc_states(audios)
+            ids = [ctc_collapse(labels) for labels in
+                   self.ctc_head.best_labels(states, audio_tokens, self.llm.get_output_embeddings())]
+        else:
+            log_probs, lengths, prompt_tokens = self._ctc_log_probs(audios)
+            ids = self._ctc_beam_ids(log_probs, lengths)
+            audio_tokens = lengths // self.ctc_head.upsample
         latency = time.perf_counter() - start
-        audio_tokens = (lengths // self.ctc_head.upsample).tolist()
+        audio_tokens = audio_tokens.tolist()
         return [GenerationResult(text=self.ctc_head.text(i, self.tokenizer), num_audio_tokens=int(n),
                                  prompt_tokens=int(p), new_tokens=len(i), latency_s=latency,
                                  time_to_first_token_s=latency, token_ids=list(i))

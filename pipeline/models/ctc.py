@@ -67,6 +67,26 @@ class TokenCTCHead(nn.Module):
         logits = torch.cat([self.blank(x), lm_head(x)], dim=-1)
         return F.log_softmax(logits.float(), dim=-1)
 
+    def best_labels(self, hidden: torch.Tensor, token_lengths: torch.Tensor, lm_head: nn.Module) -> list[torch.Tensor]:
+        """Each clip's best label per CTC frame (the blank 0, token ``v`` as ``v + 1``), as the argmax of
+        :meth:`forward` picks them, without its ``(B, T, 1 + vocab)`` tensor: the vocabulary is scored one clip at a
+        time on that clip's own frames (padding is never scored), and the blank wins a tie, as in the argmax.
+        The greedy read-out's only use of the head, so a batch of long clips costs one clip's scores in memory.
+
+        >>> head, lm_head = TokenCTCHead(8), nn.Linear(8, 50, bias=False)
+        >>> hidden, lengths = torch.randn(2, 6, 8), torch.tensor([6, 4])
+        >>> full = head(hidden, lm_head).argmax(-1)
+        >>> [bool(torch.equal(labels, full[b, :n])) for b, (labels, n) in
+        ...  enumerate(zip(head.best_labels(hidden, lengths, lm_head), lengths))]
+        [True, True]
+        """
+        out = []
+        for clip, length in zip(hidden, token_lengths.tolist()):
+            x = self.proj(self.norm(clip[:length].to(self.proj.weight.dtype)))
+            best_score, best_token = lm_head(x).float().max(-1)
+            out.append(torch.where(self.blank(x)[:, 0].float() >= best_score, CTC_BLANK, best_token + 1).cpu())
+        return out
+
     def frame_lengths(self, token_lengths: torch.Tensor) -> torch.Tensor:
         return token_lengths
 
@@ -107,6 +127,13 @@ class CharacterCTCHead(nn.Module):
         frames = F.gelu(self.expand(self.norm(hidden.to(self.expand.weight.dtype))))
         logits = self.classify(frames.reshape(batch, tokens * self.upsample, -1))
         return F.log_softmax(logits.float(), dim=-1)
+
+    def best_labels(self, hidden: torch.Tensor, token_lengths: torch.Tensor,
+                    lm_head: nn.Module | None = None) -> list[torch.Tensor]:
+        """Each clip's best label per CTC frame (its ``upsample`` frames per audio token); as
+        :meth:`TokenCTCHead.best_labels` (27 classes are cheap to score whole)."""
+        best = self(hidden).argmax(-1).cpu()
+        return [best[b, :n] for b, n in enumerate(self.frame_lengths(token_lengths).tolist())]
 
     def frame_lengths(self, token_lengths: torch.Tensor) -> torch.Tensor:
         return token_lengths * self.upsample
@@ -187,11 +214,17 @@ def ctc_token_loss(log_probs: torch.Tensor, lengths: torch.Tensor, token_ids: Se
 def ctc_greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
     """Best path per sample: argmax per frame, repeats merged, blanks dropped; label ids (LLM tokens or characters)."""
     best = log_probs.argmax(-1).cpu()
-    out = []
-    for b, length in enumerate(lengths.tolist()):
-        path = torch.unique_consecutive(best[b, :length]).tolist()
-        out.append([c - 1 for c in path if c != CTC_BLANK])
-    return out
+    return [ctc_collapse(best[b, :length]) for b, length in enumerate(lengths.tolist())]
+
+
+def ctc_collapse(frame_labels: torch.Tensor) -> list[int]:
+    """One clip's best label per frame (the blank 0, label ``v`` as ``v + 1``) as its label ids: repeats merged,
+    blanks dropped.
+
+    >>> ctc_collapse(torch.tensor([3, 3, 0, 3, 1, 0, 0]))
+    [2, 2, 0]
+    """
+    return [c - 1 for c in torch.unique_consecutive(frame_labels).tolist() if c != CTC_BLANK]
 
 
 @dataclass(frozen=True)

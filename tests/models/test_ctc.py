@@ -74,6 +74,36 @@ def test_samples_without_tokens_and_impossible_ones_do_not_break_the_batch():
     assert ctc_greedy_ids(log_probs, torch.tensor([3, 1])) == [[1, 2], [0]]
 
 
+@torch.no_grad()
+def test_best_labels_are_the_argmax_of_the_log_probs_without_scoring_padding():
+    """The greedy read-out's labels (``best_labels``) are those of the argmax over the full log-probabilities, per clip
+    of a padded batch, for both heads; a blank tied with the best token wins, as in the argmax; padding frames,
+    even non-finite ones, are never scored."""
+    torch.manual_seed(0)
+    head, lm_head = TokenCTCHead(16), torch.nn.Linear(16, 40, bias=False)
+    head.blank.weight.normal_()
+    hidden, lengths = torch.randn(3, 9, 16), torch.tensor([9, 5, 1])
+    full = head(hidden, lm_head).argmax(-1)
+    padded = hidden.clone()
+    padded[1, 5:] = float("nan")
+    labels = head.best_labels(padded, lengths, lm_head)
+    assert [len(t) for t in labels] == lengths.tolist()
+    assert all(torch.equal(labels[b], full[b, :n]) for b, n in enumerate(lengths.tolist()))
+    assert {int(c) for c in torch.cat(labels)} - {0}, "all blanks would test nothing"
+
+    lm_head.weight.zero_()  # every token scores exactly what the blank scores: 0
+    head.blank.weight.zero_()
+    head.blank.bias.zero_()
+    tied = head.best_labels(hidden, lengths, lm_head)
+    assert all(bool((t == 0).all()) for t in tied)
+    assert torch.equal(head(hidden, lm_head).argmax(-1), torch.zeros(3, 9, dtype=torch.long))
+
+    letters = CharacterCTCHead(16, upsample=2)
+    full = letters(hidden).argmax(-1)
+    labels = letters.best_labels(hidden, lengths)
+    assert all(torch.equal(labels[b], full[b, : 2 * n]) for b, n in enumerate(lengths.tolist()))
+
+
 def test_head_scores_tokens_through_the_llms_output_embedding():
     llm = make_llm("sdpa")
     head = TokenCTCHead(llm.config.hidden_size)
