@@ -16,7 +16,6 @@ from benchmarks import save_results
 from benchmarks.paired_ctc import paired_gap
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.examples is not None:
         import soundfile as sf
 
-        rows = [json.loads(line) for line in (args.examples / "examples.jsonl").read_text().splitlines()]
-        audios = [sf.read(args.examples / r["file"], dtype="float32")[0] for r in rows]
+        from pipeline.released import examples_in
+
+        rows = examples_in(args.examples)
+        audios = [sf.read(r["path"], dtype="float32")[0] for r in rows]
         answers = [r["reference"] for r in rows]
         source = str(args.examples)
     else:

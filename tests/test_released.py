@@ -90,8 +90,8 @@ def test_the_shipped_student_hears_held_out_clips():
 
     path = released.released_student("bundled:smollm2-135m-instruct")
     assert path is not None
-    rows = [json.loads(line) for line in (released.RELEASE_DIR / "examples" / "examples.jsonl").read_text().splitlines()]
-    audios = [sf.read(released.RELEASE_DIR / "examples" / r["file"], dtype="float32")[0] for r in rows]
+    rows = released.released_examples()
+    audios = [sf.read(r["path"], dtype="float32")[0] for r in rows]
     said = [r["transcript"] for r in rows]
     model = EncoderFreeModel.from_export("bundled:smollm2-135m-instruct", path)
     assert model.read_out() == "ctc"

@@ -50,11 +50,20 @@ def released_examples() -> list[dict]:
     >>> all(row["path"].is_file() for row in released_examples())
     True
     """
-    index = RELEASE_DIR / "examples" / "examples.jsonl"
-    if not index.is_file():
-        return []
-    rows = [json.loads(line) for line in index.read_text().splitlines()]
-    return [{**row, "path": RELEASE_DIR / "examples" / row["file"]} for row in rows]
+    folder = RELEASE_DIR / "examples"
+    return examples_in(folder) if (folder / "examples.jsonl").is_file() else []
+
+
+def examples_in(folder: str | Path) -> list[dict]:
+    """The clips a folder of examples indexes (``examples.jsonl``, a row per clip with its ``file`` name, e.g. a
+    release's ``examples/``), each row with ``path``, its audio file's full path.
+
+    >>> [row["file"] for row in examples_in(RELEASE_DIR / "examples")] == [row["file"] for row in released_examples()]
+    True
+    """
+    folder = Path(folder)
+    rows = [json.loads(line) for line in (folder / "examples.jsonl").read_text().splitlines()]
+    return [{**row, "path": folder / row["file"]} for row in rows]
 
 
 def pack_release(export: str | Path, out_dir: str | Path, llm_spec: str, facts: dict,
