@@ -101,7 +101,7 @@ def learning_curve(cfg: AuraConfig, run_dir: str | Path, max_samples: int | None
     stage = Path(run_dir).name
     stage_cfg = stage_config(cfg, stage if stage in ("distill", "tasks") else "tasks")
     examples_per_step = stage_cfg.train.batch_size * stage_cfg.train.num_workers
-    items, _ = heldout_items(cfg, None, max_samples)
+    items, _ = heldout_items(cfg, max_samples)
     exports = checkpoint_exports(run_dir)
     start = RunLayout(Path(run_dir).parent).student("distill")
     if stage == "tasks" and start.is_file():

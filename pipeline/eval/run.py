@@ -101,12 +101,14 @@ def _interleave_by_task(rows: list[dict], limit: int | None) -> list[dict]:
     return out
 
 
-def heldout_items(cfg: AuraConfig, store=None, max_samples: int | None = None) -> tuple[list[EvalItem], list[str]]:
-    """The held-out requests (``split == "heldout"``) and the store keys they have targets under."""
+def heldout_items(cfg: AuraConfig, max_samples: int | None = None) -> tuple[list[EvalItem], list[str]]:
+    """The held-out requests (``split == "heldout"``) of the shards and their keys, whether or not the feature store
+    holds their teacher targets yet: a store still being computed, or not yet grown with its corpus, must not shrink
+    what the systems are judged on (only the cosine probe needs targets, and reads its own)."""
     from pipeline.data.shards import ShardSet
     from pipeline.train.data import TrainingData
 
-    data = TrainingData(ShardSet(cfg.paths.shards), store, split="heldout", tasks=["transcribe", "spoken_qa"])
+    data = TrainingData(ShardSet(cfg.paths.shards), None, split="heldout", tasks=["transcribe", "spoken_qa"])
     rows = _interleave_by_task([data.rows[k] for k in data.keys()], max_samples)
     items = []
     for row in rows:
@@ -278,10 +280,15 @@ def run_eval(cfg: AuraConfig, systems: Sequence[str] = DEFAULT_SYSTEMS, max_samp
         store = open_store_for(cfg, mode="r")
     except Exception as exc:  # noqa: BLE001 - reported; systems that need no store still run
         notes.append(f"feature store not usable ({type(exc).__name__}: {exc}); cosine and bridge training skipped")
-    items, keys = heldout_items(cfg, store, max_samples)
+    items, keys = heldout_items(cfg, max_samples)
     if not items:
-        raise RuntimeError(f"no held-out utterances in {cfg.paths.shards} (manifest rows with split 'heldout'"
-                           + (" in committed store shards" if store is not None else "") + ")")
+        raise RuntimeError(f"no held-out utterances in {cfg.paths.shards} (manifest rows with split 'heldout')")
+    if store is not None and cosine:
+        stored = set(store.keys())
+        missing = sum(key not in stored for key in keys)
+        if missing:
+            notes.append(f"the feature store holds teacher targets for {len(keys) - missing} of the {len(keys)} "
+                         f"held-out utterances (`aura precompute` computes the rest): the cosine is measured on those")
     sets: dict[str, list[EvalItem]] = {"heldout": items}
     for spec in datasets:
         name, ext_items, rejected = external_items(cfg, spec, max_samples, with_context)

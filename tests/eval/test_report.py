@@ -1,8 +1,10 @@
 """The report writer on synthetic results, and ``aura eval`` end to end on a tiny workdir."""
 
 import json
+import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from pipeline.eval.report import interpretation, write_report
@@ -119,3 +121,37 @@ def test_aura_eval_reads_a_ctc_student_through_its_head(eval_cfg, tmp_path):
     assert system["sets"]["heldout"]["wer"]["wer"] is not None and system["sets"]["heldout"]["qa"]["accuracy"] is not None
     skipped = run_eval(eval_cfg, systems=["aura_ctc"], max_samples=1, progress=False)["systems"]["aura_ctc"]
     assert skipped["status"] == "skipped" and "no CTC head" in skipped["reason"]
+
+
+def test_aura_eval_judges_every_heldout_utterance_of_a_corpus_grown_past_its_store(eval_workdir, tmp_path):
+    """A corpus grown by an ingest whose teacher targets are not computed yet (no `aura precompute` since): the
+    systems are judged on every held-out utterance of the shards, not only those the store holds, and the report
+    says how many the cosine could read."""
+    import pyarrow.parquet as pq
+
+    from pipeline.config import load_config
+    from pipeline.data.audio import speechlike, to_flac_bytes
+    from pipeline.data.shards import MANIFEST_SCHEMA, ShardSet
+    from pipeline.eval.run import run_eval
+
+    workdir, overrides = eval_workdir
+    grown = tmp_path / "grown"
+    shutil.copytree(workdir, grown)
+    cfg = load_config("configs/tiny.yaml", overrides + [f"workdir={grown}", f"paths.reports={tmp_path / 'reports'}"])
+    shards = ShardSet(cfg.paths.shards)
+    manifest = pq.read_table(shards.manifest_path).to_pylist()
+    before = sum(row["split"] == "heldout" for row in manifest)
+    new_rows, samples = [], []
+    for i in range(2):
+        audio, key = speechlike(0.6, seed=100 + i), f"grown-{i}"
+        meta = {"key": key, "text": "she sells fresh bread", "task": "transcribe", "question": None, "answer": None,
+                "split": "heldout"}
+        samples.append((key, to_flac_bytes(audio, 16000), meta))
+        new_rows.append({**manifest[-1], **meta, "shard": "shard-000099", "index": i, "source": f"synthetic/{key}.wav",
+                         "duration_s": len(audio) / 16000, "num_samples": len(audio)})
+    shards.write_shard("shard-000099", samples)
+    shards.write_manifest(pa.Table.from_pylist(manifest + new_rows, schema=MANIFEST_SCHEMA))
+
+    results = run_eval(cfg, systems=["text"], max_samples=100, progress=False)
+    assert results["systems"]["text"]["sets"]["heldout"]["utterances"] == before + 2
+    assert any(f"targets for {before} of the {before + 2} held-out" in note for note in results["notes"]), results["notes"]
