@@ -54,3 +54,32 @@ def test_soup_once_writes_the_soup_then_leaves_it_as_it_is(tmp_path):
     assert out.read_bytes() == first
     usage = subprocess.run(["bash", script, str(out)], cwd=REPO, capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_keep_stage_keeps_an_fp16_copy_with_the_metadata_once(tmp_path):
+    """benchmarks/keep_stage.sh (a stage's export kept in git for checkouts without runs/): every floating tensor in
+    fp16, the rest and the metadata as they were; a copy already there is left as it is."""
+    import subprocess
+
+    import torch
+
+    from tests.conftest import REPO
+
+    release = load_file(RELEASE)
+    export = {name: t.float() if t.is_floating_point() else t for name, t in release.items()}
+    with safe_open(RELEASE, framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(export, str(tmp_path / "export.safetensors"), metadata=metadata)
+    kept = tmp_path / "kept" / "stage.safetensors"
+    script = str(REPO / "benchmarks" / "keep_stage.sh")
+    subprocess.run(["bash", script, str(tmp_path / "export.safetensors"), str(kept)], check=True, cwd=REPO,
+                   capture_output=True, timeout=300)
+    copy = load_file(str(kept))
+    assert copy.keys() == export.keys()
+    for name, tensor in export.items():
+        assert torch.equal(copy[name], tensor.half() if tensor.is_floating_point() else tensor), name
+    with safe_open(str(kept), framework="pt") as handle:
+        assert handle.metadata() == metadata
+    first = kept.read_bytes()
+    subprocess.run(["bash", script, RELEASE, str(kept)], check=True, cwd=REPO, capture_output=True, timeout=300)
+    assert kept.read_bytes() == first
